@@ -1,0 +1,254 @@
+// gpummu/core/result.hpp: errors as values.
+//
+// What it does
+//   - `Error` lists every way a gpummu operation can refuse or fail. `error_name()` gives
+//     the snake_case name (stable: tools print it and scripts match it) and
+//     `error_message()` a one-line explanation.
+//   - `Result<T>` holds either a T or an Error; `Result<void>` holds success or an Error.
+//     It never throws and never allocates. Reading the value of a failed result (or the
+//     error of a successful one) is a caller bug caught by GPUMMU_ASSERT in debug builds.
+//
+// Invariants
+//   - A function that returns an Error has changed nothing it was given (gpummu's rule:
+//     bad input leaves state unchanged). Errors from a device (timeouts, I/O) are the only
+//     exception and say so in the operation's own header.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+#include <utility>
+
+#include "gpummu/core/config.hpp"
+
+namespace gpummu {
+
+enum class Error : std::uint8_t {
+    invalid_argument,         // a value that makes no sense for this operation
+    misaligned,               // an address or size not aligned as the hardware requires
+    out_of_range,             // an address or index outside the space it names
+    field_overflow,           // a value wider than the entry field that must hold it
+    invalid_aperture,         // an aperture this entry kind cannot use
+    field_not_in_format,      // a field the selected MMU format does not have
+    conflicting_fields,       // two inputs that contradict each other
+    page_size_not_supported,  // a page size the format, level or chip cannot map
+    arithmetic_overflow,      // address arithmetic wrapped around
+    out_of_memory,            // no space left for the request
+    double_free,              // freeing something already free
+    not_allocated,            // freeing or changing something never allocated
+    overlap,                  // the request overlaps something that exists
+    not_mapped,               // the address range holds no mapping
+    already_mapped,           // the address range already holds a mapping
+    stale_handle,             // the handle's generation no longer matches
+    timeout,                  // the device did not answer within the polling bound
+    device_error,             // the device reported an error or an access failed
+    read_only_device,         // a write to a device opened read-only
+    unknown_chip,             // a BOOT_0 / BOOT_42 value no record describes
+    malformed_record,         // a firmware record that contradicts itself
+};
+
+inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::malformed_record) + 1;
+
+[[nodiscard]] constexpr const char *error_name(Error error) noexcept
+{
+    switch (error) {
+    case Error::invalid_argument: return "invalid_argument";
+    case Error::misaligned: return "misaligned";
+    case Error::out_of_range: return "out_of_range";
+    case Error::field_overflow: return "field_overflow";
+    case Error::invalid_aperture: return "invalid_aperture";
+    case Error::field_not_in_format: return "field_not_in_format";
+    case Error::conflicting_fields: return "conflicting_fields";
+    case Error::page_size_not_supported: return "page_size_not_supported";
+    case Error::arithmetic_overflow: return "arithmetic_overflow";
+    case Error::out_of_memory: return "out_of_memory";
+    case Error::double_free: return "double_free";
+    case Error::not_allocated: return "not_allocated";
+    case Error::overlap: return "overlap";
+    case Error::not_mapped: return "not_mapped";
+    case Error::already_mapped: return "already_mapped";
+    case Error::stale_handle: return "stale_handle";
+    case Error::timeout: return "timeout";
+    case Error::device_error: return "device_error";
+    case Error::read_only_device: return "read_only_device";
+    case Error::unknown_chip: return "unknown_chip";
+    case Error::malformed_record: return "malformed_record";
+    }
+    return "unknown_error";
+}
+
+[[nodiscard]] constexpr const char *error_message(Error error) noexcept
+{
+    switch (error) {
+    case Error::invalid_argument: return "the value makes no sense for this operation";
+    case Error::misaligned: return "address or size is not aligned as required";
+    case Error::out_of_range: return "address or index is outside its space";
+    case Error::field_overflow: return "value is wider than the entry field";
+    case Error::invalid_aperture: return "this entry kind cannot use that aperture";
+    case Error::field_not_in_format: return "the MMU format has no such field";
+    case Error::conflicting_fields: return "two inputs contradict each other";
+    case Error::page_size_not_supported: return "page size not supported here";
+    case Error::arithmetic_overflow: return "address arithmetic overflowed";
+    case Error::out_of_memory: return "no space left for the request";
+    case Error::double_free: return "already free";
+    case Error::not_allocated: return "not allocated";
+    case Error::overlap: return "overlaps an existing range";
+    case Error::not_mapped: return "range is not mapped";
+    case Error::already_mapped: return "range is already mapped";
+    case Error::stale_handle: return "handle is stale";
+    case Error::timeout: return "device did not respond in time";
+    case Error::device_error: return "device access failed";
+    case Error::read_only_device: return "device is open read-only";
+    case Error::unknown_chip: return "unknown chip";
+    case Error::malformed_record: return "malformed firmware record";
+    }
+    return "unknown error";
+}
+
+// Tag for constructing a failed Result: `return failure(Error::misaligned);`
+struct Failure {
+    Error error;
+};
+[[nodiscard]] constexpr Failure failure(Error error) noexcept
+{
+    return Failure{error};
+}
+
+template <class T>
+class [[nodiscard]] Result {
+    static_assert(!std::is_reference_v<T>, "Result<T&> is not supported; return a pointer");
+
+public:
+    using value_type = T;
+
+    constexpr Result(const T &value) noexcept(std::is_nothrow_copy_constructible_v<T>)
+        : value_(value),
+          has_value_(true)
+    {
+    }
+    constexpr Result(T &&value) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : value_(std::move(value)),
+          has_value_(true)
+    {
+    }
+    constexpr Result(Failure failed) noexcept : error_(failed.error), has_value_(false) {}
+
+    constexpr Result(const Result &other) requires std::is_trivially_copy_constructible_v<T>
+    = default;
+    constexpr Result(const Result &other) noexcept(std::is_nothrow_copy_constructible_v<T>)
+        : has_value_(other.has_value_)
+    {
+        if (has_value_)
+            std::construct_at(&value_, other.value_);
+        else
+            error_ = other.error_;
+    }
+    constexpr Result(Result &&other) requires std::is_trivially_move_constructible_v<T>
+    = default;
+    constexpr Result(Result &&other) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : has_value_(other.has_value_)
+    {
+        if (has_value_)
+            std::construct_at(&value_, std::move(other.value_));
+        else
+            error_ = other.error_;
+    }
+    constexpr Result &
+    operator=(const Result &other) noexcept(std::is_nothrow_copy_constructible_v<T>)
+    {
+        if (this != &other) {
+            std::destroy_at(this);
+            std::construct_at(this, other);
+        }
+        return *this;
+    }
+    constexpr Result &operator=(Result &&other) noexcept(std::is_nothrow_move_constructible_v<T>)
+    {
+        if (this != &other) {
+            std::destroy_at(this);
+            std::construct_at(this, std::move(other));
+        }
+        return *this;
+    }
+
+    constexpr ~Result() requires std::is_trivially_destructible_v<T>
+    = default;
+    constexpr ~Result()
+    {
+        if (has_value_) std::destroy_at(&value_);
+    }
+
+    [[nodiscard]] constexpr bool has_value() const noexcept { return has_value_; }
+    constexpr explicit operator bool() const noexcept { return has_value_; }
+
+    [[nodiscard]] constexpr T &value() &noexcept
+    {
+        GPUMMU_ASSERT(has_value_);
+        return value_;
+    }
+    [[nodiscard]] constexpr const T &value() const &noexcept
+    {
+        GPUMMU_ASSERT(has_value_);
+        return value_;
+    }
+    [[nodiscard]] constexpr T &&value() &&noexcept
+    {
+        GPUMMU_ASSERT(has_value_);
+        return std::move(value_);
+    }
+    [[nodiscard]] constexpr T *operator->() noexcept { return &value(); }
+    [[nodiscard]] constexpr const T *operator->() const noexcept { return &value(); }
+    [[nodiscard]] constexpr T &operator*() &noexcept { return value(); }
+    [[nodiscard]] constexpr const T &operator*() const &noexcept { return value(); }
+
+    [[nodiscard]] constexpr Error error() const noexcept
+    {
+        GPUMMU_ASSERT(!has_value_);
+        return error_;
+    }
+    [[nodiscard]] constexpr T value_or(T fallback) const noexcept
+    {
+        return has_value_ ? value_ : fallback;
+    }
+
+private:
+    union {
+        T value_;
+        Error error_;
+    };
+    bool has_value_;
+};
+
+template <>
+class [[nodiscard]] Result<void> {
+public:
+    using value_type = void;
+    constexpr Result() noexcept = default;
+    constexpr Result(Failure failed) noexcept : error_(failed.error), has_value_(false) {}
+
+    [[nodiscard]] constexpr bool has_value() const noexcept { return has_value_; }
+    constexpr explicit operator bool() const noexcept { return has_value_; }
+    [[nodiscard]] constexpr Error error() const noexcept
+    {
+        GPUMMU_ASSERT(!has_value_);
+        return error_;
+    }
+
+private:
+    Error error_ = Error::invalid_argument;
+    bool has_value_ = true;
+};
+
+[[nodiscard]] constexpr Result<void> success() noexcept
+{
+    return Result<void>{};
+}
+
+}  // namespace gpummu
+
+// Propagates a failed Result<...> to the caller: `GPUMMU_TRY(check(x));`
+#define GPUMMU_TRY(expression)                                                                     \
+    do {                                                                                           \
+        if (auto gpummu_try_result_ = (expression); !gpummu_try_result_)                           \
+            return ::gpummu::failure(gpummu_try_result_.error());                                  \
+    } while (false)

@@ -1,0 +1,19 @@
+// gpummu/gpummu.hpp: the umbrella header. Includes every freestanding gpummu header; the
+// POSIX BAR backend (hw/pci_bar.hpp) is left out on purpose and must be included by name.
+//
+// Glossary: PTE page-table entry; PDE page-directory entry; dual PDE the 16-byte PD0 entry
+// pointing at a big-page (64 KiB) and a small-page (4 KiB) table; PDB page-directory base
+// (the root); PFN/VFN physical/virtual 4 KiB frame number; PCF page classification field
+// (MMU v3 permissions); NV4K "no valid 4 KiB PTE below" (a big-PTE state).
+#pragma once
+
+#include "gpummu/core/bitfield.hpp"
+#include "gpummu/core/config.hpp"
+#include "gpummu/core/result.hpp"
+#include "gpummu/core/types.hpp"
+#include "gpummu/format/aperture_codes.hpp"
+#include "gpummu/format/describe.hpp"
+#include "gpummu/format/format_concepts.hpp"
+#include "gpummu/format/mmu_v2.hpp"
+#include "gpummu/format/mmu_v3.hpp"
+#include "gpummu/format/mmu_version.hpp"
