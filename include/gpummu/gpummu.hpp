@@ -7,6 +7,7 @@
 // (MMU v3 permissions); NV4K "no valid 4 KiB PTE below" (a big-PTE state).
 #pragma once
 
+#include "gpummu/alloc/buddy.hpp"
 #include "gpummu/core/bitfield.hpp"
 #include "gpummu/core/config.hpp"
 #include "gpummu/core/result.hpp"

@@ -1,0 +1,957 @@
+// gpummu/alloc/buddy.hpp: the VRAM buddy allocator.
+//
+// What it does
+//   - Manages the usable VRAM regions firmware reports (one or more [base, end) ranges,
+//     chunk-aligned, of any size) in power-of-two blocks of `chunk << order` bytes, every
+//     block aligned to its own size in physical addresses (so a 2 MiB block can back a
+//     2 MiB page).
+//   - allocate(size, options, out): one block (contiguous; a size that is not a power of
+//     two is met exactly, the rounded-up block's tail going straight back) or several
+//     (the default), with a minimum block size, an alignment larger than the size, an
+//     address window, bottom-up or top-down placement, and a preference for memory known
+//     to be zero. Blocks are written into a caller-supplied span: no heap.
+//   - free(blocks, cleared), trim(blocks, new size), reserve(exact range), stats().
+//   - check_invariants(): a full audit for tests and debug builds.
+//
+// How (metadata is fixed, computed up front by metadata_words(), supplied by the caller)
+//   For every order k the tree level holds one 2-bit state per aligned 2^k-chunk node:
+//
+//       order 2   [ N ][ F ]                 N none: split, covered by a bigger block,
+//       order 1   [ A ][ N ][ . ][ . ]           or outside every region
+//       order 0   [.][.][F][C][.][.][.][.]   A allocated block   F free, dirty
+//                                            C free, known zero (cleared)
+//   Free blocks of each order and kind are found through a hierarchy of summary bitmaps
+//   (bit i of level L+1 says "word i of level L has a set bit"), so finding the first or
+//   last free block in an address window costs O(log N) word operations; a per-kind mask
+//   of non-empty orders picks the smallest order that fits with one bit scan. allocate and
+//   free touch O(orders) nodes: O(log N) in the number of chunks, independent of how many
+//   blocks are allocated. Metadata: 2 bits per node (4 bits per chunk, 2 MiB for 16 GiB
+//   of 4 KiB chunks) plus about 3% for the summaries. Regions far apart share one index
+//   space over their hull; the gaps cost metadata but are never handed out.
+//
+// Invariants (check_invariants() proves them)
+//   - Every chunk of every region lies in exactly one block, free or allocated.
+//   - Two free buddies of the same kind never coexist: they merge. A cleared and a dirty
+//     buddy do not merge, so cleared memory never silently becomes "dirty". Blocks never
+//     merge across a region boundary.
+//   - The counters, non-empty masks and summaries agree with the node states.
+//
+// What it does not do
+//   - No locking: the owner serialises calls. No clearing of memory: "cleared" is the
+//     caller's statement when freeing. Blocks are returned in an order suited to the
+//     request, not sorted.
+//   - Errors leave the allocator exactly as it was (multi-block operations roll back).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <span>
+
+#include "gpummu/core/result.hpp"
+#include "gpummu/core/types.hpp"
+
+namespace gpummu {
+
+struct BuddyBlock {
+    VramAddress address{};
+    u64 size = 0;  // bytes, a power of two >= the chunk size
+    constexpr bool operator==(const BuddyBlock &) const noexcept = default;
+};
+
+struct BuddyOptions {
+    u64 min_block_size = 0;       // every block at least this big and aligned to it (0: chunk)
+    u64 alignment = 0;            // block addresses aligned to this (0: own size); for a
+                                  // contiguous request, the start of the run
+    VramAddress window_begin{0};  // only blocks inside [window_begin, window_end)
+    VramAddress window_end{~u64{0}};
+    bool top_down = false;        // highest address that fits (default: best fit, low first)
+    bool contiguous = false;      // one run of memory (a single block if size is a power of two)
+    bool prefer_cleared = false;  // take memory known to be zero first (else dirty first)
+};
+
+// The blocks of one request: a view into the span the caller passed to allocate/reserve.
+struct BuddyAllocation {
+    std::span<BuddyBlock> blocks;
+    u64 size = 0;  // bytes allocated (the request rounded up to the chunk / minimum block)
+};
+
+struct BuddyStats {
+    static constexpr unsigned max_orders = 48;
+    u64 chunk_bytes = 0;
+    u64 total_bytes = 0;
+    u64 free_bytes = 0;
+    u64 cleared_bytes = 0;       // free bytes known to be zero
+    u64 largest_free_block = 0;  // bytes
+    unsigned order_count = 0;    // orders 0 .. order_count-1 exist
+    std::array<u64, max_orders> free_bytes_per_order{};
+};
+
+class BuddyAllocator {
+public:
+    static constexpr std::size_t max_regions = 16;
+    static constexpr unsigned max_orders = BuddyStats::max_orders;
+
+    // Words of metadata storage create() needs for these regions.
+    [[nodiscard]] static Result<std::size_t> metadata_words(std::span<const VramRange> regions,
+                                                            u64 chunk_bytes = 4096) noexcept
+    {
+        Layout layout;
+        if (auto planned = plan(regions, chunk_bytes, layout); !planned)
+            return failure(planned.error());
+        return layout.total_words;
+    }
+
+    [[nodiscard]] static Result<BuddyAllocator> create(std::span<const VramRange> regions,
+                                                       std::span<u64> storage,
+                                                       u64 chunk_bytes = 4096) noexcept
+    {
+        BuddyAllocator allocator;
+        if (auto planned = plan(regions, chunk_bytes, allocator.layout_); !planned)
+            return failure(planned.error());
+        if (storage.size() < allocator.layout_.total_words) return failure(Error::out_of_memory);
+        allocator.words_ = storage.data();
+        for (std::size_t i = 0; i < allocator.layout_.total_words; ++i) storage[i] = 0;
+        // Every region starts as its maximal aligned blocks, free and of unknown content.
+        for (std::size_t r = 0; r < allocator.layout_.region_count; ++r) {
+            u64 chunk = allocator.layout_.region_first[r];
+            u64 end = allocator.layout_.region_end[r];
+            while (chunk < end) {
+                unsigned order =
+                    largest_order_at(chunk, end - chunk, allocator.layout_.order_count);
+                allocator.insert_free(order, chunk >> order, dirty);
+                chunk += u64{1} << order;
+            }
+        }
+        return allocator;
+    }
+
+    BuddyAllocator(BuddyAllocator &&) noexcept = default;
+    BuddyAllocator &operator=(BuddyAllocator &&) noexcept = default;
+    BuddyAllocator(const BuddyAllocator &) = delete;
+    BuddyAllocator &operator=(const BuddyAllocator &) = delete;
+
+    [[nodiscard]] u64 chunk_bytes() const noexcept { return u64{1} << layout_.chunk_shift; }
+    [[nodiscard]] u64 free_bytes() const noexcept { return free_chunks_ << layout_.chunk_shift; }
+    [[nodiscard]] u64 total_bytes() const noexcept
+    {
+        return layout_.total_chunks << layout_.chunk_shift;
+    }
+
+    // Allocates `size` bytes. On success the blocks are in out[0 .. result.blocks.size()).
+    // Errors: invalid_argument (size 0, a bad option, `out` too small), out_of_range (the
+    // window holds no managed memory), out_of_memory (not enough free space that satisfies
+    // the options). Nothing changes on error.
+    [[nodiscard]] Result<BuddyAllocation> allocate(u64 size, const BuddyOptions &options,
+                                                   std::span<BuddyBlock> out) noexcept
+    {
+        Request request;
+        if (auto prepared = prepare(size, options, request); !prepared)
+            return failure(prepared.error());
+        if (out.empty()) return failure(Error::invalid_argument);
+        if (request.chunks > free_chunks_) return failure(Error::out_of_memory);
+        if (options.contiguous) return allocate_contiguous(request, out);
+        return allocate_scattered(request, out);
+    }
+
+    // Frees blocks returned by allocate/reserve/trim. `cleared`: the caller zeroed them.
+    // Errors: misaligned / out_of_range (not a block this allocator could have made),
+    // double_free (already free), not_allocated (not a block that is allocated as such).
+    [[nodiscard]] Result<void> free(std::span<const BuddyBlock> blocks,
+                                    bool cleared = false) noexcept
+    {
+        for (const BuddyBlock &block : blocks) {
+            Node node;
+            if (auto located = locate(block, node); !located) return located;
+            if (auto is_allocated = check_allocated(node); !is_allocated) return is_allocated;
+        }
+        // Every block is allocated; a block listed twice is found as we go, and undone.
+        const Kind kind = cleared ? clean : dirty;
+        for (std::size_t i = 0; i < blocks.size(); ++i) {
+            Node node;
+            (void)locate(blocks[i], node);
+            if (state(node.order, node.index) != allocated) {
+                for (std::size_t j = 0; j < i; ++j) (void)take_exact(blocks[j]);
+                return failure(Error::double_free);
+            }
+            release(node.order, node.index, kind);
+        }
+        return success();
+    }
+    [[nodiscard]] Result<void> free(const BuddyBlock &block, bool cleared = false) noexcept
+    {
+        return free(std::span<const BuddyBlock>(&block, 1), cleared);
+    }
+
+    // Shrinks an allocation in place to `new_size` bytes (rounded up to the chunk): keeps
+    // the blocks in list order up to new_size, splits the block that straddles it and frees
+    // the rest (as dirty). The kept blocks are rewritten into `blocks`, which must have room
+    // for them (a split block becomes up to log2 pieces). Returns the new block count.
+    [[nodiscard]] Result<std::size_t> trim(std::span<BuddyBlock> blocks, std::size_t count,
+                                           u64 new_size) noexcept
+    {
+        if (count > blocks.size()) return failure(Error::invalid_argument);
+        u64 current = 0;
+        for (std::size_t i = 0; i < count; ++i) {
+            Node node;
+            if (auto located = locate(blocks[i], node); !located) return failure(located.error());
+            if (auto is_allocated = check_allocated(node); !is_allocated)
+                return failure(is_allocated.error());
+            current += blocks[i].size;
+        }
+        auto rounded = align_up(new_size, chunk_bytes());
+        if (!rounded) return failure(rounded.error());
+        if (*rounded > current) return failure(Error::invalid_argument);  // trim cannot grow
+        // Find the straddling block and check the output has room before changing anything.
+        std::size_t keep_whole = 0;
+        u64 kept = 0;
+        while (keep_whole < count && kept + blocks[keep_whole].size <= *rounded)
+            kept += blocks[keep_whole++].size;
+        u64 partial_chunks = (*rounded - kept) >> layout_.chunk_shift;
+        std::size_t pieces = static_cast<std::size_t>(std::popcount(partial_chunks));
+        if (keep_whole + pieces > blocks.size()) return failure(Error::invalid_argument);
+        std::size_t first_freed = keep_whole + (partial_chunks != 0 ? 1 : 0);
+        BuddyBlock straddling = partial_chunks != 0 ? blocks[keep_whole] : BuddyBlock{};
+        for (std::size_t i = first_freed; i < count; ++i) {
+            Node node;
+            (void)locate(blocks[i], node);
+            release(node.order, node.index, dirty);
+        }
+        std::size_t written = keep_whole;
+        if (partial_chunks != 0) {
+            Node node;
+            (void)locate(straddling, node);
+            written += keep_prefix(node, partial_chunks, dirty, blocks.subspan(keep_whole));
+        }
+        return written;
+    }
+
+    // Takes exactly [range.begin, range.end) (chunk-aligned, inside one region, all free):
+    // firmware areas, a GSP-owned page directory. Errors: misaligned, out_of_range,
+    // overlap (some chunk is allocated), invalid_argument (`out` too small).
+    [[nodiscard]] Result<BuddyAllocation> reserve(VramRange range,
+                                                  std::span<BuddyBlock> out) noexcept
+    {
+        if (range.empty()) return failure(Error::invalid_argument);
+        if (!range.begin().is_aligned_to(chunk_bytes()) ||
+            !range.end().is_aligned_to(chunk_bytes()))
+            return failure(Error::misaligned);
+        u64 first = range.begin().value() >> layout_.chunk_shift;
+        u64 end = range.end().value() >> layout_.chunk_shift;
+        if (region_of(first, end) < 0) return failure(Error::out_of_range);
+        std::size_t pieces = 0;
+        for (u64 chunk = first; chunk < end; ++pieces) {
+            unsigned order = largest_order_at(chunk, end - chunk, layout_.order_count);
+            if (!is_all_free(order, chunk >> order)) return failure(Error::overlap);
+            chunk += u64{1} << order;
+        }
+        if (pieces > out.size()) return failure(Error::invalid_argument);
+        std::size_t written = 0;
+        for (u64 chunk = first; chunk < end;) {
+            unsigned order = largest_order_at(chunk, end - chunk, layout_.order_count);
+            BuddyBlock block = block_of(order, chunk >> order);
+            (void)take_exact(block);
+            out[written++] = block;
+            chunk += u64{1} << order;
+        }
+        return BuddyAllocation{out.first(written), range.size()};
+    }
+
+    [[nodiscard]] BuddyStats stats() const noexcept
+    {
+        BuddyStats out;
+        out.chunk_bytes = chunk_bytes();
+        out.total_bytes = total_bytes();
+        out.free_bytes = free_bytes();
+        out.cleared_bytes = cleared_chunks_ << layout_.chunk_shift;
+        out.order_count = layout_.order_count;
+        for (unsigned order = 0; order < layout_.order_count; ++order) {
+            u64 blocks = counts_[order][dirty] + counts_[order][clean];
+            out.free_bytes_per_order[order] = blocks << (order + layout_.chunk_shift);
+            if (blocks != 0) out.largest_free_block = u64{1} << (order + layout_.chunk_shift);
+        }
+        return out;
+    }
+
+    // Full audit: O(chunks). For tests and debug builds.
+    [[nodiscard]] Result<void> check_invariants() const noexcept
+    {
+        u64 free_seen = 0, cleared_seen = 0, allocated_seen = 0;
+        std::array<std::array<u64, 2>, max_orders> counts_seen{};
+        for (std::size_t r = 0; r < layout_.region_count; ++r) {
+            u64 chunk = layout_.region_first[r];
+            u64 end = layout_.region_end[r];
+            while (chunk < end) {
+                unsigned order = largest_order_at(chunk, end - chunk, layout_.order_count);
+                if (!audit(order, chunk >> order, free_seen, cleared_seen, allocated_seen,
+                           counts_seen))
+                    return failure(Error::malformed_record);
+                chunk += u64{1} << order;
+            }
+        }
+        if (free_seen != free_chunks_ || cleared_seen != cleared_chunks_ ||
+            free_seen + allocated_seen != layout_.total_chunks)
+            return failure(Error::malformed_record);
+        for (unsigned order = 0; order < layout_.order_count; ++order) {
+            for (Kind kind : {dirty, clean}) {
+                if (counts_seen[order][kind] != counts_[order][kind])
+                    return failure(Error::malformed_record);
+                bool nonempty = (nonempty_[kind] >> order) & 1u;
+                if (nonempty != (counts_[order][kind] != 0))
+                    return failure(Error::malformed_record);
+                if (!summaries_agree(order, kind)) return failure(Error::malformed_record);
+            }
+        }
+        return success();
+    }
+
+    // Bytes of metadata this allocator uses (storage words plus the object itself).
+    [[nodiscard]] u64 metadata_bytes() const noexcept
+    {
+        return layout_.total_words * sizeof(u64) + sizeof(*this);
+    }
+
+private:
+    // ---- layout ---------------------------------------------------------------------------
+    enum : u64 { none = 0, allocated = 1, free_dirty = 2, free_clean = 3 };
+    enum Kind : u8 { dirty = 0, clean = 1 };
+    static constexpr unsigned max_levels = 6;
+    static constexpr unsigned nodes_per_word = 32;
+
+    struct Layout {
+        unsigned chunk_shift = 12;
+        unsigned order_count = 0;
+        u64 total_chunks = 0;
+        std::size_t total_words = 0;
+        std::size_t region_count = 0;
+        std::array<u64, max_regions> region_first{};  // in chunks (absolute)
+        std::array<u64, max_regions> region_end{};
+        std::array<u64, max_orders> node_low{};  // absolute index of the first node
+        std::array<u64, max_orders> node_count{};
+        std::array<std::size_t, max_orders> node_words{};  // offset of the node-state words
+        // Summary levels per order and kind: level 0 is the node words themselves.
+        std::array<std::array<std::array<std::size_t, max_levels>, 2>, max_orders> level_offset{};
+        std::array<std::array<std::size_t, max_levels>, max_orders> level_words{};
+        std::array<unsigned, max_orders> level_count{};
+    };
+
+    struct Node {
+        unsigned order = 0;
+        u64 index = 0;  // absolute: chunk >> order
+    };
+
+    struct Request {
+        u64 chunks = 0;
+        unsigned min_order = 0;
+        unsigned align_order = 0;  // block addresses aligned to 2^align_order chunks (0: own size)
+        u64 window_first = 0;      // chunks, absolute
+        u64 window_end = 0;
+        bool top_down = false;
+        Kind preferred = dirty;
+    };
+
+    static Result<void> plan(std::span<const VramRange> regions, u64 chunk_bytes,
+                             Layout &layout) noexcept
+    {
+        if (!is_power_of_two(chunk_bytes) || chunk_bytes < 4096)
+            return failure(Error::invalid_argument);
+        if (regions.empty() || regions.size() > max_regions)
+            return failure(Error::invalid_argument);
+        layout = Layout{};
+        layout.chunk_shift = static_cast<unsigned>(std::countr_zero(chunk_bytes));
+        layout.region_count = regions.size();
+        u64 largest = 0;
+        for (std::size_t r = 0; r < regions.size(); ++r) {
+            const VramRange &range = regions[r];
+            if (range.empty()) return failure(Error::invalid_argument);
+            if (!range.begin().is_aligned_to(chunk_bytes) ||
+                !range.end().is_aligned_to(chunk_bytes))
+                return failure(Error::misaligned);
+            layout.region_first[r] = range.begin().value() >> layout.chunk_shift;
+            layout.region_end[r] = range.end().value() >> layout.chunk_shift;
+            // Regions must be sorted and disjoint.
+            if (r > 0 && layout.region_first[r] < layout.region_end[r - 1])
+                return failure(Error::overlap);
+            layout.total_chunks += layout.region_end[r] - layout.region_first[r];
+            largest = std::max(largest, layout.region_end[r] - layout.region_first[r]);
+        }
+        layout.order_count = static_cast<unsigned>(std::bit_width(largest));
+        if (layout.order_count > max_orders) return failure(Error::out_of_range);
+        u64 hull_first = layout.region_first[0];
+        u64 hull_last = layout.region_end[regions.size() - 1] - 1;
+        std::size_t offset = 0;
+        for (unsigned order = 0; order < layout.order_count; ++order) {
+            layout.node_low[order] = hull_first >> order;
+            layout.node_count[order] = (hull_last >> order) - layout.node_low[order] + 1;
+            std::size_t words = static_cast<std::size_t>(
+                (layout.node_count[order] + nodes_per_word - 1) / nodes_per_word);
+            layout.node_words[order] = offset;
+            layout.level_words[order][0] = words;
+            offset += words;
+            unsigned levels = 1;
+            while (words > 1) {
+                if (levels == max_levels) return failure(Error::out_of_range);
+                words = (words + 63) / 64;
+                layout.level_words[order][levels++] = words;
+            }
+            layout.level_count[order] = levels;
+            for (Kind kind : {dirty, clean}) {
+                layout.level_offset[order][kind][0] = layout.node_words[order];
+                for (unsigned level = 1; level < levels; ++level) {
+                    layout.level_offset[order][kind][level] = offset;
+                    offset += layout.level_words[order][level];
+                }
+            }
+        }
+        layout.total_words = offset;
+        return success();
+    }
+
+    // Largest order whose aligned block starts at `chunk` and fits in `available` chunks.
+    static unsigned largest_order_at(u64 chunk, u64 available, unsigned order_count) noexcept
+    {
+        unsigned by_alignment = chunk == 0 ? 63u : static_cast<unsigned>(std::countr_zero(chunk));
+        unsigned by_size = static_cast<unsigned>(std::bit_width(available)) - 1u;
+        return std::min({by_alignment, by_size, order_count - 1});
+    }
+
+    // ---- node states ----------------------------------------------------------------------
+    [[nodiscard]] u64 local(unsigned order, u64 index) const noexcept
+    {
+        return index - layout_.node_low[order];
+    }
+    [[nodiscard]] bool in_hull(unsigned order, u64 index) const noexcept
+    {
+        return index >= layout_.node_low[order] && local(order, index) < layout_.node_count[order];
+    }
+    [[nodiscard]] u64 state(unsigned order, u64 index) const noexcept
+    {
+        u64 position = local(order, index);
+        u64 word = words_[layout_.node_words[order] + position / nodes_per_word];
+        return (word >> (2 * (position % nodes_per_word))) & 3u;
+    }
+
+    // Bits of `word` (even positions) whose node is free of `kind`.
+    static constexpr u64 even_bits = 0x5555555555555555ull;
+    static u64 kind_bits(u64 word, Kind kind) noexcept
+    {
+        return kind == clean ? (word & (word >> 1)) & even_bits : ((word >> 1) & ~word) & even_bits;
+    }
+
+    void set_state(unsigned order, u64 index, u64 value) noexcept
+    {
+        u64 position = local(order, index);
+        std::size_t word_index = static_cast<std::size_t>(position / nodes_per_word);
+        u64 &word = words_[layout_.node_words[order] + word_index];
+        u64 before_dirty = kind_bits(word, dirty), before_clean = kind_bits(word, clean);
+        unsigned shift = static_cast<unsigned>(2 * (position % nodes_per_word));
+        word = (word & ~(u64{3} << shift)) | (value << shift);
+        if ((kind_bits(word, dirty) != 0) != (before_dirty != 0))
+            propagate(order, dirty, word_index, kind_bits(word, dirty) != 0);
+        if ((kind_bits(word, clean) != 0) != (before_clean != 0))
+            propagate(order, clean, word_index, kind_bits(word, clean) != 0);
+    }
+
+    // Level `level - 1` word `index` became empty or non-empty: update the levels above.
+    void propagate(unsigned order, Kind kind, std::size_t index, bool nonempty) noexcept
+    {
+        for (unsigned level = 1; level < layout_.level_count[order]; ++level) {
+            u64 &word = words_[layout_.level_offset[order][kind][level] + index / 64];
+            bool was_nonempty = word != 0;
+            u64 bit = u64{1} << (index % 64);
+            word = nonempty ? (word | bit) : (word & ~bit);
+            if ((word != 0) == was_nonempty) return;
+            nonempty = word != 0;
+            index /= 64;
+        }
+    }
+
+    void insert_free(unsigned order, u64 index, Kind kind) noexcept
+    {
+        set_state(order, index, kind == clean ? free_clean : free_dirty);
+        if (counts_[order][kind]++ == 0) nonempty_[kind] |= u64{1} << order;
+        free_chunks_ += u64{1} << order;
+        if (kind == clean) cleared_chunks_ += u64{1} << order;
+    }
+    void remove_free(unsigned order, u64 index, Kind kind, u64 new_state) noexcept
+    {
+        set_state(order, index, new_state);
+        if (--counts_[order][kind] == 0) nonempty_[kind] &= ~(u64{1} << order);
+        free_chunks_ -= u64{1} << order;
+        if (kind == clean) cleared_chunks_ -= u64{1} << order;
+    }
+
+    // ---- search ---------------------------------------------------------------------------
+    static constexpr u64 not_found = ~u64{0};
+
+    [[nodiscard]] u64 summary_word(unsigned order, Kind kind, unsigned level,
+                                   std::size_t index) const noexcept
+    {
+        u64 word = words_[layout_.level_offset[order][kind][level] + index];
+        return level == 0 ? kind_bits(word, kind) : word;
+    }
+    // Bit positions per word at each level: level 0 packs nodes at even bits.
+    static unsigned bit_of(unsigned level, u64 bit_position) noexcept
+    {
+        return static_cast<unsigned>(level == 0 ? bit_position * 2 : bit_position);
+    }
+    static u64 entries_per_word(unsigned level) noexcept
+    {
+        return level == 0 ? nodes_per_word : 64;
+    }
+
+    // First set entry at `level` in [from, to] (local indices), or not_found.
+    [[nodiscard]] u64 find_next(unsigned order, Kind kind, unsigned level, u64 from,
+                                u64 to) const noexcept
+    {
+        if (from > to) return not_found;
+        u64 per_word = entries_per_word(level);
+        std::size_t word_index = static_cast<std::size_t>(from / per_word);
+        u64 word = summary_word(order, kind, level, word_index) &
+                   (~u64{0} << bit_of(level, from % per_word));
+        if (word == 0) {
+            if (level + 1 >= layout_.level_count[order]) return not_found;
+            u64 next = find_next(order, kind, level + 1, word_index + 1u, to / per_word);
+            if (next == not_found) return not_found;
+            word_index = static_cast<std::size_t>(next);
+            word = summary_word(order, kind, level, word_index);
+        }
+        u64 found =
+            word_index * per_word + (level == 0 ? static_cast<u64>(std::countr_zero(word)) / 2
+                                                : static_cast<u64>(std::countr_zero(word)));
+        return found <= to ? found : not_found;
+    }
+
+    // Last set entry at `level` in [from, to], or not_found.
+    [[nodiscard]] u64 find_previous(unsigned order, Kind kind, unsigned level, u64 from,
+                                    u64 to) const noexcept
+    {
+        if (from > to) return not_found;
+        u64 per_word = entries_per_word(level);
+        std::size_t word_index = static_cast<std::size_t>(to / per_word);
+        unsigned top_bit = bit_of(level, to % per_word) + (level == 0 ? 1u : 0u);
+        u64 keep = top_bit >= 63 ? ~u64{0} : (u64{2} << top_bit) - 1;
+        u64 word = summary_word(order, kind, level, word_index) & keep;
+        if (word == 0) {
+            if (level + 1 >= layout_.level_count[order] || word_index == 0) return not_found;
+            u64 previous = find_previous(order, kind, level + 1, from / per_word, word_index - 1u);
+            if (previous == not_found) return not_found;
+            word_index = static_cast<std::size_t>(previous);
+            word = summary_word(order, kind, level, word_index);
+        }
+        u64 highest = 63u - static_cast<u64>(std::countl_zero(word));
+        u64 found = word_index * per_word + (level == 0 ? highest / 2 : highest);
+        return found >= from ? found : not_found;
+    }
+
+    // A free block of `kind` holding an aligned 2^target-chunk piece inside the request's
+    // window. Bottom-up takes the smallest order that has one (best fit); top-down takes
+    // the highest piece over all orders. Returns the piece's first chunk (absolute) and the
+    // free block in `source`, or not_found.
+    [[nodiscard]] u64 find_piece(const Request &request, unsigned target, Kind kind,
+                                 Node &source) const noexcept
+    {
+        u64 candidates = nonempty_[kind] & (~u64{0} << target);
+        u64 best = not_found;
+        while (candidates != 0) {
+            unsigned order = static_cast<unsigned>(std::countr_zero(candidates));
+            candidates &= candidates - 1;
+            Node found_source;
+            u64 start = find_piece_in_order(request, order, target, kind, found_source);
+            if (start == not_found) continue;
+            if (!request.top_down) {
+                source = found_source;
+                return start;
+            }
+            if (best == not_found || start > best) {
+                best = start;
+                source = found_source;
+            }
+        }
+        return best;
+    }
+
+    [[nodiscard]] u64 find_piece_in_order(const Request &request, unsigned order, unsigned target,
+                                          Kind kind, Node &source) const noexcept
+    {
+        u64 piece = u64{1} << target;
+        u64 alignment = u64{1} << std::max(target, request.align_order);
+        u64 first_node = request.window_first >> order;
+        u64 last_node = (request.window_end - 1) >> order;
+        if (last_node < layout_.node_low[order]) return not_found;
+        first_node = std::max(first_node, layout_.node_low[order]);
+        u64 from = local(order, first_node);
+        u64 to = std::min(local(order, last_node), layout_.node_count[order] - 1);
+        // Only blocks cut by the window's edges or by an alignment above the block size can
+        // miss; give up on this order after a bounded number of misses.
+        for (unsigned misses = 0; misses < 64 && from <= to; ++misses) {
+            u64 found = request.top_down ? find_previous(order, kind, 0, from, to)
+                                         : find_next(order, kind, 0, from, to);
+            if (found == not_found) break;
+            u64 index = found + layout_.node_low[order];
+            u64 begin = std::max(index << order, request.window_first);
+            u64 end = std::min((index + 1) << order, request.window_end);
+            u64 start = request.top_down ? (end >= piece ? align_down(end - piece, alignment) : 0)
+                                         : (begin + alignment - 1) / alignment * alignment;
+            if (start >= begin && start + piece <= end) {
+                source = Node{order, index};
+                return start;
+            }
+            if (request.top_down) {
+                if (found == 0) break;
+                to = found - 1;
+            } else {
+                from = found + 1;
+            }
+        }
+        return not_found;
+    }
+
+    // Splits free block `source` down to the 2^target piece at `start` and allocates it.
+    // The other halves stay free with the source's kind. Returns the source's kind.
+    Kind split_to(Node source, unsigned target, u64 start) noexcept
+    {
+        Kind kind = state(source.order, source.index) == free_clean ? clean : dirty;
+        remove_free(source.order, source.index, kind, none);
+        u64 index = source.index;
+        for (unsigned order = source.order; order > target; --order) {
+            u64 child = start >> (order - 1);
+            insert_free(order - 1, child ^ 1u, kind);
+            index = child;
+        }
+        set_state(target, index, allocated);
+        return kind;
+    }
+
+    // Frees an allocated node and merges it upward with same-kind buddies in its region.
+    void release(unsigned order, u64 index, Kind kind) noexcept
+    {
+        set_state(order, index, none);
+        while (order + 1 < layout_.order_count) {
+            u64 buddy = index ^ 1u;
+            if (!in_hull(order, buddy)) break;
+            u64 buddy_state = state(order, buddy);
+            if (buddy_state != (kind == clean ? free_clean : free_dirty)) break;
+            u64 parent_first = (index >> 1) << (order + 1);
+            if (region_of(parent_first, parent_first + (u64{2} << order)) < 0) break;
+            remove_free(order, buddy, kind, none);
+            index >>= 1;
+            ++order;
+        }
+        insert_free(order, index, kind);
+    }
+
+    // Index of the region that holds [first, end) entirely, or -1.
+    [[nodiscard]] long region_of(u64 first, u64 end) const noexcept
+    {
+        std::size_t low = 0, high = layout_.region_count;
+        while (low < high) {
+            std::size_t middle = (low + high) / 2;
+            if (layout_.region_end[middle] <= first)
+                low = middle + 1;
+            else
+                high = middle;
+        }
+        if (low < layout_.region_count && layout_.region_first[low] <= first &&
+            end <= layout_.region_end[low])
+            return static_cast<long>(low);
+        return -1;
+    }
+
+    [[nodiscard]] BuddyBlock block_of(unsigned order, u64 index) const noexcept
+    {
+        return BuddyBlock{VramAddress{(index << order) << layout_.chunk_shift},
+                          u64{1} << (order + layout_.chunk_shift)};
+    }
+
+    [[nodiscard]] Result<void> locate(const BuddyBlock &block, Node &node) const noexcept
+    {
+        if (block.size < chunk_bytes() || !is_power_of_two(block.size))
+            return failure(Error::invalid_argument);
+        if (!block.address.is_aligned_to(block.size)) return failure(Error::misaligned);
+        unsigned order = static_cast<unsigned>(std::countr_zero(block.size)) - layout_.chunk_shift;
+        if (order >= layout_.order_count) return failure(Error::out_of_range);
+        u64 first = block.address.value() >> layout_.chunk_shift;
+        if (region_of(first, first + (u64{1} << order)) < 0) return failure(Error::out_of_range);
+        node = Node{order, first >> order};
+        return success();
+    }
+
+    [[nodiscard]] Result<void> check_allocated(Node node) const noexcept
+    {
+        u64 value = state(node.order, node.index);
+        if (value == allocated) return success();
+        if (value != none) return failure(Error::double_free);
+        // Inside a free block is a double free too; inside an allocated one, or split: not
+        // a block that was handed out as such.
+        for (unsigned order = node.order + 1; order < layout_.order_count; ++order) {
+            u64 above = state(order, node.index >> (order - node.order));
+            if (above == free_dirty || above == free_clean) return failure(Error::double_free);
+            if (above == allocated) break;
+        }
+        return failure(Error::not_allocated);
+    }
+
+    // Is every chunk under node (order, index) free? Walks up to a covering block, or down
+    // through a split node's children.
+    [[nodiscard]] bool is_all_free(unsigned order, u64 index) const noexcept
+    {
+        for (unsigned above = order; above < layout_.order_count; ++above) {
+            u64 value = state(above, index >> (above - order));
+            if (value == free_dirty || value == free_clean) return true;
+            if (value == allocated) return false;
+        }
+        return subtree_free(order, index);
+    }
+    [[nodiscard]] bool subtree_free(unsigned order, u64 index) const noexcept
+    {
+        u64 value = state(order, index);
+        if (value == free_dirty || value == free_clean) return true;
+        if (value == allocated || order == 0) return false;
+        return subtree_free(order - 1, 2 * index) && subtree_free(order - 1, 2 * index + 1);
+    }
+
+    // Makes the (free) block exactly allocated, from a covering free block or by
+    // collecting a split subtree of free blocks. Used by reserve and by rollbacks.
+    Result<void> take_exact(const BuddyBlock &block) noexcept
+    {
+        Node node;
+        GPUMMU_TRY(locate(block, node));
+        for (unsigned above = node.order; above < layout_.order_count; ++above) {
+            u64 index = node.index >> (above - node.order);
+            u64 value = state(above, index);
+            if (value == free_dirty || value == free_clean) {
+                split_to(Node{above, index}, node.order, node.index << node.order);
+                return success();
+            }
+            if (value == allocated) return failure(Error::overlap);
+        }
+        clear_subtree(node.order, node.index);
+        set_state(node.order, node.index, allocated);
+        return success();
+    }
+    void clear_subtree(unsigned order, u64 index) noexcept
+    {
+        u64 value = state(order, index);
+        if (value == free_dirty || value == free_clean) {
+            remove_free(order, index, value == free_clean ? clean : dirty, none);
+            return;
+        }
+        if (order == 0) return;
+        clear_subtree(order - 1, 2 * index);
+        clear_subtree(order - 1, 2 * index + 1);
+    }
+
+    // Replaces allocated `node` by its first `keep` chunks (0 < keep < 2^order): frees the
+    // tail with `kind`, writes the kept blocks (at most popcount(keep)) to `out`.
+    std::size_t keep_prefix(Node node, u64 keep, Kind kind, std::span<BuddyBlock> out) noexcept
+    {
+        set_state(node.order, node.index, none);
+        std::size_t written = 0;
+        u64 index = node.index;
+        for (unsigned order = node.order; order > 0 && keep != 0; --order) {
+            u64 half = u64{1} << (order - 1);
+            u64 left = 2 * index, right = left + 1;
+            if (keep >= half) {
+                set_state(order - 1, left, allocated);
+                out[written++] = block_of(order - 1, left);
+                keep -= half;
+                if (keep == 0) {
+                    release_free_node(order - 1, right, kind);
+                    break;
+                }
+                index = right;
+            } else {
+                release_free_node(order - 1, right, kind);
+                index = left;
+            }
+        }
+        return written;
+    }
+    // A node that was part of an allocated block becomes free (and merges).
+    void release_free_node(unsigned order, u64 index, Kind kind) noexcept
+    {
+        set_state(order, index, allocated);
+        release(order, index, kind);
+    }
+
+    // ---- requests -------------------------------------------------------------------------
+    [[nodiscard]] Result<void> prepare(u64 size, const BuddyOptions &options,
+                                       Request &request) const noexcept
+    {
+        if (size == 0) return failure(Error::invalid_argument);
+        u64 min_block = options.min_block_size == 0 ? chunk_bytes() : options.min_block_size;
+        if (!is_power_of_two(min_block)) return failure(Error::invalid_argument);
+        min_block = std::max(min_block, chunk_bytes());
+        if (options.alignment != 0 && !is_power_of_two(options.alignment))
+            return failure(Error::invalid_argument);
+        auto rounded = align_up(size, min_block);
+        if (!rounded) return failure(Error::out_of_memory);
+        request.chunks = *rounded >> layout_.chunk_shift;
+        request.min_order =
+            static_cast<unsigned>(std::countr_zero(min_block)) - layout_.chunk_shift;
+        if (request.min_order >= layout_.order_count) return failure(Error::out_of_memory);
+        u64 alignment = std::max(options.alignment, chunk_bytes());
+        request.align_order =
+            static_cast<unsigned>(std::countr_zero(alignment)) - layout_.chunk_shift;
+        if (options.window_end <= options.window_begin) return failure(Error::invalid_argument);
+        auto window_first = align_up(options.window_begin.value(), chunk_bytes());
+        if (!window_first) return failure(Error::out_of_range);
+        request.window_first =
+            std::max(*window_first >> layout_.chunk_shift, layout_.region_first[0]);
+        request.window_end = std::min(options.window_end.value() >> layout_.chunk_shift,
+                                      layout_.region_end[layout_.region_count - 1]);
+        if (request.window_end <= request.window_first) return failure(Error::out_of_range);
+        request.top_down = options.top_down;
+        request.preferred = options.prefer_cleared ? clean : dirty;
+        return success();
+    }
+
+    // One allocated block of 2^order chunks, or not_found; `taken` is the kind it had.
+    u64 take_block(const Request &request, unsigned order, Kind &taken) noexcept
+    {
+        for (Kind kind : {request.preferred, request.preferred == clean ? dirty : clean}) {
+            Node source;
+            u64 start = find_piece(request, order, kind, source);
+            if (start != not_found) {
+                taken = split_to(source, order, start);
+                return start;
+            }
+        }
+        return not_found;
+    }
+
+    Result<BuddyAllocation> allocate_contiguous(const Request &request,
+                                                std::span<BuddyBlock> out) noexcept
+    {
+        unsigned order = static_cast<unsigned>(std::bit_width(request.chunks - 1));
+        if (std::has_single_bit(request.chunks))
+            order = static_cast<unsigned>(std::countr_zero(request.chunks));
+        if (order >= layout_.order_count) return failure(Error::out_of_memory);
+        if (static_cast<std::size_t>(std::popcount(request.chunks)) > out.size())
+            return failure(Error::invalid_argument);
+        // Look for the rounded-up block; its unused tail goes back at once.
+        Node source;
+        Kind kind = request.preferred;
+        u64 start = find_piece(request, order, kind, source);
+        if (start == not_found) {
+            kind = kind == clean ? dirty : clean;
+            start = find_piece(request, order, kind, source);
+        }
+        if (start == not_found) return failure(Error::out_of_memory);
+        Kind taken = split_to(source, order, start);
+        if (request.chunks == (u64{1} << order)) {
+            out[0] = block_of(order, start >> order);
+            return BuddyAllocation{out.first(1), request.chunks << layout_.chunk_shift};
+        }
+        std::size_t written = keep_prefix(Node{order, start >> order}, request.chunks, taken, out);
+        return BuddyAllocation{out.first(written), request.chunks << layout_.chunk_shift};
+    }
+
+    Result<BuddyAllocation> allocate_scattered(const Request &request,
+                                               std::span<BuddyBlock> out) noexcept
+    {
+        // While the request runs, bit 0 of each block's size (always zero: sizes are powers
+        // of two >= 4 KiB) remembers the kind it was taken from, so a rollback frees every
+        // block with its original kind and the merges rebuild exactly the previous state.
+        u64 remaining = request.chunks;
+        std::size_t written = 0;
+        unsigned order = std::min(static_cast<unsigned>(std::bit_width(remaining)) - 1u,
+                                  layout_.order_count - 1);
+        while (remaining != 0) {
+            while (order > request.min_order && (u64{1} << order) > remaining) --order;
+            Kind taken = dirty;
+            u64 start = written < out.size() ? take_block(request, order, taken) : not_found;
+            if (start != not_found) {
+                BuddyBlock block = block_of(order, start >> order);
+                block.size |= taken;
+                out[written++] = block;
+                remaining -= u64{1} << order;
+                continue;
+            }
+            // Nothing of this order fits: smaller pieces, or give everything back.
+            if (order > request.min_order && written < out.size()) {
+                --order;
+                continue;
+            }
+            Error error = written < out.size() ? Error::out_of_memory : Error::invalid_argument;
+            for (std::size_t i = written; i-- > 0;) {
+                Kind kind = (out[i].size & 1u) != 0 ? clean : dirty;
+                out[i].size &= ~u64{1};
+                Node node;
+                (void)locate(out[i], node);
+                release(node.order, node.index, kind);
+            }
+            return failure(error);
+        }
+        for (std::size_t i = 0; i < written; ++i) out[i].size &= ~u64{1};
+        return BuddyAllocation{out.first(written), request.chunks << layout_.chunk_shift};
+    }
+
+    // ---- audit ----------------------------------------------------------------------------
+    bool audit(unsigned order, u64 index, u64 &free_seen, u64 &cleared_seen, u64 &allocated_seen,
+               std::array<std::array<u64, 2>, max_orders> &counts_seen) const noexcept
+    {
+        u64 value = state(order, index);
+        if (value == allocated) {
+            allocated_seen += u64{1} << order;
+            return subtree_empty_below(order, index);
+        }
+        if (value == free_dirty || value == free_clean) {
+            Kind kind = value == free_clean ? clean : dirty;
+            free_seen += u64{1} << order;
+            if (kind == clean) cleared_seen += u64{1} << order;
+            ++counts_seen[order][kind];
+            // A same-kind free buddy in the same region would have merged.
+            u64 buddy = index ^ 1u;
+            if (order + 1 < layout_.order_count && in_hull(order, buddy) &&
+                state(order, buddy) == value) {
+                u64 parent_first = (index >> 1) << (order + 1);
+                if (region_of(parent_first, parent_first + (u64{2} << order)) >= 0) return false;
+            }
+            return subtree_empty_below(order, index);
+        }
+        if (order == 0) return false;  // a chunk in a region that belongs to no block
+        return audit(order - 1, 2 * index, free_seen, cleared_seen, allocated_seen, counts_seen) &&
+               audit(order - 1, 2 * index + 1, free_seen, cleared_seen, allocated_seen,
+                     counts_seen);
+    }
+    // Nodes under a block hold no state of their own.
+    bool subtree_empty_below(unsigned order, u64 index) const noexcept
+    {
+        for (unsigned below = order; below-- > 0;) {
+            u64 first = index << (order - below), count = u64{1} << (order - below);
+            for (u64 i = 0; i < count; ++i)
+                if (state(below, first + i) != none) return false;
+        }
+        return true;
+    }
+    bool summaries_agree(unsigned order, Kind kind) const noexcept
+    {
+        for (unsigned level = 1; level < layout_.level_count[order]; ++level) {
+            for (std::size_t word = 0; word < layout_.level_words[order][level]; ++word) {
+                u64 expected = 0;
+                for (unsigned bit = 0; bit < 64; ++bit) {
+                    std::size_t below = word * 64 + bit;
+                    if (below < layout_.level_words[order][level - 1] &&
+                        summary_word(order, kind, level - 1, below) != 0)
+                        expected |= u64{1} << bit;
+                }
+                if (summary_word(order, kind, level, word) != expected) return false;
+            }
+        }
+        return true;
+    }
+
+    BuddyAllocator() noexcept = default;
+
+    Layout layout_{};
+    u64 *words_ = nullptr;
+    u64 free_chunks_ = 0;
+    u64 cleared_chunks_ = 0;
+    std::array<u64, 2> nonempty_{};  // per kind: bit k set when order k has free blocks
+    std::array<std::array<u64, 2>, max_orders> counts_{};
+};
+
+}  // namespace gpummu

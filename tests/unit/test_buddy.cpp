@@ -1,0 +1,448 @@
+// BuddyAllocator: every option, every error, the nova-core fragmentation self-test,
+// exhaustion and recovery. Each test ends with the full invariant audit.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "gpummu/alloc/buddy.hpp"
+#include "support/buddy_fixture.hpp"
+
+using namespace gpummu;
+using testing::BuddyFixture;
+using testing::range_of;
+
+namespace {
+constexpr u64 KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
+
+u64 sum(std::span<const BuddyBlock> blocks)
+{
+    u64 total = 0;
+    for (const BuddyBlock &block : blocks) total += block.size;
+    return total;
+}
+
+// A snapshot that changes whenever any observable state changes.
+struct Snapshot {
+    BuddyStats stats;
+    std::vector<u64> storage;
+    bool operator==(const Snapshot &other) const
+    {
+        return stats.free_bytes == other.stats.free_bytes &&
+               stats.cleared_bytes == other.stats.cleared_bytes &&
+               stats.free_bytes_per_order == other.stats.free_bytes_per_order &&
+               storage == other.storage;
+    }
+};
+Snapshot snapshot(const BuddyFixture &fixture)
+{
+    return Snapshot{fixture.buddy.stats(), fixture.storage};
+}
+}  // namespace
+
+TEST_CASE("a new allocator holds every region as maximal aligned free blocks")
+{
+    // 3 MiB + 12 KiB at 1 MiB, and 1 MiB at 8 MiB: neither a power of two nor aligned beyond 4 KiB.
+    auto fixture =
+        BuddyFixture::make({range_of(1 * MiB, 3 * MiB + 12 * KiB), range_of(8 * MiB, 1 * MiB)});
+    BuddyStats stats = fixture.buddy.stats();
+    CHECK(stats.total_bytes == 4 * MiB + 12 * KiB);
+    CHECK(stats.free_bytes == stats.total_bytes);
+    CHECK(stats.cleared_bytes == 0);
+    CHECK(stats.largest_free_block == 2 * MiB);       // [2 MiB, 4 MiB)
+    CHECK(stats.free_bytes_per_order[9] == 2 * MiB);  // [2 MiB, 4 MiB)
+    CHECK(stats.free_bytes_per_order[8] == 2 * MiB);  // [1 MiB, 2 MiB) and [8 MiB, 9 MiB)
+    CHECK(stats.free_bytes_per_order[1] == 8 * KiB);  // the 12 KiB tail: 8 KiB + 4 KiB
+    CHECK(stats.free_bytes_per_order[0] == 4 * KiB);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("create refuses bad region lists and short storage")
+{
+    std::vector<u64> storage(1024);
+    std::array misaligned{range_of(0x1800, 0x10000)};
+    CHECK(BuddyAllocator::create(misaligned, storage).error() == Error::misaligned);
+    std::array overlapping{range_of(0, 0x10000), range_of(0x8000, 0x10000)};
+    CHECK(BuddyAllocator::create(overlapping, storage).error() == Error::overlap);
+    std::array<VramRange, 0> none{};
+    CHECK(BuddyAllocator::create(none, storage).error() == Error::invalid_argument);
+    std::array one{range_of(0, 64 * MiB)};
+    CHECK(BuddyAllocator::create(one, storage, 3000).error() == Error::invalid_argument);
+    std::vector<u64> tiny(1);
+    CHECK(BuddyAllocator::create(one, tiny).error() == Error::out_of_memory);
+}
+
+TEST_CASE("metadata for 16 GiB of 4 KiB chunks is fixed and computable up front")
+{
+    std::array region{range_of(0, 16 * GiB)};
+    auto words = BuddyAllocator::metadata_words(region);
+    REQUIRE(words);
+    u64 bytes = *words * sizeof(u64);
+    MESSAGE("metadata for 16 GiB / 4 KiB chunks: " << bytes << " bytes");
+    CHECK(bytes >= 2 * MiB);             // 2 bits per node, 2 nodes per chunk
+    CHECK(bytes <= 2 * MiB + 80 * KiB);  // summaries add ~3%
+}
+
+TEST_CASE("power-of-two allocations are naturally aligned single blocks")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 64 * MiB)});
+    std::array<BuddyBlock, 4> out{};
+    for (u64 size : {4 * KiB, 64 * KiB, 2 * MiB, 8 * MiB}) {
+        auto allocation = fixture.buddy.allocate(size, {.contiguous = true}, out);
+        REQUIRE(allocation);
+        REQUIRE(allocation->blocks.size() == 1);
+        CHECK(allocation->blocks[0].size == size);
+        CHECK(allocation->blocks[0].address.is_aligned_to(size));
+    }
+    CHECK(fixture.buddy.free_bytes() == 64 * MiB - (4 * KiB + 64 * KiB + 2 * MiB + 8 * MiB));
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("contiguous non-power-of-two sizes are met exactly")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 16 * MiB)});
+    std::array<BuddyBlock, 8> out{};
+    auto allocation = fixture.buddy.allocate(3 * MiB + 12 * KiB, {.contiguous = true}, out);
+    REQUIRE(allocation);
+    CHECK(allocation->size == 3 * MiB + 12 * KiB);
+    CHECK(sum(allocation->blocks) == 3 * MiB + 12 * KiB);
+    CHECK(allocation->blocks.size() == 4);  // 2 MiB + 1 MiB + 8 KiB + 4 KiB
+    // One run: each block starts where the previous ended.
+    for (std::size_t i = 1; i < allocation->blocks.size(); ++i)
+        CHECK(allocation->blocks[i].address ==
+              allocation->blocks[i - 1].address + allocation->blocks[i - 1].size);
+    CHECK(fixture.buddy.free_bytes() == 16 * MiB - (3 * MiB + 12 * KiB));
+    CHECK(fixture.buddy.check_invariants());
+    REQUIRE(fixture.buddy.free(allocation->blocks));
+    CHECK(fixture.buddy.stats().largest_free_block == 16 * MiB);
+}
+
+TEST_CASE("the default result may consist of several blocks")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
+    // Fragment: take every 4 KiB chunk one by one, give back every other one.
+    std::vector<BuddyBlock> singles;
+    std::array<BuddyBlock, 1> one{};
+    for (int i = 0; i < 256; ++i) {
+        auto allocation = fixture.buddy.allocate(4 * KiB, {}, one);
+        REQUIRE(allocation);
+        singles.push_back(one[0]);
+    }
+    for (std::size_t i = 0; i < singles.size(); i += 2) REQUIRE(fixture.buddy.free(singles[i]));
+    CHECK(fixture.buddy.stats().largest_free_block == 4 * KiB);
+    std::vector<BuddyBlock> out(200);
+    auto scattered = fixture.buddy.allocate(512 * KiB, {}, out);
+    REQUIRE(scattered);
+    CHECK(scattered->blocks.size() == 128);
+    CHECK(sum(scattered->blocks) == 512 * KiB);
+    auto contiguous = fixture.buddy.allocate(8 * KiB, {.contiguous = true}, out);
+    CHECK(contiguous.error() == Error::out_of_memory);  // everything left is allocated
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("minimum block size: every block at least that big and aligned to it")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 8 * MiB)});
+    std::vector<BuddyBlock> out(64);
+    auto allocation = fixture.buddy.allocate(1 * MiB + 4 * KiB, {.min_block_size = 64 * KiB}, out);
+    REQUIRE(allocation);
+    CHECK(allocation->size == 1 * MiB + 64 * KiB);  // rounded up to the minimum block
+    for (const BuddyBlock &block : allocation->blocks) {
+        CHECK(block.size >= 64 * KiB);
+        CHECK(block.address.is_aligned_to(64 * KiB));
+    }
+    CHECK(fixture.buddy.allocate(4 * KiB, {.min_block_size = 3 * KiB}, out).error() ==
+          Error::invalid_argument);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("an alignment larger than the size")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 8 * MiB)});
+    std::array<BuddyBlock, 2> out{};
+    REQUIRE(fixture.buddy.allocate(4 * KiB, {}, out));  // make 0 unavailable
+    auto allocation =
+        fixture.buddy.allocate(4 * KiB, {.alignment = 2 * MiB, .contiguous = true}, out);
+    REQUIRE(allocation);
+    CHECK(allocation->blocks[0].address.is_aligned_to(2 * MiB));
+    CHECK(allocation->blocks[0].address != VramAddress{0});
+    CHECK(allocation->blocks[0].size == 4 * KiB);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("a window restricts placement; top-down takes the highest fit")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 64 * MiB)});
+    std::vector<BuddyBlock> out(64);
+    auto windowed = fixture.buddy.allocate(
+        3 * MiB,
+        {.window_begin = VramAddress{10 * MiB + 4 * KiB}, .window_end = VramAddress{20 * MiB}},
+        out);
+    REQUIRE(windowed);
+    for (const BuddyBlock &block : windowed->blocks) {
+        CHECK(block.address >= VramAddress{10 * MiB + 4 * KiB});
+        CHECK(block.address + block.size <= VramAddress{20 * MiB});
+    }
+    CHECK(sum(windowed->blocks) == 3 * MiB);
+    auto top = fixture.buddy.allocate(64 * KiB, {.top_down = true, .contiguous = true}, out);
+    REQUIRE(top);
+    BuddyBlock highest = top->blocks[0];  // `out` is reused below
+    CHECK(highest.address == VramAddress{64 * MiB - 64 * KiB});
+    // Bottom-up is best fit: the smallest free block that holds it, wherever it lies.
+    BuddyStats before = fixture.buddy.stats();
+    unsigned smallest_fitting = 4;  // 64 KiB = 2^4 chunks
+    while (before.free_bytes_per_order[smallest_fitting] == 0) ++smallest_fitting;
+    auto bottom = fixture.buddy.allocate(64 * KiB, {.contiguous = true}, out);
+    REQUIRE(bottom);
+    CHECK(fixture.buddy.stats().free_bytes_per_order[smallest_fitting] ==
+          before.free_bytes_per_order[smallest_fitting] - (u64{4096} << smallest_fitting));
+    CHECK(bottom->blocks[0].address < highest.address);
+    auto outside = fixture.buddy.allocate(4 * KiB, {.window_begin = VramAddress{128 * MiB}}, out);
+    CHECK(outside.error() == Error::out_of_range);
+    auto too_big = fixture.buddy.allocate(
+        2 * MiB, {.window_begin = VramAddress{10 * MiB}, .window_end = VramAddress{11 * MiB}}, out);
+    CHECK(too_big.error() == Error::out_of_memory);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("cleared memory is tracked, preferred on request, and never merged with dirty")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
+    std::array<BuddyBlock, 4> out{};
+    auto a = fixture.buddy.allocate(4 * KiB, {}, out);
+    REQUIRE(a);
+    BuddyBlock first = a->blocks[0];
+    auto b = fixture.buddy.allocate(4 * KiB, {}, out);
+    REQUIRE(b);
+    BuddyBlock second = b->blocks[0];
+    CHECK(second.address == first.address + 4 * KiB);  // buddies
+    REQUIRE(fixture.buddy.free(first, true));
+    REQUIRE(fixture.buddy.free(second, false));
+    BuddyStats stats = fixture.buddy.stats();
+    CHECK(stats.cleared_bytes == 4 * KiB);
+    CHECK(stats.free_bytes_per_order[0] == 8 * KiB);  // two separate order-0 blocks
+    CHECK(fixture.buddy.check_invariants());
+    auto cleared = fixture.buddy.allocate(4 * KiB, {.prefer_cleared = true}, out);
+    REQUIRE(cleared);
+    CHECK(cleared->blocks[0].address == first.address);
+    CHECK(fixture.buddy.stats().cleared_bytes == 0);
+    REQUIRE(fixture.buddy.free(cleared->blocks, true));
+    auto dirty = fixture.buddy.allocate(4 * KiB, {}, out);
+    REQUIRE(dirty);
+    CHECK(dirty->blocks[0].address == second.address);  // dirty first by default
+    CHECK(fixture.buddy.stats().cleared_bytes == 4 * KiB);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("bad frees are refused and change nothing")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
+    std::array<BuddyBlock, 4> out{};
+    auto allocation = fixture.buddy.allocate(64 * KiB, {.contiguous = true}, out);
+    REQUIRE(allocation);
+    BuddyBlock block = allocation->blocks[0];
+    Snapshot before = snapshot(fixture);
+    CHECK(fixture.buddy.free(BuddyBlock{block.address, 32 * KiB}).error() ==
+          Error::not_allocated);  // half of it
+    CHECK(fixture.buddy.free(BuddyBlock{block.address, 128 * KiB}).error() ==
+          Error::not_allocated);  // a parent
+    CHECK(fixture.buddy.free(BuddyBlock{block.address + 4 * KiB, 4 * KiB}).error() ==
+          Error::not_allocated);
+    CHECK(fixture.buddy.free(BuddyBlock{VramAddress{512 * KiB}, 4 * KiB}).error() ==
+          Error::double_free);  // free
+    CHECK(fixture.buddy.free(BuddyBlock{block.address + 4 * KiB, 64 * KiB}).error() ==
+          Error::misaligned);
+    CHECK(fixture.buddy.free(BuddyBlock{VramAddress{4 * MiB}, 4 * KiB}).error() ==
+          Error::out_of_range);
+    CHECK(fixture.buddy.free(BuddyBlock{block.address, 3 * KiB}).error() ==
+          Error::invalid_argument);
+    CHECK(snapshot(fixture) == before);
+    // A list naming the same block twice: refused as a whole, nothing freed.
+    std::array twice{block, block};
+    CHECK(fixture.buddy.free(twice).error() == Error::double_free);
+    CHECK(snapshot(fixture) == before);
+    REQUIRE(fixture.buddy.free(block));
+    CHECK(fixture.buddy.free(block).error() == Error::double_free);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("bad allocation requests are refused and change nothing")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
+    std::array<BuddyBlock, 2> out{};
+    Snapshot before = snapshot(fixture);
+    CHECK(fixture.buddy.allocate(0, {}, out).error() == Error::invalid_argument);
+    CHECK(fixture.buddy.allocate(2 * MiB, {}, out).error() == Error::out_of_memory);
+    CHECK(fixture.buddy.allocate(4 * KiB, {.alignment = 12 * KiB}, out).error() ==
+          Error::invalid_argument);
+    CHECK(fixture.buddy
+              .allocate(4 * KiB,
+                        {.window_begin = VramAddress{8192}, .window_end = VramAddress{4096}}, out)
+              .error() == Error::invalid_argument);
+    CHECK(fixture.buddy.allocate(4 * KiB, {}, std::span<BuddyBlock>{}).error() ==
+          Error::invalid_argument);
+    // 1 MiB - 4 KiB takes eight blocks (512 KiB + 256 KiB + ... + 4 KiB); `out` holds two.
+    std::array<BuddyBlock, 1> one{};
+    auto held = fixture.buddy.allocate(4 * KiB, {}, one);  // now 1 MiB - 4 KiB is free
+    REQUIRE(held);
+    Snapshot after_one = snapshot(fixture);
+    CHECK(fixture.buddy.allocate(1 * MiB - 4 * KiB, {}, out).error() == Error::invalid_argument);
+    CHECK(snapshot(fixture) == after_one);
+    REQUIRE(fixture.buddy.free(held->blocks));
+    CHECK(snapshot(fixture) == before);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("a failed scattered request rolls back cleared and dirty blocks exactly")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 256 * KiB)});
+    std::vector<BuddyBlock> singles;
+    std::array<BuddyBlock, 1> one{};
+    for (int i = 0; i < 64; ++i) {
+        REQUIRE(fixture.buddy.allocate(4 * KiB, {}, one));
+        singles.push_back(one[0]);
+    }
+    // Free chunks 0..7 (even ones cleared, odd ones dirty) and 32..47 (dirty).
+    for (std::size_t i = 0; i < 8; ++i) REQUIRE(fixture.buddy.free(singles[i], i % 2 == 0));
+    for (std::size_t i = 32; i < 48; ++i) REQUIRE(fixture.buddy.free(singles[i]));
+    Snapshot before = snapshot(fixture);
+    CHECK(before.stats.cleared_bytes == 16 * KiB);
+    // 64 KiB inside [0, 64 KiB): 24 chunks are free in all, only 8 in the window. The
+    // request takes those 8, runs out, and must give them back with their own kinds.
+    std::vector<BuddyBlock> out(64);
+    auto failed = fixture.buddy.allocate(
+        64 * KiB, {.window_end = VramAddress{64 * KiB}, .prefer_cleared = true}, out);
+    CHECK(failed.error() == Error::out_of_memory);
+    CHECK(snapshot(fixture) == before);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("trim shrinks an allocation in place")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
+    std::array<BuddyBlock, 8> out{};
+    auto allocation = fixture.buddy.allocate(64 * KiB, {.contiguous = true}, out);
+    REQUIRE(allocation);
+    VramAddress start = out[0].address;
+    auto kept = fixture.buddy.trim(out, 1, 20 * KiB);
+    REQUIRE(kept);
+    REQUIRE(*kept == 2);
+    CHECK(out[0] == BuddyBlock{start, 16 * KiB});
+    CHECK(out[1] == BuddyBlock{start + 16 * KiB, 4 * KiB});
+    CHECK(fixture.buddy.free_bytes() == 1 * MiB - 20 * KiB);
+    CHECK(fixture.buddy.trim(out, 2, 24 * KiB).error() == Error::invalid_argument);  // grows
+    std::array<BuddyBlock, 1> small{out[0]};
+    CHECK(fixture.buddy.trim(small, 1, 12 * KiB).error() ==
+          Error::invalid_argument);  // no room for 2 pieces
+    CHECK(fixture.buddy.check_invariants());
+    REQUIRE(fixture.buddy.free(std::span(out).first(2)));
+    CHECK(fixture.buddy.stats().largest_free_block == 1 * MiB);
+}
+
+TEST_CASE("reserve takes an exact range and refuses overlaps")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 4 * MiB)});
+    std::array<BuddyBlock, 16> out{};
+    auto firmware = fixture.buddy.reserve(range_of(1 * MiB + 12 * KiB, 100 * KiB), out);
+    REQUIRE(firmware);
+    CHECK(sum(firmware->blocks) == 100 * KiB);
+    CHECK(firmware->blocks[0].address == VramAddress{1 * MiB + 12 * KiB});
+    std::array<BuddyBlock, 16> other{};
+    CHECK(fixture.buddy.reserve(range_of(1 * MiB, 16 * KiB), other).error() == Error::overlap);
+    CHECK(fixture.buddy.reserve(range_of(1 * MiB + 2 * KiB, 4 * KiB), other).error() ==
+          Error::misaligned);
+    CHECK(fixture.buddy.reserve(range_of(4 * MiB, 4 * KiB), other).error() == Error::out_of_range);
+    CHECK(fixture.buddy.free_bytes() == 4 * MiB - 100 * KiB);
+    // Nothing handed out overlaps the reservation.
+    std::vector<BuddyBlock> rest(256);
+    auto everything = fixture.buddy.allocate(4 * MiB - 100 * KiB, {}, rest);
+    REQUIRE(everything);
+    for (const BuddyBlock &block : everything->blocks)
+        CHECK((block.address + block.size <= VramAddress{1 * MiB + 12 * KiB} ||
+               block.address >= VramAddress{1 * MiB + 112 * KiB}));
+    CHECK(fixture.buddy.check_invariants());
+    REQUIRE(fixture.buddy.free(firmware->blocks));
+    REQUIRE(fixture.buddy.free(everything->blocks));
+    CHECK(fixture.buddy.stats().largest_free_block == 4 * MiB);
+}
+
+TEST_CASE("reserve collects a range split into cleared and dirty free blocks")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 64 * KiB)});
+    std::array<BuddyBlock, 2> out{};
+    auto a = fixture.buddy.allocate(4 * KiB, {}, out);
+    REQUIRE(a);
+    BuddyBlock first = a->blocks[0];
+    auto b = fixture.buddy.allocate(4 * KiB, {}, out);
+    REQUIRE(b);
+    REQUIRE(fixture.buddy.free(first, true));
+    REQUIRE(fixture.buddy.free(b->blocks, false));
+    auto reserved = fixture.buddy.reserve(range_of(0, 8 * KiB), out);
+    REQUIRE(reserved);
+    CHECK(reserved->blocks.size() == 1);
+    CHECK(fixture.buddy.stats().cleared_bytes == 0);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("nova-core's self-test: a window around a reserved hole")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
+    std::array<BuddyBlock, 4> hole{};
+    REQUIRE(fixture.buddy.reserve(range_of(64 * KiB + 16 * KiB, 4 * KiB), hole));
+    std::vector<BuddyBlock> out(16);
+    auto allocation = fixture.buddy.allocate(
+        32 * KiB, {.window_begin = VramAddress{64 * KiB}, .window_end = VramAddress{100 * KiB}},
+        out);
+    REQUIRE(allocation);
+    CHECK(sum(allocation->blocks) == 32 * KiB);
+    for (const BuddyBlock &block : allocation->blocks) {
+        CHECK(block.address >= VramAddress{64 * KiB});
+        CHECK(block.address + block.size <= VramAddress{100 * KiB});
+        bool hits_hole = block.address < VramAddress{84 * KiB} &&
+                         block.address + block.size > VramAddress{80 * KiB};
+        CHECK_FALSE(hits_hole);
+    }
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("exhaustion and recovery across several regions")
+{
+    auto fixture = BuddyFixture::make({range_of(4 * MiB, 3 * MiB + 20 * KiB),
+                                       range_of(12 * MiB, 2 * MiB), range_of(16 * MiB, 2 * MiB)});
+    BuddyStats initial = fixture.buddy.stats();
+    std::vector<BuddyBlock> blocks;
+    std::array<BuddyBlock, 1> one{};
+    for (;;) {
+        auto allocation = fixture.buddy.allocate(4 * KiB, {}, one);
+        if (!allocation) {
+            CHECK(allocation.error() == Error::out_of_memory);
+            break;
+        }
+        blocks.push_back(one[0]);
+    }
+    CHECK(blocks.size() * 4 * KiB == initial.total_bytes);
+    CHECK(fixture.buddy.free_bytes() == 0);
+    CHECK(fixture.buddy.check_invariants());
+    // Free in a scrambled order; everything merges back to one block per aligned piece.
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+        std::swap(blocks[i], blocks[(i * 7919) % blocks.size()]);
+    for (const BuddyBlock &block : blocks) REQUIRE(fixture.buddy.free(block));
+    BuddyStats recovered = fixture.buddy.stats();
+    CHECK(recovered.free_bytes == initial.total_bytes);
+    CHECK(recovered.free_bytes_per_order == initial.free_bytes_per_order);
+    // [12 MiB, 14 MiB) and [16 MiB, 18 MiB) touch no other region: blocks never merge across.
+    CHECK(recovered.largest_free_block == 2 * MiB);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("larger chunks: 64 KiB")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 16 * MiB)}, 64 * KiB);
+    std::array<BuddyBlock, 4> out{};
+    auto allocation = fixture.buddy.allocate(4 * KiB, {}, out);
+    REQUIRE(allocation);
+    CHECK(allocation->size == 64 * KiB);
+    CHECK(out[0].size == 64 * KiB);
+    CHECK(fixture.buddy.check_invariants());
+}
