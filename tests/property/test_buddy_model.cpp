@@ -2,7 +2,7 @@
 // free dirty, free cleared, allocated). Random allocate / free / trim / reserve sequences;
 // every result is checked against the model (placement, size, options, no overlap), every
 // refusal must be justified by the model, and the free / cleared totals must agree.
-//   - a long run (GPUMMU_BUDDY_OPERATIONS, default 1,000,000 operations);
+//   - a long run (GPUMMU_BUDDY_OPERATIONS, default 2,000,000 operations);
 //   - a short run with the full invariant audit after every step.
 #include <doctest/doctest.h>
 
@@ -14,7 +14,7 @@
 #include "support/random.hpp"
 
 #ifndef GPUMMU_BUDDY_OPERATIONS
-#define GPUMMU_BUDDY_OPERATIONS 1000000
+#define GPUMMU_BUDDY_OPERATIONS 2000000
 #endif
 
 using namespace gpummu;

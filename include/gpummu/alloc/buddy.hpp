@@ -146,11 +146,23 @@ public:
     [[nodiscard]] Result<BuddyAllocation> allocate(u64 size, const BuddyOptions &options,
                                                    std::span<BuddyBlock> out) noexcept
     {
+        AuditOnExit audit{*this};
         Request request;
         if (auto prepared = prepare(size, options, request); !prepared)
             return failure(prepared.error());
         if (out.empty()) return failure(Error::invalid_argument);
         if (request.chunks > free_chunks_) return failure(Error::out_of_memory);
+        if (is_power_of_two(request.chunks) && request.unrestricted) {
+            // One block: the common case, served by a direct descent of the summaries.
+            unsigned order = static_cast<unsigned>(std::countr_zero(request.chunks));
+            if (order < layout_.order_count) {
+                u64 start = take_whole_block(order, request.preferred, request.top_down);
+                if (start != not_found) {
+                    out[0] = block_of(order, start >> order);
+                    return BuddyAllocation{out.first(1), request.chunks << layout_.chunk_shift};
+                }
+            }
+        }
         if (options.contiguous) return allocate_contiguous(request, out);
         return allocate_scattered(request, out);
     }
@@ -161,6 +173,7 @@ public:
     [[nodiscard]] Result<void> free(std::span<const BuddyBlock> blocks,
                                     bool cleared = false) noexcept
     {
+        AuditOnExit audit{*this};
         for (const BuddyBlock &block : blocks) {
             Node node;
             if (auto located = locate(block, node); !located) return located;
@@ -191,6 +204,7 @@ public:
     [[nodiscard]] Result<std::size_t> trim(std::span<BuddyBlock> blocks, std::size_t count,
                                            u64 new_size) noexcept
     {
+        AuditOnExit audit{*this};
         if (count > blocks.size()) return failure(Error::invalid_argument);
         u64 current = 0;
         for (std::size_t i = 0; i < count; ++i) {
@@ -233,6 +247,7 @@ public:
     [[nodiscard]] Result<BuddyAllocation> reserve(VramRange range,
                                                   std::span<BuddyBlock> out) noexcept
     {
+        AuditOnExit audit{*this};
         if (range.empty()) return failure(Error::invalid_argument);
         if (!range.begin().is_aligned_to(chunk_bytes()) ||
             !range.end().is_aligned_to(chunk_bytes()))
@@ -313,6 +328,19 @@ public:
     }
 
 private:
+    // With GPUMMU_BUDDY_AUDIT_EVERY_OPERATION defined (debug builds of tests and drivers),
+    // every mutating call ends with the full audit and traps on a broken invariant.
+    void audit_if_enabled() const noexcept
+    {
+#if defined(GPUMMU_BUDDY_AUDIT_EVERY_OPERATION)
+        if (!check_invariants()) detail::assertion_failure("BuddyAllocator invariant broken");
+#endif
+    }
+    struct AuditOnExit {
+        const BuddyAllocator &allocator;
+        ~AuditOnExit() { allocator.audit_if_enabled(); }
+    };
+
     // ---- layout ---------------------------------------------------------------------------
     enum : u64 { none = 0, allocated = 1, free_dirty = 2, free_clean = 3 };
     enum Kind : u8 { dirty = 0, clean = 1 };
@@ -348,6 +376,7 @@ private:
         u64 window_first = 0;      // chunks, absolute
         u64 window_end = 0;
         bool top_down = false;
+        bool unrestricted = false;  // the window covers everything, no extra alignment
         Kind preferred = dirty;
     };
 
@@ -439,44 +468,72 @@ private:
         return kind == clean ? (word & (word >> 1)) & even_bits : ((word >> 1) & ~word) & even_bits;
     }
 
-    void set_state(unsigned order, u64 index, u64 value) noexcept
+    // Writes a node state and returns the node word as it is afterwards.
+    u64 write_state(unsigned order, u64 index, u64 value) noexcept
     {
         u64 position = local(order, index);
-        std::size_t word_index = static_cast<std::size_t>(position / nodes_per_word);
-        u64 &word = words_[layout_.node_words[order] + word_index];
-        u64 before_dirty = kind_bits(word, dirty), before_clean = kind_bits(word, clean);
+        u64 &word = words_[layout_.node_words[order] + position / nodes_per_word];
         unsigned shift = static_cast<unsigned>(2 * (position % nodes_per_word));
         word = (word & ~(u64{3} << shift)) | (value << shift);
-        if ((kind_bits(word, dirty) != 0) != (before_dirty != 0))
-            propagate(order, dirty, word_index, kind_bits(word, dirty) != 0);
-        if ((kind_bits(word, clean) != 0) != (before_clean != 0))
-            propagate(order, clean, word_index, kind_bits(word, clean) != 0);
+        return word;
     }
 
-    // Level `level - 1` word `index` became empty or non-empty: update the levels above.
-    void propagate(unsigned order, Kind kind, std::size_t index, bool nonempty) noexcept
+    // Only a change into or out of a free state can change a summary, and only for that
+    // kind: allocated <-> none writes leave the summaries alone.
+    void set_state(unsigned order, u64 index, u64 value) noexcept
+    {
+        (void)write_state(order, index, value);
+    }
+
+    void set_free(unsigned order, u64 index, Kind kind) noexcept
+    {
+        u64 word = write_state(order, index, kind == clean ? free_clean : free_dirty);
+        u64 bits = kind_bits(word, kind);
+        // The word had no node of this kind before iff this is its only one now.
+        if ((bits & (bits - 1)) == 0)
+            mark_nonempty(order, kind,
+                          static_cast<std::size_t>(local(order, index) / nodes_per_word));
+    }
+    void clear_free(unsigned order, u64 index, Kind kind, u64 new_state) noexcept
+    {
+        u64 word = write_state(order, index, new_state);
+        if (kind_bits(word, kind) == 0)
+            mark_empty(order, kind, static_cast<std::size_t>(local(order, index) / nodes_per_word));
+    }
+
+    // Word `index` of level 0 gained its first node of `kind`: set the summary bits up to
+    // the first level whose word was already non-empty.
+    void mark_nonempty(unsigned order, Kind kind, std::size_t index) noexcept
     {
         for (unsigned level = 1; level < layout_.level_count[order]; ++level) {
             u64 &word = words_[layout_.level_offset[order][kind][level] + index / 64];
-            bool was_nonempty = word != 0;
-            u64 bit = u64{1} << (index % 64);
-            word = nonempty ? (word | bit) : (word & ~bit);
-            if ((word != 0) == was_nonempty) return;
-            nonempty = word != 0;
+            bool was_empty = word == 0;
+            word |= u64{1} << (index % 64);
+            if (!was_empty) return;
+            index /= 64;
+        }
+    }
+    // Word `index` of level 0 lost its last node of `kind`.
+    void mark_empty(unsigned order, Kind kind, std::size_t index) noexcept
+    {
+        for (unsigned level = 1; level < layout_.level_count[order]; ++level) {
+            u64 &word = words_[layout_.level_offset[order][kind][level] + index / 64];
+            word &= ~(u64{1} << (index % 64));
+            if (word != 0) return;
             index /= 64;
         }
     }
 
     void insert_free(unsigned order, u64 index, Kind kind) noexcept
     {
-        set_state(order, index, kind == clean ? free_clean : free_dirty);
+        set_free(order, index, kind);
         if (counts_[order][kind]++ == 0) nonempty_[kind] |= u64{1} << order;
         free_chunks_ += u64{1} << order;
         if (kind == clean) cleared_chunks_ += u64{1} << order;
     }
     void remove_free(unsigned order, u64 index, Kind kind, u64 new_state) noexcept
     {
-        set_state(order, index, new_state);
+        clear_free(order, index, kind, new_state);
         if (--counts_[order][kind] == 0) nonempty_[kind] &= ~(u64{1} << order);
         free_chunks_ -= u64{1} << order;
         if (kind == clean) cleared_chunks_ -= u64{1} << order;
@@ -543,6 +600,52 @@ private:
         u64 highest = 63u - static_cast<u64>(std::countl_zero(word));
         u64 found = word_index * per_word + (level == 0 ? highest / 2 : highest);
         return found >= from ? found : not_found;
+    }
+
+    // First (or last) free node of `kind` at `order`, by descending the summaries from
+    // their single top word: one load and one bit scan per level.
+    [[nodiscard]] u64 find_extreme(unsigned order, Kind kind, bool last) const noexcept
+    {
+        std::size_t index = 0;
+        for (unsigned level = layout_.level_count[order]; level-- > 0;) {
+            u64 word = summary_word(order, kind, level, index);
+            if (word == 0) return not_found;
+            unsigned bit = last ? 63u - static_cast<unsigned>(std::countl_zero(word))
+                                : static_cast<unsigned>(std::countr_zero(word));
+            if (level == 0) return index * nodes_per_word + bit / 2;
+            index = index * 64 + bit;
+        }
+        return not_found;
+    }
+
+    // A whole free block of 2^target chunks anywhere: best fit bottom-up (smallest order,
+    // lowest block), or the highest block of any order top-down. Allocates it.
+    u64 take_whole_block(unsigned target, Kind preferred, bool top_down) noexcept
+    {
+        for (Kind kind : {preferred, preferred == clean ? dirty : clean}) {
+            u64 candidates = nonempty_[kind] & (~u64{0} << target);
+            if (candidates == 0) continue;
+            Node source{};
+            u64 best = not_found;
+            if (!top_down) {
+                unsigned order = static_cast<unsigned>(std::countr_zero(candidates));
+                source = Node{order, find_extreme(order, kind, false) + layout_.node_low[order]};
+                best = source.index << order;
+            } else {
+                for (; candidates != 0; candidates &= candidates - 1) {
+                    unsigned order = static_cast<unsigned>(std::countr_zero(candidates));
+                    u64 index = find_extreme(order, kind, true) + layout_.node_low[order];
+                    u64 start = ((index + 1) << order) - (u64{1} << target);
+                    if (best == not_found || start > best) {
+                        best = start;
+                        source = Node{order, index};
+                    }
+                }
+            }
+            split_to(source, target, best);
+            return best;
+        }
+        return not_found;
     }
 
     // A free block of `kind` holding an aligned 2^target-chunk piece inside the request's
@@ -628,13 +731,17 @@ private:
     void release(unsigned order, u64 index, Kind kind) noexcept
     {
         set_state(order, index, none);
+        const u64 wanted = kind == clean ? free_clean : free_dirty;
+        const auto region =
+            static_cast<std::size_t>(region_of(index << order, (index + 1) << order));
+        const u64 region_first = layout_.region_first[region];
+        const u64 region_end = layout_.region_end[region];
         while (order + 1 < layout_.order_count) {
-            u64 buddy = index ^ 1u;
-            if (!in_hull(order, buddy)) break;
-            u64 buddy_state = state(order, buddy);
-            if (buddy_state != (kind == clean ? free_clean : free_dirty)) break;
+            // Merge only inside the region, and only with a free buddy of the same kind.
             u64 parent_first = (index >> 1) << (order + 1);
-            if (region_of(parent_first, parent_first + (u64{2} << order)) < 0) break;
+            if (parent_first < region_first || parent_first + (u64{2} << order) > region_end) break;
+            u64 buddy = index ^ 1u;
+            if (state(order, buddy) != wanted) break;
             remove_free(order, buddy, kind, none);
             index >>= 1;
             ++order;
@@ -805,6 +912,9 @@ private:
         if (request.window_end <= request.window_first) return failure(Error::out_of_range);
         request.top_down = options.top_down;
         request.preferred = options.prefer_cleared ? clean : dirty;
+        request.unrestricted = request.window_first <= layout_.region_first[0] &&
+                               request.window_end >= layout_.region_end[layout_.region_count - 1] &&
+                               u64{1} << request.align_order <= request.chunks;
         return success();
     }
 
@@ -826,7 +936,7 @@ private:
                                                 std::span<BuddyBlock> out) noexcept
     {
         unsigned order = static_cast<unsigned>(std::bit_width(request.chunks - 1));
-        if (std::has_single_bit(request.chunks))
+        if (is_power_of_two(request.chunks))
             order = static_cast<unsigned>(std::countr_zero(request.chunks));
         if (order >= layout_.order_count) return failure(Error::out_of_memory);
         if (static_cast<std::size_t>(std::popcount(request.chunks)) > out.size())

@@ -44,9 +44,10 @@ using u8 = std::uint8_t;
     return sum;
 }
 
+// (std::has_single_bit would call libgcc's popcount on builds without -mpopcnt.)
 [[nodiscard]] constexpr bool is_power_of_two(u64 value) noexcept
 {
-    return std::has_single_bit(value);
+    return value != 0 && (value & (value - 1)) == 0;
 }
 
 // `alignment` must be a power of two (checked).

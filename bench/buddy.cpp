@@ -1,0 +1,220 @@
+// VRAM buddy allocator workloads (issue: B1, B2, B2s, B3, B3x), 16 GiB at 4 KiB chunks.
+//   B1   allocate 1M 4 KiB blocks, then free them in random order (ns per alloc, per free)
+//   B2   random power-of-two sizes 4 KiB..2 MiB at ~50% occupancy, 1M operations (ns/op),
+//        counting requests that failed although enough free space existed
+//   B2s  the same with mostly small sizes (~400k live blocks)
+//   B3   after B2, one contiguous 256 MiB allocation (ns)
+//   B3x  16 GiB of 64 KiB blocks, a random half freed, then a scattered 256 MiB request
+//        (ns per returned block)
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "gpummu/alloc/buddy.hpp"
+#include "support/random.hpp"
+
+using namespace gpummu;
+
+namespace {
+
+constexpr u64 KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
+
+struct Vram16 {
+    std::vector<u64> storage;
+    BuddyAllocator buddy;
+    static Vram16 make()
+    {
+        VramRange region = VramRange::from_size(VramAddress{0}, 16 * GiB).value();
+        std::span<const VramRange> regions(&region, 1);
+        std::vector<u64> storage(BuddyAllocator::metadata_words(regions).value());
+        auto buddy = BuddyAllocator::create(regions, storage);
+        return Vram16{std::move(storage), std::move(buddy.value())};
+    }
+};
+
+void b1_allocate(benchmark::State &state)
+{
+    constexpr std::size_t count = 1u << 20;
+    for (auto _ : state) {
+        state.PauseTiming();
+        Vram16 vram = Vram16::make();
+        std::vector<BuddyBlock> blocks(count);
+        state.ResumeTiming();
+        for (std::size_t i = 0; i < count; ++i) {
+            auto allocation = vram.buddy.allocate(4 * KiB, {}, std::span(&blocks[i], 1));
+            benchmark::DoNotOptimize(allocation);
+        }
+        state.PauseTiming();
+        state.counters["metadata_bytes"] = static_cast<double>(vram.buddy.metadata_bytes());
+        state.ResumeTiming();
+    }
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(count));
+}
+BENCHMARK(b1_allocate)->Iterations(3)->Unit(benchmark::kMillisecond);
+
+void b1_random_free(benchmark::State &state)
+{
+    constexpr std::size_t count = 1u << 20;
+    testing::Random random(1);
+    for (auto _ : state) {
+        state.PauseTiming();
+        Vram16 vram = Vram16::make();
+        std::vector<BuddyBlock> blocks(count);
+        for (std::size_t i = 0; i < count; ++i)
+            (void)vram.buddy.allocate(4 * KiB, {}, std::span(&blocks[i], 1));
+        for (std::size_t i = count - 1; i > 0; --i)
+            std::swap(blocks[i], blocks[random.below(i + 1)]);
+        state.ResumeTiming();
+        for (const BuddyBlock &block : blocks) {
+            auto freed = vram.buddy.free(block);
+            benchmark::DoNotOptimize(freed);
+        }
+    }
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(count));
+}
+BENCHMARK(b1_random_free)->Iterations(3)->Unit(benchmark::kMillisecond);
+
+// Steady state at ~50% occupancy with random power-of-two sizes: allocate while below the
+// target, free a random live block while at or above it.
+struct Churn {
+    Vram16 vram = Vram16::make();
+    std::vector<BuddyBlock> live;
+    u64 live_bytes = 0;
+    long failed = 0;
+    long failed_with_space = 0;  // refused although free bytes >= the request
+
+    template <class SizePicker>
+    void step(testing::Random &random, SizePicker &pick_size)
+    {
+        constexpr u64 target = 8 * GiB;
+        if (live_bytes < target || live.empty()) {
+            u64 size = pick_size(random);
+            BuddyBlock block;
+            if (vram.buddy.allocate(size, {.contiguous = true}, std::span(&block, 1))) {
+                live.push_back(block);
+                live_bytes += size;
+            } else {
+                ++failed;
+                if (vram.buddy.free_bytes() >= size) ++failed_with_space;
+            }
+        } else {
+            std::size_t pick = static_cast<std::size_t>(random.below(live.size()));
+            (void)vram.buddy.free(live[pick]);
+            live_bytes -= live[pick].size;
+            live[pick] = live.back();
+            live.pop_back();
+        }
+    }
+    // Fills to the target; bounded so a full allocator cannot loop forever.
+    template <class SizePicker>
+    void fill(testing::Random &random, SizePicker &pick_size)
+    {
+        for (long guard = 0; live_bytes < 8 * GiB && guard < 100'000'000; ++guard)
+            step(random, pick_size);
+        failed = failed_with_space = 0;
+    }
+};
+
+template <class SizePicker>
+void run_churn(benchmark::State &state, SizePicker pick_size)
+{
+    constexpr long operations = 1'000'000;
+    testing::Random random(2);
+    long failed = 0, failed_with_space = 0;
+    std::size_t live_blocks = 0;
+    for (auto _ : state) {
+        state.PauseTiming();
+        Churn churn;
+        churn.live.reserve(1u << 21);
+        churn.fill(random, pick_size);  // setup: only the steady-state operations are timed
+        state.ResumeTiming();
+        for (long i = 0; i < operations; ++i) churn.step(random, pick_size);
+        state.PauseTiming();
+        failed = churn.failed;
+        failed_with_space = churn.failed_with_space;
+        live_blocks = churn.live.size();
+        state.ResumeTiming();
+    }
+    state.SetItemsProcessed(state.iterations() * operations);
+    state.counters["failed"] = static_cast<double>(failed);
+    state.counters["failed_with_space"] = static_cast<double>(failed_with_space);
+    state.counters["live_blocks"] = static_cast<double>(live_blocks);
+}
+
+u64 any_size(testing::Random &random)
+{
+    return (u64{4} * KiB) << random.below(10);
+}  // 4 KiB..2 MiB
+u64 small_size(testing::Random &random)
+{
+    // 30% 4K, 25% 8K, 20% 16K, 15% 32K, 10% 64K: about 18 KiB on average.
+    u64 roll = random.below(100);
+    unsigned shift = roll < 30 ? 0 : roll < 55 ? 1 : roll < 75 ? 2 : roll < 90 ? 3 : 4;
+    return (u64{4} * KiB) << shift;
+}
+
+void b2_churn(benchmark::State &state)
+{
+    run_churn(state, any_size);
+}
+BENCHMARK(b2_churn)->Iterations(2)->Unit(benchmark::kMillisecond);
+void b2s_small_churn(benchmark::State &state)
+{
+    run_churn(state, small_size);
+}
+BENCHMARK(b2s_small_churn)->Iterations(2)->Unit(benchmark::kMillisecond);
+
+void b3_contiguous_after_churn(benchmark::State &state)
+{
+    testing::Random random(3);
+    Churn churn;
+    churn.live.reserve(1u << 21);
+    auto pick = any_size;
+    churn.fill(random, pick);
+    for (long i = 0; i < 1'000'000; ++i) churn.step(random, pick);
+    BuddyBlock block;
+    long failures = 0;
+    for (auto _ : state) {
+        auto allocation =
+            churn.vram.buddy.allocate(256 * MiB, {.contiguous = true}, std::span(&block, 1));
+        state.PauseTiming();
+        if (allocation)
+            (void)churn.vram.buddy.free(block);
+        else
+            ++failures;
+        state.ResumeTiming();
+    }
+    state.counters["failures"] = static_cast<double>(failures);
+}
+BENCHMARK(b3_contiguous_after_churn)->Iterations(1000);
+
+void b3x_scattered_from_fragments(benchmark::State &state)
+{
+    testing::Random random(4);
+    Vram16 vram = Vram16::make();
+    std::vector<BuddyBlock> blocks(16 * GiB / (64 * KiB));
+    for (BuddyBlock &block : blocks)
+        (void)vram.buddy.allocate(64 * KiB, {.min_block_size = 64 * KiB}, std::span(&block, 1));
+    for (std::size_t i = blocks.size() - 1; i > 0; --i)
+        std::swap(blocks[i], blocks[random.below(i + 1)]);
+    for (std::size_t i = 0; i < blocks.size() / 2; ++i) (void)vram.buddy.free(blocks[i]);
+    std::vector<BuddyBlock> out(8192);
+    std::size_t returned = 0;
+    for (auto _ : state) {
+        auto allocation = vram.buddy.allocate(256 * MiB, {.min_block_size = 64 * KiB}, out);
+        state.PauseTiming();
+        if (allocation) {
+            returned = allocation->blocks.size();
+            (void)vram.buddy.free(allocation->blocks);
+        }
+        state.ResumeTiming();
+    }
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(returned));
+    state.counters["blocks_per_request"] = static_cast<double>(returned);
+}
+BENCHMARK(b3x_scattered_from_fragments)->Iterations(200)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
