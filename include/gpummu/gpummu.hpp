@@ -8,6 +8,7 @@
 #pragma once
 
 #include "gpummu/alloc/buddy.hpp"
+#include "gpummu/alloc/range_allocator.hpp"
 #include "gpummu/core/bitfield.hpp"
 #include "gpummu/core/config.hpp"
 #include "gpummu/core/result.hpp"
@@ -18,3 +19,5 @@
 #include "gpummu/format/mmu_v2.hpp"
 #include "gpummu/format/mmu_v3.hpp"
 #include "gpummu/format/mmu_version.hpp"
+#include "gpummu/memory/host_memory.hpp"
+#include "gpummu/memory/table_memory_concepts.hpp"

@@ -1,0 +1,94 @@
+// gpummu/memory/host_memory.hpp: a VRAM image in host memory, as TableMemory.
+//
+// What it does
+//   - Serves [base, base + 8 * words.size()) from a span of words the caller owns (a
+//     std::vector, a static array, a mapped file). No heap.
+//   - Counts operations and bytes per kind, so tests and benchmarks can check batching
+//     ("one fill for 512 entries", "bytes written == PTE bytes").
+//
+// What it does not do
+//   - No locking, no ordering: host memory is coherent for a single thread.
+//   - Bad addresses are Error::misaligned (not 8-byte aligned) or Error::out_of_range (any
+//     word outside the image); the image and the counters are then unchanged.
+#pragma once
+
+#include <algorithm>
+#include <span>
+
+#include "gpummu/core/result.hpp"
+#include "gpummu/core/types.hpp"
+#include "gpummu/memory/table_memory_concepts.hpp"
+
+namespace gpummu {
+
+struct MemoryCounters {
+    u64 reads = 0, writes = 0, fills = 0;                     // calls
+    u64 bytes_read = 0, bytes_written = 0, bytes_filled = 0;  // payload
+    constexpr bool operator==(const MemoryCounters &) const noexcept = default;
+};
+
+class HostMemory {
+public:
+    constexpr HostMemory(std::span<u64> words, VramAddress base = VramAddress{0}) noexcept
+        : words_(words),
+          base_(base)
+    {
+    }
+
+    constexpr Result<void> read(VramAddress address, std::span<u64> out) noexcept
+    {
+        auto first = locate(address, out.size());
+        if (!first) return failure(first.error());
+        std::copy_n(words_.begin() + static_cast<std::ptrdiff_t>(*first), out.size(), out.begin());
+        ++counters_.reads;
+        counters_.bytes_read += out.size() * sizeof(u64);
+        return success();
+    }
+    constexpr Result<void> write(VramAddress address, std::span<const u64> in) noexcept
+    {
+        auto first = locate(address, in.size());
+        if (!first) return failure(first.error());
+        std::copy(in.begin(), in.end(), words_.begin() + static_cast<std::ptrdiff_t>(*first));
+        ++counters_.writes;
+        counters_.bytes_written += in.size() * sizeof(u64);
+        return success();
+    }
+    constexpr Result<void> fill(VramAddress address, u64 value, std::size_t count) noexcept
+    {
+        auto first = locate(address, count);
+        if (!first) return failure(first.error());
+        std::fill_n(words_.begin() + static_cast<std::ptrdiff_t>(*first), count, value);
+        ++counters_.fills;
+        counters_.bytes_filled += count * sizeof(u64);
+        return success();
+    }
+
+    [[nodiscard]] constexpr const MemoryCounters &counters() const noexcept { return counters_; }
+    constexpr void reset_counters() noexcept { counters_ = {}; }
+    [[nodiscard]] constexpr VramRange range() const noexcept
+    {
+        return VramRange::from_size(base_, words_.size() * sizeof(u64)).value();
+    }
+    [[nodiscard]] constexpr std::span<u64> words() const noexcept { return words_; }
+
+private:
+    // Index of the first word of [address, address + 8 * count), all inside the image.
+    [[nodiscard]] constexpr Result<std::size_t> locate(VramAddress address,
+                                                       std::size_t count) const noexcept
+    {
+        if (!address.is_aligned_to(sizeof(u64))) return failure(Error::misaligned);
+        if (address < base_) return failure(Error::out_of_range);
+        u64 first = (address - base_) / sizeof(u64);
+        if (first > words_.size() || count > words_.size() - first)
+            return failure(Error::out_of_range);
+        return static_cast<std::size_t>(first);
+    }
+
+    std::span<u64> words_;
+    VramAddress base_;
+    MemoryCounters counters_{};
+};
+
+static_assert(TableMemory<HostMemory>);
+
+}  // namespace gpummu

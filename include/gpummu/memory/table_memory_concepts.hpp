@@ -1,0 +1,38 @@
+// gpummu/memory/table_memory_concepts.hpp: where page tables live, as a concept.
+//
+// What it demands
+//   TableMemory<M>: read, write and fill ranges of 64-bit words at a VRAM address. Ranges,
+//   not single entries, so a PRAMIN window moves once per 1 MiB and host memory can memset.
+//   Every call returns Result<void>: a device may fail, and an address outside the memory
+//   or not 8-byte aligned is Error::out_of_range / Error::misaligned, with nothing done.
+//   `read` is not const: reading through a window may move it.
+//
+// What it does not demand
+//   - Ordering or flushing: the caller orders writes before a TLB invalidate (hw layer).
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <span>
+
+#include "gpummu/core/result.hpp"
+#include "gpummu/core/types.hpp"
+
+namespace gpummu {
+
+template <class M>
+concept TableMemory = requires(M &memory, VramAddress address, std::span<u64> out,
+                               std::span<const u64> in, u64 value, std::size_t count)
+{
+    {
+        memory.read(address, out)
+        } -> std::same_as<Result<void>>;
+    {
+        memory.write(address, in)
+        } -> std::same_as<Result<void>>;
+    {
+        memory.fill(address, value, count)
+        } -> std::same_as<Result<void>>;
+};
+
+}  // namespace gpummu

@@ -1,0 +1,55 @@
+// HostMemory: ranged read/write/fill, counters, and refusals that change nothing.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <vector>
+
+#include "gpummu/memory/host_memory.hpp"
+
+using namespace gpummu;
+
+TEST_CASE("reads, writes and fills land where addressed and are counted")
+{
+    std::vector<u64> image(512, 0);
+    HostMemory memory(image, VramAddress{0x10000});
+    std::array<u64, 3> in{1, 2, 3};
+    REQUIRE(memory.write(VramAddress{0x10008}, in));
+    CHECK(image[1] == 1);
+    CHECK(image[3] == 3);
+    REQUIRE(memory.fill(VramAddress{0x10100}, 0x8, 32));
+    CHECK(image[32] == 0x8);
+    CHECK(image[63] == 0x8);
+    CHECK(image[64] == 0);
+    std::array<u64, 4> out{};
+    REQUIRE(memory.read(VramAddress{0x10000}, out));
+    CHECK(out == std::array<u64, 4>{0, 1, 2, 3});
+    CHECK(memory.counters() == MemoryCounters{1, 1, 1, 32, 24, 256});
+    memory.reset_counters();
+    CHECK(memory.counters() == MemoryCounters{});
+    CHECK(memory.range() == VramRange::from_size(VramAddress{0x10000}, 4096).value());
+}
+
+TEST_CASE("bad addresses are refused without touching the image or the counters")
+{
+    std::vector<u64> image(16, 7);
+    HostMemory memory(image, VramAddress{0x1000});
+    std::array<u64, 2> in{1, 2};
+    CHECK(memory.write(VramAddress{0x1004}, in).error() == Error::misaligned);
+    CHECK(memory.write(VramAddress{0x0ff8}, in).error() == Error::out_of_range);
+    CHECK(memory.write(VramAddress{0x1078}, in).error() == Error::out_of_range);  // last word + 1
+    CHECK(memory.fill(VramAddress{0x1000}, 0, 17).error() == Error::out_of_range);
+    std::array<u64, 1> out{};
+    CHECK(memory.read(VramAddress{0x1080}, out).error() == Error::out_of_range);
+    CHECK(std::all_of(image.begin(), image.end(), [](u64 word) { return word == 7; }));
+    CHECK(memory.counters() == MemoryCounters{});
+    REQUIRE(memory.write(VramAddress{0x1070}, in));  // exactly the last two words
+    CHECK(image[15] == 2);
+}
+
+TEST_CASE("zero-length operations at the end are fine")
+{
+    std::vector<u64> image(4, 0);
+    HostMemory memory(image);
+    CHECK(memory.fill(VramAddress{32}, 1, 0).has_value());
+    CHECK(memory.fill(VramAddress{40}, 1, 0).error() == Error::out_of_range);
+}
