@@ -39,6 +39,18 @@ Snapshot snapshot(const BuddyFixture &fixture)
 {
     return Snapshot{fixture.buddy.stats(), fixture.storage};
 }
+// Takes `count` single 4 KiB chunks one request at a time (sequential, so buddies).
+std::vector<BuddyBlock> take_chunks(BuddyFixture &fixture, std::size_t count)
+{
+    std::vector<BuddyBlock> taken;
+    std::array<BuddyBlock, 1> one{};
+    for (std::size_t i = 0; i < count; ++i) {
+        auto allocation = fixture.buddy.allocate(4 * KiB, {}, one);
+        REQUIRE(allocation);
+        taken.push_back(one[0]);
+    }
+    return taken;
+}
 }  // namespace
 
 TEST_CASE("a new allocator holds every region as maximal aligned free blocks")
@@ -122,13 +134,7 @@ TEST_CASE("the default result may consist of several blocks")
 {
     auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
     // Fragment: take every 4 KiB chunk one by one, give back every other one.
-    std::vector<BuddyBlock> singles;
-    std::array<BuddyBlock, 1> one{};
-    for (int i = 0; i < 256; ++i) {
-        auto allocation = fixture.buddy.allocate(4 * KiB, {}, one);
-        REQUIRE(allocation);
-        singles.push_back(one[0]);
-    }
+    std::vector<BuddyBlock> singles = take_chunks(fixture, 256);
     for (std::size_t i = 0; i < singles.size(); i += 2) REQUIRE(fixture.buddy.free(singles[i]));
     CHECK(fixture.buddy.stats().largest_free_block == 4 * KiB);
     std::vector<BuddyBlock> out(200);
@@ -210,12 +216,9 @@ TEST_CASE("cleared memory is tracked, preferred on request, and never merged wit
 {
     auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
     std::array<BuddyBlock, 4> out{};
-    auto a = fixture.buddy.allocate(4 * KiB, {}, out);
-    REQUIRE(a);
-    BuddyBlock first = a->blocks[0];
-    auto b = fixture.buddy.allocate(4 * KiB, {}, out);
-    REQUIRE(b);
-    BuddyBlock second = b->blocks[0];
+    auto pair = take_chunks(fixture, 2);
+    BuddyBlock first = pair[0];
+    BuddyBlock second = pair[1];
     CHECK(second.address == first.address + 4 * KiB);  // buddies
     REQUIRE(fixture.buddy.free(first, true));
     REQUIRE(fixture.buddy.free(second, false));
@@ -297,12 +300,7 @@ TEST_CASE("bad allocation requests are refused and change nothing")
 TEST_CASE("a failed scattered request rolls back cleared and dirty blocks exactly")
 {
     auto fixture = BuddyFixture::make({range_of(0, 256 * KiB)});
-    std::vector<BuddyBlock> singles;
-    std::array<BuddyBlock, 1> one{};
-    for (int i = 0; i < 64; ++i) {
-        REQUIRE(fixture.buddy.allocate(4 * KiB, {}, one));
-        singles.push_back(one[0]);
-    }
+    std::vector<BuddyBlock> singles = take_chunks(fixture, 64);
     // Free chunks 0..7 (even ones cleared, odd ones dirty) and 32..47 (dirty).
     for (std::size_t i = 0; i < 8; ++i) REQUIRE(fixture.buddy.free(singles[i], i % 2 == 0));
     for (std::size_t i = 32; i < 48; ++i) REQUIRE(fixture.buddy.free(singles[i]));
@@ -371,13 +369,9 @@ TEST_CASE("reserve collects a range split into cleared and dirty free blocks")
 {
     auto fixture = BuddyFixture::make({range_of(0, 64 * KiB)});
     std::array<BuddyBlock, 2> out{};
-    auto a = fixture.buddy.allocate(4 * KiB, {}, out);
-    REQUIRE(a);
-    BuddyBlock first = a->blocks[0];
-    auto b = fixture.buddy.allocate(4 * KiB, {}, out);
-    REQUIRE(b);
-    REQUIRE(fixture.buddy.free(first, true));
-    REQUIRE(fixture.buddy.free(b->blocks, false));
+    auto pair = take_chunks(fixture, 2);
+    REQUIRE(fixture.buddy.free(pair[0], true));
+    REQUIRE(fixture.buddy.free(pair[1], false));
     auto reserved = fixture.buddy.reserve(range_of(0, 8 * KiB), out);
     REQUIRE(reserved);
     CHECK(reserved->blocks.size() == 1);
