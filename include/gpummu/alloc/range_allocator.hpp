@@ -48,6 +48,7 @@ struct RangeNode {
     u64 end = 0;
     u64 largest_hole = 0;   // subtree maximum of free segment sizes
     u64 largest_block = 0;  // subtree maximum of the largest aligned 2^k block in a free segment
+    u64 own_block = 0;      // that block for this segment alone (0 when allocated)
     u32 left = 0;           // 0: none (slot 0 is never used)
     u32 right = 0;
     u32 priority = 0;
@@ -172,8 +173,9 @@ public:
                 end = after_end;
             }
         }
-        root_ = erase(root_, range.begin().value());
-        root_ = insert(root_, make_node(begin, end, true));
+        // The node keeps its slot; its key moves to `begin`, where only it now starts.
+        set_segment(node, begin, end, true);
+        refresh(root_, begin);
         --live_;
         return success();
     }
@@ -315,13 +317,36 @@ private:
     }
 
     // Splits free segment `node` around [begin, end) and marks that part allocated.
+    // Splits free segment `node` around [begin, end) and marks that part allocated: the
+    // node itself becomes the allocated part (its key moves within its own old extent, so
+    // the tree order holds), and the remainders are inserted as new free nodes.
     void carve(u32 node, u64 begin, u64 end) noexcept
     {
         u64 hole_begin = pool_[node].begin, hole_end = pool_[node].end;
-        root_ = erase(root_, hole_begin);
+        set_segment(node, begin, end, false);
+        refresh(root_, begin);
         if (hole_begin < begin) root_ = insert(root_, make_node(hole_begin, begin, true));
-        root_ = insert(root_, make_node(begin, end, false));
         if (end < hole_end) root_ = insert(root_, make_node(end, hole_end, true));
+    }
+
+    void set_segment(u32 index, u64 begin, u64 end, bool is_free) noexcept
+    {
+        RangeNode &n = pool_[index];
+        n.begin = begin;
+        n.end = end;
+        n.free = is_free;
+        n.own_block = is_free ? largest_aligned_block(begin, end) : 0;
+    }
+
+    // Recomputes the subtree maxima on the path from the root to the node keyed `key`.
+    void refresh(u32 node, u64 key) noexcept
+    {
+        if (node == 0) return;
+        if (key < pool_[node].begin)
+            refresh(pool_[node].left, key);
+        else if (key > pool_[node].begin)
+            refresh(pool_[node].right, key);
+        update(node);
     }
 
     // ---- treap ----------------------------------------------------------------------------
@@ -335,7 +360,9 @@ private:
         seed_ ^= seed_ << 13;
         seed_ ^= seed_ >> 17;
         seed_ ^= seed_ << 5;
-        pool_[index] = RangeNode{begin, end, 0, 0, 0, 0, seed_, is_free};
+        pool_[index] = RangeNode{};
+        pool_[index].priority = seed_;
+        set_segment(index, begin, end, is_free);
         update(index);
         return index;
     }
@@ -350,7 +377,7 @@ private:
     {
         RangeNode &n = pool_[index];
         n.largest_hole = n.free ? n.end - n.begin : 0;
-        n.largest_block = n.free ? largest_aligned_block(n.begin, n.end) : 0;
+        n.largest_block = n.own_block;
         for (u32 child : {n.left, n.right}) {
             if (child == 0) continue;
             n.largest_hole = std::max(n.largest_hole, pool_[child].largest_hole);
