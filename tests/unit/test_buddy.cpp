@@ -23,21 +23,22 @@ u64 sum(std::span<const BuddyBlock> blocks)
     return total;
 }
 
-// A snapshot that changes whenever any observable state changes.
+// A snapshot that changes whenever any observable state changes: every node state and
+// counter (the fingerprint) plus the statistics.
 struct Snapshot {
     BuddyStats stats;
-    std::vector<u64> storage;
+    u64 fingerprint;
     bool operator==(const Snapshot &other) const
     {
         return stats.free_bytes == other.stats.free_bytes &&
                stats.cleared_bytes == other.stats.cleared_bytes &&
                stats.free_bytes_per_order == other.stats.free_bytes_per_order &&
-               storage == other.storage;
+               fingerprint == other.fingerprint;
     }
 };
 Snapshot snapshot(const BuddyFixture &fixture)
 {
-    return Snapshot{fixture.buddy.stats(), fixture.storage};
+    return Snapshot{fixture.buddy.stats(), fixture.buddy.fingerprint()};
 }
 // Takes `count` single 4 KiB chunks one request at a time (sequential, so buddies).
 std::vector<BuddyBlock> take_chunks(BuddyFixture &fixture, std::size_t count)
@@ -439,4 +440,22 @@ TEST_CASE("larger chunks: 64 KiB")
     CHECK(allocation->size == 64 * KiB);
     CHECK(out[0].size == 64 * KiB);
     CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("the fingerprint sees every change of a block's state")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
+    u64 empty = fixture.buddy.fingerprint();
+    auto taken = take_chunks(fixture, 1);
+    u64 one = fixture.buddy.fingerprint();
+    CHECK(one != empty);
+    REQUIRE(fixture.buddy.free(taken[0], true));  // same chunk back, but cleared
+    u64 cleared = fixture.buddy.fingerprint();
+    CHECK(cleared != empty);
+    CHECK(cleared != one);
+    std::array<BuddyBlock, 1> again{};
+    REQUIRE(fixture.buddy.allocate(4 * KiB, {.prefer_cleared = true}, again));
+    CHECK(again[0] == taken[0]);
+    REQUIRE(fixture.buddy.free(again[0], false));
+    CHECK(fixture.buddy.fingerprint() == empty);  // dirty again: identical to the start
 }

@@ -321,6 +321,26 @@ public:
         return success();
     }
 
+    // A hash of everything observable: every node state and the counters, but not the
+    // summaries (they may hold stale bits). Equal fingerprints: the same blocks are free
+    // and allocated with the same kinds. Tests use it to prove an error changed nothing.
+    [[nodiscard]] u64 fingerprint() const noexcept
+    {
+        u64 hash = 0xcbf29ce484222325ull;  // FNV-1a over 64-bit words
+        auto mix = [&hash](u64 value) {
+            for (unsigned byte = 0; byte < 8; ++byte) {
+                hash ^= (value >> (8 * byte)) & 0xFF;
+                hash *= 0x100000001b3ull;
+            }
+        };
+        for (unsigned order = 0; order < layout_.order_count; ++order)
+            for (std::size_t word = 0; word < layout_.level_words[order][0]; ++word)
+                mix(words_[layout_.node_words[order] + word]);
+        mix(free_chunks_);
+        mix(cleared_chunks_);
+        return hash;
+    }
+
     // Bytes of metadata this allocator uses (storage words plus the object itself).
     [[nodiscard]] u64 metadata_bytes() const noexcept
     {
