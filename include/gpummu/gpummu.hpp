@@ -21,3 +21,4 @@
 #include "gpummu/format/mmu_version.hpp"
 #include "gpummu/memory/host_memory.hpp"
 #include "gpummu/memory/table_memory_concepts.hpp"
+#include "gpummu/memory/table_pages.hpp"

@@ -1,0 +1,187 @@
+// gpummu/memory/table_pages.hpp: where page-table pages come from.
+//
+// What it does
+//   - `TablePageSource<S>`: hands out zeroed table pages of 4 KiB (directories and small-page
+//     tables) or 256 B (big-page tables, 32 entries of 8 bytes) and takes them back.
+//   - `BuddyTablePages<M>`: the usual source. 4 KiB pages are buddy blocks; a page that comes
+//     back from the buddy known to be zero (prefer_cleared) is not filled again, otherwise it
+//     is zeroed with one fill through the TableMemory. Pages handed back with
+//     `known_zero = true` (an emptied table: every entry invalid, i.e. 0) return to the buddy
+//     as cleared memory, so the next table costs no fill. 256-byte tables are packed sixteen
+//     to a 4 KiB host page:
+//
+//         host page (4 KiB, one buddy block)
+//         +------+------+------+-- ... --+------+
+//         | 256B | 256B | 256B |         | 256B |    occupancy mask: 16 bits per page
+//         +------+------+------+-- ... --+------+
+//
+//     A host page goes back to the buddy when its last big table is freed.
+//
+// What it does not do
+//   - No locking. Host pages of big tables are tracked in a caller-supplied slot array
+//     (`BigTableSlot`), found by a linear walk: cost O(host pages that hold big tables),
+//     which is 1/16 of the big tables in use.
+//   - Errors leave everything unchanged: out_of_memory (buddy exhausted or no free slot),
+//     not_allocated / double_free for a table this source did not hand out, device errors
+//     from the fill.
+#pragma once
+
+#include <bit>
+#include <concepts>
+#include <cstddef>
+#include <span>
+
+#include "gpummu/alloc/buddy.hpp"
+#include "gpummu/core/result.hpp"
+#include "gpummu/core/types.hpp"
+#include "gpummu/memory/table_memory_concepts.hpp"
+
+namespace gpummu {
+
+enum class TableSize : u16 { small_page_or_directory = 4096, big_page = 256 };
+
+struct TablePage {
+    VramAddress address{};
+    TableSize size = TableSize::small_page_or_directory;
+    constexpr bool operator==(const TablePage &) const noexcept = default;
+};
+
+template <class S>
+concept TablePageSource = requires(S &source, TableSize size, TablePage page, bool known_zero)
+{
+    {
+        source.allocate_table(size)
+        } -> std::same_as<Result<TablePage>>;
+    {
+        source.free_table(page, known_zero)
+        } -> std::same_as<Result<void>>;
+};
+
+// One host page that holds 256-byte big-page tables.
+struct BigTableSlot {
+    VramAddress page{};
+    u16 used = 0;  // bit i: the table at page + 256 * i is handed out
+    bool in_use = false;
+};
+
+template <TableMemory M>
+class BuddyTablePages {
+public:
+    static constexpr u64 page_bytes = 4096;
+    static constexpr u64 big_table_bytes = 256;
+    static constexpr unsigned big_tables_per_page = page_bytes / big_table_bytes;
+
+    BuddyTablePages(BuddyAllocator &buddy, M &memory, std::span<BigTableSlot> slots) noexcept
+        : buddy_(buddy),
+          memory_(memory),
+          slots_(slots)
+    {
+        for (BigTableSlot &slot : slots_) slot = BigTableSlot{};
+    }
+
+    [[nodiscard]] Result<TablePage> allocate_table(TableSize size) noexcept
+    {
+        if (size == TableSize::big_page) return allocate_big_table();
+        auto page = allocate_zeroed_page();
+        if (!page) return failure(page.error());
+        return TablePage{*page, TableSize::small_page_or_directory};
+    }
+
+    [[nodiscard]] Result<void> free_table(TablePage table, bool known_zero) noexcept
+    {
+        if (table.size == TableSize::big_page) return free_big_table(table.address);
+        if (!table.address.is_aligned_to(page_bytes)) return failure(Error::misaligned);
+        if (find_slot(table.address) != nullptr)
+            return failure(Error::not_allocated);  // hosts big tables
+        return buddy_.free(BuddyBlock{table.address, page_bytes}, known_zero);
+    }
+
+    // Counters for tests and benchmarks.
+    [[nodiscard]] u64 fills() const noexcept { return fills_; }
+    [[nodiscard]] u64 fills_skipped() const noexcept { return fills_skipped_; }
+    [[nodiscard]] std::size_t host_pages_for_big_tables() const noexcept
+    {
+        std::size_t count = 0;
+        for (const BigTableSlot &slot : slots_) count += slot.in_use ? 1u : 0u;
+        return count;
+    }
+
+private:
+    Result<VramAddress> allocate_zeroed_page() noexcept
+    {
+        BuddyBlock block;
+        u64 cleared_before = buddy_.stats().cleared_bytes;
+        auto allocation = buddy_.allocate(page_bytes, {.contiguous = true, .prefer_cleared = true},
+                                          std::span<BuddyBlock>(&block, 1));
+        if (!allocation) return failure(allocation.error());
+        // The buddy took cleared memory iff its cleared total dropped by a page (the
+        // allocator is single-threaded by contract, so nothing else moved it).
+        if (buddy_.stats().cleared_bytes + page_bytes == cleared_before) {
+            ++fills_skipped_;
+            return block.address;
+        }
+        if (auto zeroed = memory_.fill(block.address, 0, page_bytes / sizeof(u64)); !zeroed) {
+            (void)buddy_.free(block);
+            return failure(zeroed.error());
+        }
+        ++fills_;
+        return block.address;
+    }
+
+    Result<TablePage> allocate_big_table() noexcept
+    {
+        // A host page with room first: its tables were zeroed when they were freed or
+        // when the page was allocated, so no fill is needed.
+        for (BigTableSlot &slot : slots_) {
+            if (!slot.in_use || slot.used == 0xFFFF) continue;
+            unsigned index = static_cast<unsigned>(std::countr_one(slot.used));
+            slot.used = static_cast<u16>(slot.used | (1u << index));
+            return TablePage{slot.page + index * big_table_bytes, TableSize::big_page};
+        }
+        BigTableSlot *empty = nullptr;
+        for (BigTableSlot &slot : slots_)
+            if (!slot.in_use) {
+                empty = &slot;
+                break;
+            }
+        if (empty == nullptr) return failure(Error::out_of_memory);
+        auto page = allocate_zeroed_page();
+        if (!page) return failure(page.error());
+        *empty = BigTableSlot{*page, 1, true};
+        return TablePage{*page, TableSize::big_page};
+    }
+
+    Result<void> free_big_table(VramAddress address) noexcept
+    {
+        if (!address.is_aligned_to(big_table_bytes)) return failure(Error::misaligned);
+        VramAddress page{align_down(address.value(), page_bytes)};
+        BigTableSlot *slot = find_slot(page);
+        if (slot == nullptr) return failure(Error::not_allocated);
+        u16 bit = static_cast<u16>(1u << ((address - page) / big_table_bytes));
+        if ((slot->used & bit) == 0) return failure(Error::double_free);
+        // A freed big table must be zero again before it is reused without a fill.
+        if (auto zeroed = memory_.fill(address, 0, big_table_bytes / sizeof(u64)); !zeroed)
+            return failure(zeroed.error());
+        slot->used = static_cast<u16>(slot->used & ~bit);
+        if (slot->used == 0) {
+            (void)buddy_.free(BuddyBlock{slot->page, page_bytes}, true);  // all sixteen zeroed
+            *slot = BigTableSlot{};
+        }
+        return success();
+    }
+
+    [[nodiscard]] BigTableSlot *find_slot(VramAddress page) noexcept
+    {
+        for (BigTableSlot &slot : slots_)
+            if (slot.in_use && slot.page == page) return &slot;
+        return nullptr;
+    }
+
+    BuddyAllocator &buddy_;
+    M &memory_;
+    std::span<BigTableSlot> slots_;
+    u64 fills_ = 0;
+    u64 fills_skipped_ = 0;
+};
+
+}  // namespace gpummu

@@ -1,0 +1,116 @@
+// BuddyTablePages: zeroed table pages, fills skipped for cleared memory, 256-byte big-page
+// tables packed sixteen to a host page, and every refusal.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "gpummu/memory/host_memory.hpp"
+#include "gpummu/memory/table_pages.hpp"
+#include "support/buddy_fixture.hpp"
+
+using namespace gpummu;
+using testing::BuddyFixture;
+using testing::range_of;
+
+static_assert(TablePageSource<BuddyTablePages<HostMemory>>);
+
+namespace {
+constexpr u64 KiB = 1024;
+
+struct Rig {
+    std::vector<u64> image;
+    HostMemory memory;
+    BuddyFixture vram;
+    std::vector<BigTableSlot> slots;
+    BuddyTablePages<HostMemory> pages;
+
+    explicit Rig(u64 bytes, std::size_t slot_count = 8)
+        : image(bytes / 8, ~u64{0}),  // garbage: every table must be zeroed before use
+          memory(image),
+          vram(BuddyFixture::make({range_of(0, bytes)})),
+          slots(slot_count),
+          pages(vram.buddy, memory, slots)
+    {
+    }
+    bool is_zero(VramAddress address, u64 bytes) const
+    {
+        auto first = image.begin() + static_cast<std::ptrdiff_t>(address.value() / 8);
+        return std::all_of(first, first + static_cast<std::ptrdiff_t>(bytes / 8),
+                           [](u64 w) { return w == 0; });
+    }
+};
+}  // namespace
+
+TEST_CASE("a 4 KiB table page arrives zeroed; a cleared page comes back without a fill")
+{
+    Rig rig(64 * KiB);
+    auto table = rig.pages.allocate_table(TableSize::small_page_or_directory);
+    REQUIRE(table);
+    CHECK(table->size == TableSize::small_page_or_directory);
+    CHECK(table->address.is_aligned_to(4 * KiB));
+    CHECK(rig.is_zero(table->address, 4 * KiB));
+    CHECK(rig.pages.fills() == 1);
+    REQUIRE(rig.pages.free_table(*table, true));  // an emptied table: all entries invalid (0)
+    auto again = rig.pages.allocate_table(TableSize::small_page_or_directory);
+    REQUIRE(again);
+    CHECK(again->address == table->address);
+    CHECK(rig.pages.fills() == 1);
+    CHECK(rig.pages.fills_skipped() == 1);
+    CHECK(rig.vram.buddy.check_invariants());
+}
+
+TEST_CASE("big-page tables pack sixteen to a host page and free it with the last one")
+{
+    Rig rig(64 * KiB);
+    u64 free_before = rig.vram.buddy.free_bytes();
+    std::vector<TablePage> tables;
+    for (int i = 0; i < 17; ++i) {
+        auto table = rig.pages.allocate_table(TableSize::big_page);
+        REQUIRE(table);
+        CHECK(table->address.is_aligned_to(256));
+        CHECK(rig.is_zero(table->address, 256));
+        tables.push_back(*table);
+    }
+    for (std::size_t i = 1; i < 16; ++i) CHECK(tables[i].address == tables[0].address + 256u * i);
+    CHECK(rig.pages.host_pages_for_big_tables() == 2);
+    CHECK(rig.vram.buddy.free_bytes() == free_before - 8 * KiB);
+    // Dirty a table, free it, get it back: zeroed, and no new host page.
+    std::fill_n(rig.image.begin() + static_cast<std::ptrdiff_t>(tables[3].address.value() / 8), 32,
+                0x1234);
+    REQUIRE(rig.pages.free_table(tables[3], false));
+    auto reused = rig.pages.allocate_table(TableSize::big_page);
+    REQUIRE(reused);
+    CHECK(reused->address == tables[3].address);
+    CHECK(rig.is_zero(reused->address, 256));
+    CHECK(rig.pages.host_pages_for_big_tables() == 2);
+    for (const TablePage &table : tables) REQUIRE(rig.pages.free_table(table, false));
+    CHECK(rig.pages.host_pages_for_big_tables() == 0);
+    CHECK(rig.vram.buddy.free_bytes() == free_before);
+    CHECK(rig.vram.buddy.check_invariants());
+}
+
+TEST_CASE("refusals: unknown, double, misaligned, out of slots, out of memory")
+{
+    Rig rig(16 * KiB, 1);
+    auto big = rig.pages.allocate_table(TableSize::big_page);
+    REQUIRE(big);
+    CHECK(rig.pages.free_table(TablePage{big->address + 8, TableSize::big_page}, false).error() ==
+          Error::misaligned);
+    CHECK(rig.pages.free_table(TablePage{big->address + 256, TableSize::big_page}, false).error() ==
+          Error::double_free);  // same host page, never handed out
+    CHECK(rig.pages.free_table(TablePage{VramAddress{12 * KiB}, TableSize::big_page}, false)
+              .error() == Error::not_allocated);
+    // The host page of big tables cannot be freed as a small table.
+    CHECK(rig.pages.free_table(TablePage{big->address, TableSize::small_page_or_directory}, false)
+              .error() == Error::not_allocated);
+    for (int i = 1; i < 16; ++i) REQUIRE(rig.pages.allocate_table(TableSize::big_page));
+    CHECK(rig.pages.allocate_table(TableSize::big_page).error() ==
+          Error::out_of_memory);  // one slot only
+    REQUIRE(rig.pages.allocate_table(TableSize::small_page_or_directory));
+    REQUIRE(rig.pages.allocate_table(TableSize::small_page_or_directory));
+    REQUIRE(rig.pages.allocate_table(TableSize::small_page_or_directory));
+    CHECK(rig.pages.allocate_table(TableSize::small_page_or_directory).error() ==
+          Error::out_of_memory);
+    CHECK(rig.vram.buddy.check_invariants());
+}
