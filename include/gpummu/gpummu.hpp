@@ -22,3 +22,4 @@
 #include "gpummu/memory/host_memory.hpp"
 #include "gpummu/memory/table_memory_concepts.hpp"
 #include "gpummu/memory/table_pages.hpp"
+#include "gpummu/paging/tlb_batch.hpp"
