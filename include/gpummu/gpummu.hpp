@@ -23,3 +23,4 @@
 #include "gpummu/memory/table_memory_concepts.hpp"
 #include "gpummu/memory/table_pages.hpp"
 #include "gpummu/paging/tlb_batch.hpp"
+#include "gpummu/paging/walker.hpp"
