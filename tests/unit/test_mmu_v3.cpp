@@ -1,6 +1,7 @@
 // MMU v3 entry codecs: golden values, PCF, every validation rule, special states.
 #include <doctest/doctest.h>
 
+#include "gpummu/format/mmu_v2.hpp"
 #include "gpummu/format/mmu_v3.hpp"
 
 using namespace gpummu;
@@ -132,4 +133,16 @@ TEST_CASE("v3 dual PDE: big half shift 8, small half in the high qword")
     auto page = DualPde::from_pte(Pte::map({.address = PhysicalAddress{0x400000}}).value());
     CHECK(page.is_pte());
     CHECK(page.as_pte().state() == PteState::valid);
+}
+
+TEST_CASE("a default TablePointer means no table, in both formats")
+{
+    CHECK(TablePointer{}.aperture == Aperture::invalid);
+    auto v3 = DualPde::point_to({}, {Aperture::video, PhysicalAddress{0x3000}}).value();
+    CHECK(v3.low() == 0);
+    CHECK(v3.big_pointer().aperture == Aperture::invalid);
+    auto v2 = mmu_v2::DualPde::point_to({Aperture::video, PhysicalAddress{0x100}}, {}).value();
+    CHECK(v2.high() == 0);
+    CHECK(v2.small_pointer().aperture == Aperture::invalid);
+    CHECK(Pde::point_to({}).error() == Error::invalid_aperture);
 }

@@ -106,9 +106,11 @@ struct PageAttributes {
     constexpr bool operator==(const PageAttributes &) const noexcept = default;
 };
 
-// Where a directory entry points: the next table's aperture and address.
+// Where a directory entry points: the next table's aperture and address. A
+// default-constructed pointer is "no table" (aperture invalid), so `point_to(big, {})`
+// leaves the small half of a dual PDE empty.
 struct TablePointer {
-    Aperture aperture = Aperture::video;
+    Aperture aperture = Aperture::invalid;
     PhysicalAddress address{};
     constexpr bool operator==(const TablePointer &) const noexcept = default;
 };
