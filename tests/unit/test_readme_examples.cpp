@@ -1,0 +1,80 @@
+// The README's code snippets, compiled and checked: if the library changes under them, this
+// test fails before a reader copies something that no longer works.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <vector>
+
+#include <gpummu/gpummu.hpp>
+
+using namespace gpummu;
+
+namespace {
+
+// "Quick start", as a function that may return an error name.
+const char *quick_start(u64 &word, unsigned &va_bits, mmu_v2::PteFields &fields)
+{
+    // A 4 KiB read-only page of VRAM at 0x12345000 as an MMU v3 PTE.
+    Result<MmuV3::Pte> pte =
+        MmuV3::Pte::map({.address = PhysicalAddress{0x1234'5000}, .read_only = true, .kind = 6});
+    if (!pte) return error_name(pte.error());  // e.g. "misaligned"
+    word = pte->raw();                         // 0x0000000012345621
+
+    // PD0: a dual PDE pointing at a 64 KiB page table (256 B aligned) and a 4 KiB one.
+    auto pd0 = MmuV2::DualPde::point_to({Aperture::video, PhysicalAddress{0x20'0100}},
+                                        {Aperture::video, PhysicalAddress{0x20'1000}});
+    if (!pd0) return error_name(pd0.error());
+
+    // Decode any word found in a dump.
+    fields = mmu_v2::Pte::from_raw(0x0600000000000101).fields();  // valid, vram, 0x1000, kind 6
+
+    // Pick the format at run time, run compile-time code below it.
+    va_bits = with_format(MmuVersion::v3, [](auto f) { return decltype(f)::va_bits; });
+    return nullptr;
+}
+
+// "VRAM buddy allocator", in a function returning Result<void> as a caller's would.
+Result<void> buddy_example(std::size_t &block_count, u64 &allocated, bool &all_free_again)
+{
+    std::array regions{VramRange::from_size(VramAddress{0}, 1ull << 30).value()};
+    std::vector<u64> metadata(
+        BuddyAllocator::metadata_words(regions).value());  // or a static array
+    BuddyAllocator vram = BuddyAllocator::create(regions, metadata).value();
+
+    std::array<BuddyBlock, 64> blocks;  // the result is written here: no heap
+    auto buffer = vram.allocate(3 * 1024 * 1024 + 4096, {.min_block_size = 64 * 1024}, blocks);
+    if (!buffer) return failure(buffer.error());  // out_of_memory, invalid_argument, ...
+    block_count = buffer->blocks.size();
+    allocated = 0;
+    for (BuddyBlock block : buffer->blocks) allocated += block.size;
+    if (auto freed = vram.free(buffer->blocks, /*cleared=*/false); !freed) return freed;
+    all_free_again = vram.free_bytes() == vram.total_bytes();
+    return success();
+}
+
+}  // namespace
+
+TEST_CASE("README quick start")
+{
+    u64 word = 0;
+    unsigned va_bits = 0;
+    mmu_v2::PteFields fields;
+    CHECK(quick_start(word, va_bits, fields) == nullptr);
+    CHECK(word == 0x0000000012345621ull);
+    CHECK(va_bits == 57);
+    CHECK(fields.valid);
+    CHECK(fields.aperture == Aperture::video);
+    CHECK(fields.address == PhysicalAddress{0x1000});
+    CHECK(fields.kind == 6);
+}
+
+TEST_CASE("README buddy example")
+{
+    std::size_t blocks = 0;
+    u64 allocated = 0;
+    bool all_free_again = false;
+    REQUIRE(buddy_example(blocks, allocated, all_free_again));
+    CHECK(allocated == 3 * 1024 * 1024 + 64 * 1024);  // rounded up to the 64 KiB minimum block
+    CHECK(blocks == 3);                               // 2 MiB + 1 MiB + 64 KiB
+    CHECK(all_free_again);
+}
