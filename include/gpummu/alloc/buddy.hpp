@@ -134,6 +134,11 @@ public:
 
     [[nodiscard]] u64 chunk_bytes() const noexcept { return u64{1} << layout_.chunk_shift; }
     [[nodiscard]] u64 free_bytes() const noexcept { return free_chunks_ << layout_.chunk_shift; }
+    // Free bytes known to be zero (freed with cleared = true and not handed out since).
+    [[nodiscard]] u64 cleared_bytes() const noexcept
+    {
+        return cleared_chunks_ << layout_.chunk_shift;
+    }
     [[nodiscard]] u64 total_bytes() const noexcept
     {
         return layout_.total_chunks << layout_.chunk_shift;
@@ -279,7 +284,7 @@ public:
         out.chunk_bytes = chunk_bytes();
         out.total_bytes = total_bytes();
         out.free_bytes = free_bytes();
-        out.cleared_bytes = cleared_chunks_ << layout_.chunk_shift;
+        out.cleared_bytes = cleared_bytes();
         out.order_count = layout_.order_count;
         for (unsigned order = 0; order < layout_.order_count; ++order) {
             u64 blocks = counts_[order][dirty] + counts_[order][clean];

@@ -110,13 +110,13 @@ private:
     Result<VramAddress> allocate_zeroed_page() noexcept
     {
         BuddyBlock block;
-        u64 cleared_before = buddy_.stats().cleared_bytes;
+        u64 cleared_before = buddy_.cleared_bytes();
         auto allocation = buddy_.allocate(page_bytes, {.contiguous = true, .prefer_cleared = true},
                                           std::span<BuddyBlock>(&block, 1));
         if (!allocation) return failure(allocation.error());
         // The buddy took cleared memory iff its cleared total dropped by a page (the
         // allocator is single-threaded by contract, so nothing else moved it).
-        if (buddy_.stats().cleared_bytes + page_bytes == cleared_before) {
+        if (buddy_.cleared_bytes() + page_bytes == cleared_before) {
             ++fills_skipped_;
             return block.address;
         }
