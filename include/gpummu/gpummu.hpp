@@ -22,5 +22,7 @@
 #include "gpummu/memory/host_memory.hpp"
 #include "gpummu/memory/table_memory_concepts.hpp"
 #include "gpummu/memory/table_pages.hpp"
+#include "gpummu/paging/page_table.hpp"
+#include "gpummu/paging/page_table_node.hpp"
 #include "gpummu/paging/tlb_batch.hpp"
 #include "gpummu/paging/walker.hpp"

@@ -114,44 +114,85 @@ struct Failure {
     return Failure{error};
 }
 
+namespace detail {
+
+// The union and its flag. Whether the destructor is trivial is decided by specialisation,
+// not by a constrained destructor: clang 14 does not implement conditionally trivial
+// special members (P0848) and deletes the destructor of a union holding a non-trivial T.
+template <class T, bool = std::is_trivially_destructible_v<T>>
+struct ResultStorage {
+    constexpr ResultStorage() noexcept : error_(Error::invalid_argument), has_value_(false) {}
+    union {
+        T value_;
+        Error error_;
+    };
+    bool has_value_;
+};
+
 template <class T>
-class [[nodiscard]] Result {
+struct ResultStorage<T, false> {
+    constexpr ResultStorage() noexcept : error_(Error::invalid_argument), has_value_(false) {}
+    ResultStorage(const ResultStorage &) = default;
+    ResultStorage(ResultStorage &&) = default;
+    ResultStorage &operator=(const ResultStorage &) = default;
+    ResultStorage &operator=(ResultStorage &&) = default;
+    constexpr ~ResultStorage()
+    {
+        if (has_value_) std::destroy_at(&value_);
+    }
+    union {
+        T value_;
+        Error error_;
+    };
+    bool has_value_;
+};
+
+}  // namespace detail
+
+template <class T>
+class [[nodiscard]] Result : private detail::ResultStorage<T> {
     static_assert(!std::is_reference_v<T>, "Result<T&> is not supported; return a pointer");
+    using Storage = detail::ResultStorage<T>;
+    using Storage::error_;
+    using Storage::has_value_;
+    using Storage::value_;
 
 public:
     using value_type = T;
 
     constexpr Result(const T &value) noexcept(std::is_nothrow_copy_constructible_v<T>)
-        : value_(value),
-          has_value_(true)
     {
+        std::construct_at(&value_, value);
+        has_value_ = true;
     }
     constexpr Result(T &&value) noexcept(std::is_nothrow_move_constructible_v<T>)
-        : value_(std::move(value)),
-          has_value_(true)
     {
+        std::construct_at(&value_, std::move(value));
+        has_value_ = true;
     }
-    constexpr Result(Failure failed) noexcept : error_(failed.error), has_value_(false) {}
+    constexpr Result(Failure failed) noexcept { error_ = failed.error; }
 
     constexpr Result(const Result &other) requires std::is_trivially_copy_constructible_v<T>
     = default;
     constexpr Result(const Result &other) noexcept(std::is_nothrow_copy_constructible_v<T>)
-        : has_value_(other.has_value_)
     {
-        if (has_value_)
+        if (other.has_value_) {
             std::construct_at(&value_, other.value_);
-        else
+            has_value_ = true;
+        } else {
             error_ = other.error_;
+        }
     }
     constexpr Result(Result &&other) requires std::is_trivially_move_constructible_v<T>
     = default;
     constexpr Result(Result &&other) noexcept(std::is_nothrow_move_constructible_v<T>)
-        : has_value_(other.has_value_)
     {
-        if (has_value_)
+        if (other.has_value_) {
             std::construct_at(&value_, std::move(other.value_));
-        else
+            has_value_ = true;
+        } else {
             error_ = other.error_;
+        }
     }
     constexpr Result &
     operator=(const Result &other) noexcept(std::is_nothrow_copy_constructible_v<T>)
@@ -169,13 +210,6 @@ public:
             std::construct_at(this, std::move(other));
         }
         return *this;
-    }
-
-    constexpr ~Result() requires std::is_trivially_destructible_v<T>
-    = default;
-    constexpr ~Result()
-    {
-        if (has_value_) std::destroy_at(&value_);
     }
 
     [[nodiscard]] constexpr bool has_value() const noexcept { return has_value_; }
@@ -210,14 +244,12 @@ public:
     {
         return has_value_ ? value_ : fallback;
     }
-
-private:
-    union {
-        T value_;
-        Error error_;
-    };
-    bool has_value_;
 };
+
+// Results of plain values stay trivial: returned in registers, usable in constant
+// expressions.
+static_assert(std::is_trivially_copy_constructible_v<Result<std::uint64_t>>);
+static_assert(std::is_trivially_destructible_v<Result<std::uint64_t>>);
 
 template <>
 class [[nodiscard]] Result<void> {

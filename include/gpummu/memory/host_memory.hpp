@@ -63,6 +63,19 @@ public:
         return success();
     }
 
+    // words[i] = first + i * step (mod 2^64); counted as one write.
+    constexpr Result<void> write_sequence(VramAddress address, u64 first, u64 step,
+                                          std::size_t count) noexcept
+    {
+        auto at = locate(address, count);
+        if (!at) return failure(at.error());
+        u64 *out = words_.data() + *at;
+        for (std::size_t i = 0; i < count; ++i, first += step) out[i] = first;
+        ++counters_.writes;
+        counters_.bytes_written += count * sizeof(u64);
+        return success();
+    }
+
     [[nodiscard]] constexpr const MemoryCounters &counters() const noexcept { return counters_; }
     constexpr void reset_counters() noexcept { counters_ = {}; }
     [[nodiscard]] constexpr VramRange range() const noexcept
@@ -90,5 +103,6 @@ private:
 };
 
 static_assert(TableMemory<HostMemory>);
+static_assert(SequenceTableMemory<HostMemory>);
 
 }  // namespace gpummu

@@ -35,4 +35,17 @@ concept TableMemory = requires(M &memory, VramAddress address, std::span<u64> ou
         } -> std::same_as<Result<void>>;
 };
 
+// Optional: a memory that can write an arithmetic sequence of words (first, first + step,
+// first + 2 * step, ...) without a staging buffer. A run of PTEs over contiguous physical
+// memory is exactly such a sequence (the address field is linear), so the page table uses
+// this when the memory offers it and stages through a small buffer otherwise.
+template <class M>
+concept SequenceTableMemory = TableMemory<M> &&
+    requires(M &memory, VramAddress address, u64 first, u64 step, std::size_t count)
+{
+    {
+        memory.write_sequence(address, first, step, count)
+        } -> std::same_as<Result<void>>;
+};
+
 }  // namespace gpummu

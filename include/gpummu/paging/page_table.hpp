@@ -1,0 +1,1445 @@
+// gpummu/paging/page_table.hpp: build and change one GPU address space's page tables.
+//
+// What it does
+//   `PageTable<Format, Memory, Pages>` owns the tables of one address space: it allocates
+//   them from a TablePageSource, writes them through a TableMemory and keeps a host-side
+//   shadow of each (page_table_node.hpp), so every decision (is this page mapped? may a
+//   large page go here? is this table empty?) is made without reading VRAM back.
+//
+//     root (PDB)  PD3/PD4 ... PD1 --> PD0 (dual, 2 MiB per entry) --+--> big PT  (32 x 64 KiB)
+//                   |          |        |                           +--> small PT (512 x 4 KiB)
+//                   |          |        +-- 2 MiB PTE
+//                   |          +----------- 512 MiB PTE (where the chip allows it)
+//                   +---------------------- 256 GiB PTE (v3, where the chip allows it)
+//
+//   - map(VA range, physical segments, attributes): each piece gets the largest page size
+//     that VA alignment, PA alignment, physical contiguity, the chip's page sizes and the
+//     existing tables allow (a large page is placed only where no table hangs below the
+//     entry); `MapOptions::page_sizes` narrows the choice, one size pins it. PTE runs over
+//     contiguous memory are written as one range write (a SequenceTableMemory writes them
+//     directly, others through a 512-word staging buffer).
+//   - unmap(range): mapped pages return to invalid, or to sparse where the range was
+//     sparse before it was mapped. Unmapping part of a large page splits it: the rest stays
+//     mapped with the next smaller pages (512 MiB -> 2 MiB -> 64 KiB -> 4 KiB).
+//   - make_sparse(range) / clear_sparse(range): sparse pages read zero and drop writes.
+//     A whole aligned entry becomes one sparse PDE or big PTE.
+//   - Dual PD0 entries: 64 KiB and 4 KiB pages coexist under one entry. Per 64 KiB chunk the
+//     content lives either in the big PTE (valid or sparse) or in the 16 small PTEs; a chunk
+//     with neither, while a small table exists, has the no-valid-4K big PTE so the MMU does
+//     not fetch the small PTEs. Big tables are 256 bytes, packed by the page source.
+//   - Two phases: `prepare_map` validates everything and allocates every table the range
+//     needs (including splits at the boundaries); on failure nothing is left behind.
+//     `commit` writes and cannot fail except on a device error. `map` = prepare + commit.
+//     unmap, make_sparse and clear_sparse run the same two phases internally.
+//   - Every mutation returns a [[nodiscard]] TlbBatch (PDB, shallowest level written,
+//     ack-globally and sys-membar when access was taken away). Tables that became empty are
+//     unlinked at once and freed by `flush(batch, invalidator)` after the invalidate.
+//   - Reference counts per table (`live`); `check_invariants()` reads every table back and
+//     proves the shadow, the counts and the VRAM words agree.
+//
+// What it does not do
+//   - No locking; one operation at a time. Between prepare_map and commit/cancel the
+//     page table refuses other mutations (Error::invalid_argument).
+//   - It does not choose virtual addresses (vmm/address_space.hpp does) and does not issue
+//     invalidates itself (a TlbInvalidator does, through the batch).
+//   - flush() frees every retired table: pass it a batch that covers every mutation made
+//     since the last flush (merge them), which is the case when batches are finished as
+//     they come.
+//   - After a device error inside a commit the tables of that range are undefined.
+//
+// Invariants (checked by check_invariants)
+//   - Every table in use is reachable from the root exactly once, at its level.
+//   - A table's `live` equals its entries that are not invalid (NV4K words do not count);
+//     no table but the root is ever left with live == 0 after an operation.
+//   - A chunk's content is in its big PTE or its small PTEs, never both.
+//   - Errors leave tables, shadow and the page source as they were.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <span>
+#include <utility>
+
+#include "gpummu/core/result.hpp"
+#include "gpummu/core/types.hpp"
+#include "gpummu/format/format_concepts.hpp"
+#include "gpummu/memory/table_memory_concepts.hpp"
+#include "gpummu/memory/table_pages.hpp"
+#include "gpummu/paging/page_table_node.hpp"
+#include "gpummu/paging/tlb_batch.hpp"
+#include "gpummu/paging/walker.hpp"
+
+namespace gpummu {
+
+// A run of physical memory backing part of a mapping; the runs are consumed in VA order.
+struct PhysicalSegment {
+    PhysicalAddress address{};
+    u64 size = 0;
+};
+
+struct MapOptions {
+    PageSizeSet page_sizes{};  // empty: every size the page table allows; one size pins it
+    bool replace = false;      // overwrite mapped pages instead of failing with already_mapped
+};
+
+struct PageTableConfig {
+    // The chip's page sizes (architecture_record(...).page_sizes); 4 KiB is required.
+    PageSizeSet page_sizes{PageSize::size_4k(), PageSize::size_64k(), PageSize::size_2m()};
+    bool hub_only = false;  // a BAR address space: invalidates are hub-only
+};
+
+struct PageTableStats {
+    std::array<u64, 8> tables_per_level{};  // by depth; big-page tables are not included
+    u64 big_tables = 0;
+    u64 retired_tables = 0;  // unlinked, waiting for flush
+    u64 table_bytes = 0;     // 4096 per table (root included), 256 per big-page table
+    [[nodiscard]] constexpr u64 tables() const noexcept
+    {
+        u64 total = big_tables;
+        for (u64 count : tables_per_level) total += count;
+        return total;
+    }
+};
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+class PageTable {
+    static constexpr unsigned depth_count = static_cast<unsigned>(F::levels.size());
+    static constexpr unsigned small_depth = depth_count - 1;  // the small-page table
+    static constexpr unsigned dual_depth = depth_count - 2;   // PD0
+    static constexpr unsigned chunk_pages = 16;               // 4 KiB pages per 64 KiB
+    static constexpr unsigned big_entries = 32;
+    static_assert(depth_count <= 8 && F::levels[dual_depth].dual);
+    // Split and sparse dual entries are written with a zero high word.
+    static_assert(F::DualPde::sparse().high() == 0);
+
+    enum class Operation : u8 { map, unmap, make_sparse, clear_sparse };
+    enum class Kind : u8 { none, sparse, mapped, table };
+    struct Content {
+        Kind kind = Kind::none;
+        bool underlay = false;  // mapped over a sparse range
+    };
+    enum class Step : u8 { skip, place, set_none, set_sparse, descend };
+    struct Request {
+        Operation operation = Operation::map;
+        u64 begin = 0, end = 0;
+        std::span<const PhysicalSegment> segments{};
+        PageAttributes attributes{};
+        PageSizeSet sizes{};
+        bool replace = false;
+    };
+
+public:
+    using Format = F;
+
+    // A prepared map: tables allocated, nothing written. Commit or cancel it.
+    class [[nodiscard]] Prepared {
+    public:
+        Prepared(Prepared &&other) noexcept
+            : request_(other.request_),
+              prepared_(other.prepared_),
+              owner_(std::exchange(other.owner_, nullptr))
+        {
+        }
+        Prepared &operator=(Prepared &&) = delete;
+        Prepared(const Prepared &) = delete;
+        ~Prepared()
+        {
+#if GPUMMU_DEBUG
+            if (owner_ != nullptr) detail::assertion_failure("PageTable::Prepared dropped");
+#endif
+        }
+
+    private:
+        friend class PageTable;
+        Prepared(const Request &request, u32 prepared, const PageTable *owner) noexcept
+            : request_(request),
+              prepared_(prepared),
+              owner_(owner)
+        {
+        }
+        Request request_;
+        u32 prepared_;
+        const PageTable *owner_;
+    };
+
+    // A page table with a root page allocated from `pages`.
+    [[nodiscard]] static Result<PageTable> create(M &memory, S &pages, PageTableStorage storage,
+                                                  PageTableConfig config = {}) noexcept
+    {
+        PageTable table(memory, pages, storage, config);
+        GPUMMU_TRY(table.check_config());
+        auto node = table.allocate_node(0, false);
+        if (!node) return failure(node.error());
+        auto page = pages.allocate_table(TableSize::small_page_or_directory);
+        if (!page) return failure(page.error());
+        table.nodes_[*node].page = *page;
+        table.finish_root(*node);
+        return table;
+    }
+
+    // A page table over a root page the caller owns (for example a BAR1 root made by
+    // firmware). The root's entries must be invalid; it is never freed.
+    [[nodiscard]] static Result<PageTable> with_root(M &memory, S &pages, PageTableStorage storage,
+                                                     VramAddress root,
+                                                     PageTableConfig config = {}) noexcept
+    {
+        if (!root.is_aligned_to(4096)) return failure(Error::misaligned);
+        PageTable table(memory, pages, storage, config);
+        GPUMMU_TRY(table.check_config());
+        std::array<u64, 512> words{};
+        constexpr std::size_t root_words = F::levels[0].table_bytes() / sizeof(u64);
+        GPUMMU_TRY(memory.read(root, std::span<u64>(words.data(), root_words)));
+        for (std::size_t i = 0; i < root_words; ++i)
+            if (words[i] != 0) return failure(Error::invalid_argument);
+        auto node = table.allocate_node(0, false);
+        if (!node) return failure(node.error());
+        table.nodes_[*node].page = TablePage{root, TableSize::small_page_or_directory};
+        table.nodes_[*node].flags |= PageTableNode::caller_root;
+        table.finish_root(*node);
+        return table;
+    }
+
+    PageTable(PageTable &&) noexcept = default;
+    PageTable &operator=(PageTable &&) noexcept = default;
+    PageTable(const PageTable &) = delete;
+    PageTable &operator=(const PageTable &) = delete;
+
+    [[nodiscard]] TablePointer root() const noexcept
+    {
+        return {Aperture::video, physical(nodes_[root_].page.address)};
+    }
+    [[nodiscard]] PageSizeSet page_sizes() const noexcept
+    {
+        return config_.page_sizes;
+    }
+
+    // ---- mutations ---------------------------------------------------------------------
+
+    [[nodiscard]] Result<Prepared> prepare_map(VirtualRange range,
+                                               std::span<const PhysicalSegment> segments,
+                                               const PageAttributes &attributes,
+                                               MapOptions options = {}) noexcept
+    {
+        if (plan_outstanding_) return failure(Error::invalid_argument);
+        Request request;
+        request.operation = Operation::map;
+        request.segments = segments;
+        request.attributes = attributes;
+        request.replace = options.replace;
+        GPUMMU_TRY(validate_range(range, request));
+        GPUMMU_TRY(validate_map(request, options));
+        auto prepared = run_prepare(request);
+        if (!prepared) return failure(prepared.error());
+        plan_outstanding_ = true;
+        return Prepared(request, *prepared, this);
+    }
+
+    [[nodiscard]] Result<TlbBatch> commit(Prepared &&plan) noexcept
+    {
+        if (plan.owner_ != this) return failure(Error::invalid_argument);
+        plan.owner_ = nullptr;
+        plan_outstanding_ = false;
+        return run_commit(plan.request_);
+    }
+
+    void cancel(Prepared &&plan) noexcept
+    {
+        if (plan.owner_ != this) return;
+        plan.owner_ = nullptr;
+        plan_outstanding_ = false;
+        release_prepared(plan.prepared_);
+    }
+
+    [[nodiscard]] Result<TlbBatch> map(VirtualRange range,
+                                       std::span<const PhysicalSegment> segments,
+                                       const PageAttributes &attributes,
+                                       MapOptions options = {}) noexcept
+    {
+        auto plan = prepare_map(range, segments, attributes, options);
+        if (!plan) return failure(plan.error());
+        return commit(std::move(*plan));
+    }
+
+    // One physically contiguous run starting at attributes.address.
+    [[nodiscard]] Result<TlbBatch> map(VirtualRange range, const PageAttributes &attributes,
+                                       MapOptions options = {}) noexcept
+    {
+        const PhysicalSegment segment{attributes.address, range.size()};
+        return map(range, std::span<const PhysicalSegment>(&segment, 1), attributes, options);
+    }
+
+    [[nodiscard]] Result<TlbBatch> unmap(VirtualRange range) noexcept
+    {
+        return change(range, Operation::unmap);
+    }
+    [[nodiscard]] Result<TlbBatch> make_sparse(VirtualRange range) noexcept
+    {
+        return change(range, Operation::make_sparse);
+    }
+    // The reverse of make_sparse: sparse pages in the range become invalid. Mapped pages in
+    // the range are an error (already_mapped); pages that are neither are left alone.
+    [[nodiscard]] Result<TlbBatch> clear_sparse(VirtualRange range) noexcept
+    {
+        return change(range, Operation::clear_sparse);
+    }
+
+    // Finishes the batch, then frees every table unlinked since the last flush.
+    template <TlbInvalidator T>
+    [[nodiscard]] Result<void> flush(TlbBatch &batch, T &invalidator) noexcept
+    {
+        GPUMMU_TRY(batch.finish(invalidator));
+        return release_retired(batch);
+    }
+
+    // Frees retired tables; `finished` proves the invalidate that covers them was done.
+    [[nodiscard]] Result<void> release_retired(const TlbBatch &finished) noexcept
+    {
+        if (finished.pending()) return failure(Error::invalid_argument);
+        while (retired_ != no_table_node) {
+            u32 node = retired_;
+            PageTableNode &record = nodes_[node];
+            const bool big = record.has(PageTableNode::big);
+            // Retired tables hold only invalid words, except NV4K words in big tables
+            // (the page source zeroes big tables itself).
+            GPUMMU_TRY(pages_->free_table(record.page, !big));
+            retired_ = record.next;
+            --stats_.retired_tables;
+            free_node(node);
+        }
+        return success();
+    }
+
+    // ---- queries -----------------------------------------------------------------------
+
+    [[nodiscard]] Result<Translation> translate(VirtualAddress va) const noexcept
+    {
+        return gpummu::translate<F>(*memory_, root(), va);
+    }
+
+    [[nodiscard]] const PageTableStats &stats() const noexcept
+    {
+        return stats_;
+    }
+
+    // Reads every table back and checks it against the shadow (see Invariants above).
+    [[nodiscard]] Result<void> check_invariants() const noexcept
+    {
+        u64 reached = 0;
+        GPUMMU_TRY(audit(root_, 0, reached));
+        u64 in_use = 0, retired = 0;
+        for (const PageTableNode &node : nodes_) {
+            if (!node.has(PageTableNode::in_use)) continue;
+            if (node.has(PageTableNode::retired))
+                ++retired;
+            else
+                ++in_use;
+            if (node.has(PageTableNode::prepared) && !plan_outstanding_)
+                return failure(Error::malformed_record);
+        }
+        if (plan_outstanding_) return success();  // prepared nodes are not reachable yet
+        if (in_use != reached || retired != stats_.retired_tables)
+            return failure(Error::malformed_record);
+        return success();
+    }
+
+private:
+    PageTable(M &memory, S &pages, PageTableStorage storage, PageTableConfig config) noexcept
+        : memory_(&memory),
+          pages_(&pages),
+          nodes_(storage.nodes),
+          children_(storage.children),
+          config_(config)
+    {
+        for (std::size_t i = 0; i < nodes_.size(); ++i) {
+            nodes_[i] = PageTableNode{};
+            nodes_[i].next = i + 1 < nodes_.size() ? static_cast<u32>(i + 1) : no_table_node;
+        }
+        free_nodes_ = nodes_.empty() ? no_table_node : 0;
+        for (std::size_t i = 0; i < children_.size(); ++i)
+            children_[i].next = i + 1 < children_.size() ? static_cast<u32>(i + 1) : no_table_node;
+        free_children_ = children_.empty() ? no_table_node : 0;
+    }
+
+    [[nodiscard]] Result<void> check_config() const noexcept
+    {
+        if (!config_.page_sizes.contains(PageSize::size_4k()))
+            return failure(Error::invalid_argument);
+        if (nodes_.size() >= no_table_node || children_.size() >= no_table_node)
+            return failure(Error::invalid_argument);
+        return success();
+    }
+
+    void finish_root(u32 node) noexcept
+    {
+        root_ = node;
+        nodes_[node].flags &= static_cast<u8>(~PageTableNode::prepared);
+        stats_.tables_per_level[0] = 1;
+        stats_.table_bytes = 4096;
+    }
+
+    // ---- node pool ---------------------------------------------------------------------
+
+    [[nodiscard]] Result<u32> allocate_node(unsigned depth, bool big) noexcept
+    {
+        const bool directory = !big && depth < small_depth;
+        if (free_nodes_ == no_table_node) return failure(Error::out_of_memory);
+        if (directory && free_children_ == no_table_node) return failure(Error::out_of_memory);
+        u32 node = free_nodes_;
+        free_nodes_ = nodes_[node].next;
+        nodes_[node] = PageTableNode{};
+        nodes_[node].depth = static_cast<u8>(depth);
+        nodes_[node].flags = static_cast<u8>(PageTableNode::in_use | PageTableNode::prepared |
+                                             (big ? PageTableNode::big : 0));
+        if (directory) {
+            u32 block = free_children_;
+            free_children_ = children_[block].next;
+            children_[block].node.fill(no_table_node);
+            nodes_[node].children = block;
+        }
+        return node;
+    }
+
+    void free_node(u32 node) noexcept
+    {
+        if (nodes_[node].children != no_table_node) {
+            children_[nodes_[node].children].next = free_children_;
+            free_children_ = nodes_[node].children;
+        }
+        nodes_[node] = PageTableNode{};
+        nodes_[node].next = free_nodes_;
+        free_nodes_ = node;
+    }
+
+    [[nodiscard]] u32 &child_slot(u32 node, unsigned slot) noexcept
+    {
+        return children_[nodes_[node].children].node[slot];
+    }
+    [[nodiscard]] u32 child_at(u32 node, unsigned slot) const noexcept
+    {
+        return children_[nodes_[node].children].node[slot];
+    }
+    [[nodiscard]] bool published(u32 node) const noexcept
+    {
+        return node != no_table_node && !nodes_[node].has(PageTableNode::prepared);
+    }
+
+    // Allocates a blank table for entry `slot` of `parent` and links it in the shadow only.
+    [[nodiscard]] Result<u32> attach_prepared(u32 parent, unsigned slot, unsigned depth,
+                                              bool big) noexcept
+    {
+        auto node = allocate_node(depth, big);
+        if (!node) return failure(node.error());
+        auto page =
+            pages_->allocate_table(big ? TableSize::big_page : TableSize::small_page_or_directory);
+        if (!page) {
+            free_node(*node);
+            return failure(page.error());
+        }
+        PageTableNode &record = nodes_[*node];
+        record.page = *page;
+        record.parent = parent;
+        record.parent_index = static_cast<u16>(slot);
+        record.next = prepared_head_;
+        prepared_head_ = *node;
+        child_slot(parent, slot) = *node;
+        return *node;
+    }
+
+    void release_prepared(u32 head) noexcept
+    {
+        while (head != no_table_node) {
+            PageTableNode &record = nodes_[head];
+            u32 next = record.next;
+            child_slot(record.parent, record.parent_index) = no_table_node;
+            // A blank table is all zero: it goes back as known-zero memory.
+            (void)pages_->free_table(record.page, true);
+            free_node(head);
+            head = next;
+        }
+    }
+
+    // ---- requests ----------------------------------------------------------------------
+
+    [[nodiscard]] static Result<void> validate_range(VirtualRange range, Request &request) noexcept
+    {
+        if (range.empty()) return failure(Error::invalid_argument);
+        if (!range.begin().is_aligned_to(PageSize::size_4k()) ||
+            (range.size() & PageSize::size_4k().offset_mask()) != 0)
+            return failure(Error::misaligned);
+        if ((F::va_bits < 64) && range.end().value() > (u64{1} << F::va_bits))
+            return failure(Error::out_of_range);
+        request.begin = range.begin().value();
+        request.end = range.end().value();
+        return success();
+    }
+
+    [[nodiscard]] Result<void> validate_map(Request &request, MapOptions options) const noexcept
+    {
+        const PageSizeSet wanted =
+            options.page_sizes.empty() ? config_.page_sizes : options.page_sizes;
+        if ((wanted.bits() & ~config_.page_sizes.bits()) != 0)
+            return failure(Error::page_size_not_supported);
+        request.sizes = wanted;
+        if (request.attributes.aperture == Aperture::invalid)
+            return failure(Error::invalid_aperture);
+        u64 total = 0;
+        for (const PhysicalSegment &segment : request.segments) {
+            if (segment.size == 0) return failure(Error::invalid_argument);
+            if (!segment.address.is_aligned_to(PageSize::size_4k()) ||
+                (segment.size & PageSize::size_4k().offset_mask()) != 0)
+                return failure(Error::misaligned);
+            auto last = checked_add(segment.address.value(), segment.size - 4096);
+            if (!last) return failure(Error::arithmetic_overflow);
+            // The address field is linear: if the first and last page encode, every page
+            // between them does.
+            PageAttributes probe = request.attributes;
+            GPUMMU_TRY(F::Pte::map(probe));
+            probe.address = PhysicalAddress{*last};
+            GPUMMU_TRY(F::Pte::map(probe));
+            auto sum = checked_add(total, segment.size);
+            if (!sum) return failure(Error::arithmetic_overflow);
+            total = *sum;
+        }
+        if (total != request.end - request.begin) return failure(Error::invalid_argument);
+        return success();
+    }
+
+    [[nodiscard]] Result<TlbBatch> change(VirtualRange range, Operation operation) noexcept
+    {
+        if (plan_outstanding_) return failure(Error::invalid_argument);
+        Request request;
+        request.operation = operation;
+        GPUMMU_TRY(validate_range(range, request));
+        auto prepared = run_prepare(request);
+        if (!prepared) return failure(prepared.error());
+        return run_commit(request);
+    }
+
+    [[nodiscard]] Result<u32> run_prepare(const Request &request) noexcept
+    {
+        request_ = request;
+        reset_cursor();
+        prepared_head_ = no_table_node;
+        auto visited = visit<false>(root_, 0, request.begin, request.end, Content{});
+        u32 head = std::exchange(prepared_head_, no_table_node);
+        if (!visited) {
+            release_prepared(head);
+            return failure(visited.error());
+        }
+        return head;
+    }
+
+    [[nodiscard]] Result<TlbBatch> run_commit(const Request &request) noexcept
+    {
+        request_ = request;
+        reset_cursor();
+        TlbBatch batch(root().address, Aperture::video, config_.hub_only);
+        batch_ = &batch;
+        auto visited = visit<true>(root_, 0, request.begin, request.end, Content{});
+        batch_ = nullptr;
+        if (!visited) {
+            batch.abandon();  // device error: the range is undefined, say so to the caller
+            return failure(visited.error());
+        }
+        return batch;
+    }
+
+    // ---- the physical cursor (VA -> PA for the map being processed) ---------------------
+
+    void reset_cursor() noexcept
+    {
+        segment_ = 0;
+        segment_va_ = request_.begin;
+    }
+    // Moves the cursor to the segment holding `va` (forwards or backwards).
+    void seek(u64 va) noexcept
+    {
+        while (va < segment_va_) segment_va_ -= request_.segments[--segment_].size;
+        while (va - segment_va_ >= request_.segments[segment_].size)
+            segment_va_ += request_.segments[segment_++].size;
+    }
+    [[nodiscard]] PhysicalAddress physical_at(u64 va) noexcept
+    {
+        seek(va);
+        return request_.segments[segment_].address + (va - segment_va_);
+    }
+    // Bytes physically contiguous from `va` (adjacent segments join), up to `need`.
+    [[nodiscard]] u64 contiguous_at(u64 va, u64 need) noexcept
+    {
+        seek(va);
+        std::size_t index = segment_;
+        u64 run = request_.segments[index].size - (va - segment_va_);
+        PhysicalAddress end = request_.segments[index].address + request_.segments[index].size;
+        while (run < need && index + 1 < request_.segments.size() &&
+               request_.segments[index + 1].address == end) {
+            ++index;
+            run += request_.segments[index].size;
+            end = request_.segments[index].address + request_.segments[index].size;
+        }
+        return run;
+    }
+    [[nodiscard]] bool page_fits(PageSize size, u64 va) noexcept
+    {
+        if (request_.operation != Operation::map || !request_.sizes.contains(size)) return false;
+        if ((va & size.offset_mask()) != 0) return false;
+        if (!physical_at(va).is_aligned_to(size)) return false;
+        return contiguous_at(va, size.bytes()) >= size.bytes();
+    }
+    [[nodiscard]] typename F::Pte pte_at(u64 va) noexcept
+    {
+        PageAttributes attributes = request_.attributes;
+        attributes.address = physical_at(va);
+        auto pte = F::Pte::map(attributes);
+        GPUMMU_ASSERT(pte.has_value());  // validate_map proved every page encodes
+        return pte ? *pte : F::Pte::invalid();
+    }
+    // The PTE word increment from one page of `bytes` to the next (the address field is
+    // linear in the physical address).
+    [[nodiscard]] static u64 pte_step(typename F::Pte first, u64 bytes) noexcept
+    {
+        PageAttributes next = first.attributes();
+        next.address = next.address + bytes;
+        auto pte = F::Pte::map(next);
+        return pte ? pte->raw() - first.raw() : 0;
+    }
+
+    // ---- decisions shared by both phases -------------------------------------------------
+
+    [[nodiscard]] Result<Step> decide(Content content, bool full, bool fits) const noexcept
+    {
+        switch (request_.operation) {
+        case Operation::map:
+            if (content.kind == Kind::table) return Step::descend;
+            if (content.kind == Kind::mapped && !request_.replace)
+                return failure(Error::already_mapped);
+            return full && fits ? Step::place : Step::descend;
+        case Operation::unmap:
+            if (content.kind == Kind::table) return Step::descend;
+            if (content.kind != Kind::mapped) return failure(Error::not_mapped);
+            if (!full) return Step::descend;
+            return content.underlay ? Step::set_sparse : Step::set_none;
+        case Operation::make_sparse:
+            if (content.kind == Kind::table) return Step::descend;
+            if (content.kind == Kind::mapped) return failure(Error::already_mapped);
+            if (content.kind == Kind::sparse) return Step::skip;
+            return full ? Step::set_sparse : Step::descend;
+        case Operation::clear_sparse:
+            if (content.kind == Kind::table) return Step::descend;
+            if (content.kind == Kind::mapped) return failure(Error::already_mapped);
+            if (content.kind == Kind::none) return Step::skip;
+            return full ? Step::set_none : Step::descend;
+        }
+        return failure(Error::invalid_argument);
+    }
+
+    // Content of entry `index` of `node` from the shadow; prepared children are not content.
+    [[nodiscard]] Content shadow_content(u32 node, unsigned index, bool dual) const noexcept
+    {
+        const PageTableNode &record = nodes_[node];
+        if (published(child_at(node, index)) || (dual && published(child_at(node, index + 256))))
+            return {Kind::table, false};
+        if (record.mapped.test(index)) return {Kind::mapped, record.sparse_backed.test(index)};
+        if (record.sparse_backed.test(index)) return {Kind::sparse, true};
+        return {};
+    }
+    // In the prepare phase a table allocated by this prepare is blank in the shadow: its
+    // entries inherit what the entry above held (a split large page or sparse entry).
+    template <bool commit>
+    [[nodiscard]] Content content_of(u32 node, unsigned index, bool dual,
+                                     Content inherited) const noexcept
+    {
+        if constexpr (!commit)
+            if (nodes_[node].has(PageTableNode::prepared)) return inherited;
+        return shadow_content(node, index, dual);
+    }
+
+    // ---- entry writes (commit phase) -----------------------------------------------------
+
+    [[nodiscard]] VramAddress entry_address(u32 node, unsigned index,
+                                            unsigned entry_bytes) const noexcept
+    {
+        return nodes_[node].page.address + u64{index} * entry_bytes;
+    }
+    [[nodiscard]] Result<void> write_entry(u32 node, unsigned depth, unsigned index, u64 low,
+                                           u64 high = 0) noexcept
+    {
+        const LevelDescriptor &level = F::levels[depth];
+        std::array<u64, 2> words{low, high};
+        return memory_->write(entry_address(node, index, level.entry_bytes),
+                              std::span<const u64>(words.data(), level.dual ? 2 : 1));
+    }
+    // words[i] = first + i * step at `at`, count words.
+    [[nodiscard]] Result<void> write_run(VramAddress at, u64 first, u64 step,
+                                         std::size_t count) noexcept
+    {
+        if constexpr (SequenceTableMemory<M>) {
+            return memory_->write_sequence(at, first, step, count);
+        } else {
+            std::array<u64, 512> stage;
+            while (count != 0) {
+                std::size_t take = std::min<std::size_t>(count, stage.size());
+                for (std::size_t i = 0; i < take; ++i, first += step) stage[i] = first;
+                GPUMMU_TRY(memory_->write(at, std::span<const u64>(stage.data(), take)));
+                at = at + take * sizeof(u64);
+                count -= take;
+            }
+            return success();
+        }
+    }
+    // `count` consecutive entries at a directory level from `first` PTE word stepping by
+    // `step` (dual entries get a zero high word).
+    [[nodiscard]] Result<void> write_entries(u32 node, unsigned depth, unsigned index, u64 first,
+                                             u64 step, unsigned count) noexcept
+    {
+        const LevelDescriptor &level = F::levels[depth];
+        if (!level.dual) return write_run(entry_address(node, index, 8), first, step, count);
+        std::array<u64, 512> stage;
+        for (unsigned i = 0; i < count; ++i, first += step) {
+            stage[2 * i] = first;
+            stage[2 * i + 1] = 0;
+        }
+        return memory_->write(entry_address(node, index, 16),
+                              std::span<const u64>(stage.data(), 2 * std::size_t{count}));
+    }
+
+    [[nodiscard]] static u64 pointer_word(const PageTableNode &table) noexcept
+    {
+        auto pde = F::Pde::point_to({Aperture::video, physical(table.page.address)});
+        GPUMMU_ASSERT(pde.has_value());
+        return pde ? pde->raw() : 0;
+    }
+
+    // Fills a just-allocated table under entry `index` of `parent` with the entries that
+    // reproduce `content` (a large page or a sparse entry being split), then points the
+    // entry at it. The table is written completely before the parent points to it.
+    [[nodiscard]] Result<void> materialize(u32 parent, unsigned index, u32 child,
+                                           Content content) noexcept
+    {
+        const unsigned depth = nodes_[parent].depth;
+        PageTableNode &table = nodes_[child];
+        const LevelDescriptor &below = F::levels[depth + 1];
+        const unsigned entries = static_cast<unsigned>(below.entry_count());
+        if (content.kind == Kind::sparse) {
+            if (below.dual)
+                GPUMMU_TRY(
+                    write_entries(child, depth + 1, 0, F::DualPde::sparse().low(), 0, entries));
+            else
+                GPUMMU_TRY(write_run(table.page.address, F::Pde::sparse().raw(), 0, entries));
+        } else if (content.kind == Kind::mapped) {
+            std::array<u64, 1> word{};
+            GPUMMU_TRY(
+                memory_->read(entry_address(parent, index, F::levels[depth].entry_bytes), word));
+            typename F::Pte large = F::Pte::from_raw(word[0]);
+            PageAttributes attributes = large.attributes();
+            auto first = F::Pte::map(attributes);
+            if (!first) return failure(Error::malformed_record);
+            GPUMMU_TRY(write_entries(child, depth + 1, 0, first->raw(),
+                                     pte_step(*first, below.entry_coverage()), entries));
+        }
+        if (content.kind != Kind::none) {
+            table.sparse_backed.assign(0, entries,
+                                       content.kind == Kind::sparse || content.underlay);
+            table.mapped.assign(0, entries, content.kind == Kind::mapped);
+            table.live = static_cast<u16>(entries);
+        }
+        table.flags &= static_cast<u8>(~PageTableNode::prepared);
+        GPUMMU_TRY(write_entry(parent, depth, index, pointer_word(table)));
+        publish_counts(table, parent, index, content);
+        batch_->record_write(Level{static_cast<u8>(depth)});
+        return success();
+    }
+
+    void publish_counts(const PageTableNode &table, u32 parent, unsigned index,
+                        Content content) noexcept
+    {
+        PageTableNode &above = nodes_[parent];
+        if (content.kind == Kind::none) ++above.live;
+        above.mapped.clear(index);
+        above.sparse_backed.clear(index);
+        if (table.has(PageTableNode::big)) {
+            ++stats_.big_tables;
+            stats_.table_bytes += 256;
+        } else {
+            ++stats_.tables_per_level[table.depth];
+            stats_.table_bytes += 4096;
+        }
+    }
+
+    void retire(u32 node) noexcept
+    {
+        PageTableNode &table = nodes_[node];
+        table.flags |= PageTableNode::retired;
+        table.next = retired_;
+        retired_ = node;
+        ++stats_.retired_tables;
+        if (table.has(PageTableNode::big)) {
+            --stats_.big_tables;
+            stats_.table_bytes -= 256;
+        } else {
+            --stats_.tables_per_level[table.depth];
+            stats_.table_bytes -= 4096;
+        }
+    }
+
+    // ---- the walk ----------------------------------------------------------------------
+
+    template <bool commit>
+    [[nodiscard]] Result<void> visit(u32 node, unsigned depth, u64 begin, u64 end,
+                                     Content inherited) noexcept
+    {
+        const LevelDescriptor &level = F::levels[depth];
+        const u64 coverage = level.entry_coverage();
+        for (u64 entry = align_down(begin, coverage); entry < end; entry += coverage) {
+            const unsigned index = static_cast<unsigned>(level.index_of(VirtualAddress{entry}));
+            const u64 first = std::max(begin, entry), last = std::min(end, entry + coverage);
+            const bool full = first == entry && last == entry + coverage;
+            const Content content = content_of<commit>(node, index, level.dual, inherited);
+            bool fits = false;
+            if (full && level.may_hold_pte() && content.kind != Kind::table) {
+                fits = page_fits(PageSize::from_shift(level.va_low).value(), entry);
+            }
+            auto step = decide(content, full, fits);
+            if (!step) return failure(step.error());
+            if (*step == Step::descend) {
+                if (level.dual)
+                    GPUMMU_TRY(visit_dual<commit>(node, depth, index, entry, first, last, content));
+                else
+                    GPUMMU_TRY(descend<commit>(node, depth, index, first, last, content));
+                continue;
+            }
+            if constexpr (commit) GPUMMU_TRY(set_entry(node, depth, index, entry, content, *step));
+        }
+        return success();
+    }
+
+    // Writes a whole entry at a directory level: a large page, sparse, or invalid.
+    [[nodiscard]] Result<void> set_entry(u32 node, unsigned depth, unsigned index, u64 va,
+                                         Content content, Step step) noexcept
+    {
+        PageTableNode &table = nodes_[node];
+        const Level level{static_cast<u8>(depth)};
+        const bool was_mapped = content.kind == Kind::mapped;
+        switch (step) {
+        case Step::skip: return success();
+        case Step::place: {
+            GPUMMU_TRY(write_entry(node, depth, index, pte_at(va).raw()));
+            table.mapped.set(index);
+            table.sparse_backed.assign(index, 1, content.kind == Kind::sparse || content.underlay);
+            break;
+        }
+        case Step::set_sparse:
+            GPUMMU_TRY(write_entry(node, depth, index,
+                                   F::levels[depth].dual ? F::DualPde::sparse().low()
+                                                         : F::Pde::sparse().raw()));
+            table.mapped.clear(index);
+            table.sparse_backed.set(index);
+            break;
+        case Step::set_none:
+            GPUMMU_TRY(write_entry(node, depth, index, 0));
+            table.mapped.clear(index);
+            table.sparse_backed.clear(index);
+            break;
+        case Step::descend: return failure(Error::invalid_argument);
+        }
+        if (content.kind == Kind::none) ++table.live;
+        if (step == Step::set_none) --table.live;
+        if (was_mapped || step == Step::set_none)
+            batch_->record_downgrade(level);
+        else
+            batch_->record_write(level);
+        return success();
+    }
+
+    // Into the table below a (non-dual) directory entry, creating or splitting as needed.
+    template <bool commit>
+    [[nodiscard]] Result<void> descend(u32 node, unsigned depth, unsigned index, u64 first,
+                                       u64 last, Content content) noexcept
+    {
+        u32 child = child_at(node, index);
+        if constexpr (!commit) {
+            if (child == no_table_node) {
+                auto made = attach_prepared(node, index, depth + 1, false);
+                if (!made) return failure(made.error());
+                child = *made;
+            }
+            return visit<false>(child, depth + 1, first, last,
+                                content.kind == Kind::table ? Content{} : content);
+        } else {
+            if (!published(child)) GPUMMU_TRY(materialize(node, index, child, content));
+            GPUMMU_TRY(visit<true>(child, depth + 1, first, last, Content{}));
+            if (nodes_[child].live == 0) {
+                GPUMMU_TRY(write_entry(node, depth, index, 0));
+                child_slot(node, index) = no_table_node;
+                --nodes_[node].live;
+                retire(child);
+                batch_->record_downgrade(Level{static_cast<u8>(depth)});
+            }
+            return success();
+        }
+    }
+
+    // ---- PD0: one dual entry, its big-page and small-page tables -----------------------
+
+    struct ChunkState {
+        Content big;         // the big PTE's content (none if there is no big table)
+        bool small = false;  // any small PTE of the chunk has content
+    };
+    enum class ChunkStep : u8 { skip, place_big, big_none, big_sparse, small, split_then_small };
+
+    [[nodiscard]] Result<ChunkStep> decide_chunk(ChunkState state, bool full,
+                                                 bool fits) const noexcept
+    {
+        const Content big = state.big;
+        switch (request_.operation) {
+        case Operation::map:
+            if (big.kind == Kind::mapped && !request_.replace)
+                return failure(Error::already_mapped);
+            if (full && fits && !state.small) return ChunkStep::place_big;
+            return big.kind != Kind::none ? ChunkStep::split_then_small : ChunkStep::small;
+        case Operation::unmap:
+            if (big.kind == Kind::sparse) return failure(Error::not_mapped);
+            if (big.kind == Kind::mapped) {
+                if (!full) return ChunkStep::split_then_small;
+                return big.underlay ? ChunkStep::big_sparse : ChunkStep::big_none;
+            }
+            return ChunkStep::small;
+        case Operation::make_sparse:
+            if (big.kind == Kind::mapped) return failure(Error::already_mapped);
+            if (big.kind == Kind::sparse) return ChunkStep::skip;
+            return full && !state.small ? ChunkStep::big_sparse : ChunkStep::small;
+        case Operation::clear_sparse:
+            if (big.kind == Kind::mapped) return failure(Error::already_mapped);
+            if (big.kind == Kind::sparse)
+                return full ? ChunkStep::big_none : ChunkStep::split_then_small;
+            return state.small ? ChunkStep::small : ChunkStep::skip;
+        }
+        return failure(Error::invalid_argument);
+    }
+
+    [[nodiscard]] Content big_content(u32 big, unsigned chunk) const noexcept
+    {
+        const PageTableNode &table = nodes_[big];
+        if (table.mapped.test(chunk)) return {Kind::mapped, table.sparse_backed.test(chunk)};
+        if (table.sparse_backed.test(chunk)) return {Kind::sparse, true};
+        return {};
+    }
+
+    // Checks the small pages [page, page + count) of a published small table (or none).
+    [[nodiscard]] Result<void> check_small(u32 small, unsigned page, unsigned count,
+                                           bool inherited_mapped) const noexcept
+    {
+        const bool have = published(small);
+        switch (request_.operation) {
+        case Operation::map:
+            if (!request_.sizes.contains(PageSize::size_4k())) return failure(Error::misaligned);
+            if (!request_.replace && have && nodes_[small].mapped.any(page, count))
+                return failure(Error::already_mapped);
+            return success();
+        case Operation::unmap:
+            if (inherited_mapped) return success();
+            if (!have || !nodes_[small].mapped.all(page, count)) return failure(Error::not_mapped);
+            return success();
+        case Operation::make_sparse:
+        case Operation::clear_sparse:
+            if (have && nodes_[small].mapped.any(page, count))
+                return failure(Error::already_mapped);
+            return success();
+        }
+        return failure(Error::invalid_argument);
+    }
+
+    template <bool commit>
+    [[nodiscard]] Result<void> visit_dual(u32 node, unsigned depth, unsigned index, u64 entry,
+                                          u64 first, u64 last, Content content) noexcept
+    {
+        const bool splitting = content.kind == Kind::mapped || content.kind == Kind::sparse;
+        u32 big = child_at(node, index + 256);
+        u32 small = child_at(node, index);
+        const u32 big_before = published(big) ? big : no_table_node;
+        const u32 small_before = published(small) ? small : no_table_node;
+        if constexpr (commit) {
+            // New tables are written before the entry points at them.
+            if (splitting) {
+                GPUMMU_TRY(materialize_big(node, index, big, content));
+            }
+            if (!published(big) && big != no_table_node) {
+                nodes_[big].flags &= static_cast<u8>(~PageTableNode::prepared);
+                publish_counts(nodes_[big], node, index, {Kind::table, false});
+            }
+            if (!published(small) && small != no_table_node) {
+                nodes_[small].flags &= static_cast<u8>(~PageTableNode::prepared);
+                publish_counts(nodes_[small], node, index, {Kind::table, false});
+            }
+            if (big != big_before || small != small_before) {
+                if (content.kind == Kind::none) ++nodes_[node].live;
+                nodes_[node].mapped.clear(index);
+                nodes_[node].sparse_backed.clear(index);
+                GPUMMU_TRY(write_dual_pointers(node, depth, index));
+            }
+        }
+        bool need_big = splitting, need_small = false;
+        unsigned run_first = 0, run_count = 0;  // pending small-page run (commit)
+        const u64 chunk_bytes = PageSize::size_64k().bytes();
+        for (u64 chunk_va = align_down(first, chunk_bytes); chunk_va < last;
+             chunk_va += chunk_bytes) {
+            const unsigned chunk = static_cast<unsigned>((chunk_va - entry) / chunk_bytes);
+            const u64 from = std::max(first, chunk_va), to = std::min(last, chunk_va + chunk_bytes);
+            const bool full = from == chunk_va && to == chunk_va + chunk_bytes;
+            const unsigned page = static_cast<unsigned>((from - entry) >> 12);
+            const unsigned count = static_cast<unsigned>((to - from) >> 12);
+            ChunkState state;
+            if constexpr (commit) {
+                if (big != no_table_node) state.big = big_content(big, chunk);
+                state.small = small != no_table_node &&
+                              (nodes_[small].mapped.any(chunk * chunk_pages, chunk_pages) ||
+                               nodes_[small].sparse_backed.any(chunk * chunk_pages, chunk_pages));
+            } else {
+                if (splitting || nodes_[node].has(PageTableNode::prepared))
+                    state.big = splitting ? content : Content{};
+                else if (published(big))
+                    state.big = big_content(big, chunk);
+                state.small = published(small) &&
+                              (nodes_[small].mapped.any(chunk * chunk_pages, chunk_pages) ||
+                               nodes_[small].sparse_backed.any(chunk * chunk_pages, chunk_pages));
+            }
+            const bool fits = full && page_fits(PageSize::size_64k(), chunk_va);
+            auto step = decide_chunk(state, full, fits);
+            if (!step) return failure(step.error());
+            if constexpr (!commit) {
+                switch (*step) {
+                case ChunkStep::place_big:
+                case ChunkStep::big_sparse: need_big = true; break;
+                case ChunkStep::small:
+                case ChunkStep::split_then_small:
+                    GPUMMU_TRY(check_small(small, page, count, state.big.kind == Kind::mapped));
+                    need_small = true;
+                    break;
+                default: break;
+                }
+            } else {
+                const bool small_step =
+                    *step == ChunkStep::small || *step == ChunkStep::split_then_small;
+                if (run_count != 0 && (!small_step || *step == ChunkStep::split_then_small ||
+                                       run_first + run_count != page)) {
+                    GPUMMU_TRY(apply_small(small, run_first, run_count, entry));
+                    run_count = 0;
+                }
+                switch (*step) {
+                case ChunkStep::skip: break;
+                case ChunkStep::place_big:
+                case ChunkStep::big_none:
+                case ChunkStep::big_sparse:
+                    GPUMMU_TRY(set_big(big, chunk, chunk_va, state.big, *step));
+                    break;
+                case ChunkStep::split_then_small:
+                    GPUMMU_TRY(split_chunk(big, small, chunk, state.big));
+                    [[fallthrough]];
+                case ChunkStep::small:
+                    if (run_count == 0) run_first = page;
+                    run_count += count;
+                    break;
+                }
+            }
+        }
+        if constexpr (!commit) {
+            if (need_big && big == no_table_node) {
+                auto made = attach_prepared(node, index + 256, depth + 1, true);
+                if (!made) return failure(made.error());
+            }
+            if (need_small && small == no_table_node) {
+                auto made = attach_prepared(node, index, depth + 1, false);
+                if (!made) return failure(made.error());
+            }
+            return success();
+        } else {
+            if (run_count != 0) GPUMMU_TRY(apply_small(small, run_first, run_count, entry));
+            return tidy_dual(node, depth, index);
+        }
+    }
+
+    [[nodiscard]] Result<void> write_dual_pointers(u32 node, unsigned depth,
+                                                   unsigned index) noexcept
+    {
+        const u32 big = child_at(node, index + 256), small = child_at(node, index);
+        TablePointer big_pointer{}, small_pointer{};
+        if (big != no_table_node)
+            big_pointer = {Aperture::video, physical(nodes_[big].page.address)};
+        if (small != no_table_node)
+            small_pointer = {Aperture::video, physical(nodes_[small].page.address)};
+        if (big == no_table_node && small == no_table_node)
+            return write_entry(node, depth, index, 0);
+        auto dual = F::DualPde::point_to(big_pointer, small_pointer);
+        if (!dual) return failure(dual.error());
+        batch_->record_write(Level{static_cast<u8>(depth)});
+        return write_entry(node, depth, index, dual->low(), dual->high());
+    }
+
+    // A 2 MiB page or sparse dual entry becomes 32 big PTEs in a new big table.
+    [[nodiscard]] Result<void> materialize_big(u32 node, unsigned index, u32 big,
+                                               Content content) noexcept
+    {
+        PageTableNode &table = nodes_[big];
+        if (content.kind == Kind::sparse) {
+            GPUMMU_TRY(write_run(table.page.address, F::Pte::sparse().raw(), 0, big_entries));
+        } else {
+            std::array<u64, 1> word{};
+            GPUMMU_TRY(memory_->read(entry_address(node, index, 16), word));
+            auto first = F::Pte::map(F::Pte::from_raw(word[0]).attributes());
+            if (!first) return failure(Error::malformed_record);
+            GPUMMU_TRY(write_run(table.page.address, first->raw(),
+                                 pte_step(*first, PageSize::size_64k().bytes()), big_entries));
+        }
+        table.mapped.assign(0, big_entries, content.kind == Kind::mapped);
+        table.sparse_backed.assign(0, big_entries,
+                                   content.kind == Kind::sparse || content.underlay);
+        table.live = big_entries;
+        return success();
+    }
+
+    [[nodiscard]] Result<void> write_big(u32 big, unsigned chunk, u64 word) noexcept
+    {
+        std::array<u64, 1> words{word};
+        nodes_[big].no_valid_4k &= ~(1u << chunk);
+        return memory_->write(nodes_[big].page.address + u64{chunk} * 8, words);
+    }
+
+    [[nodiscard]] Result<void> set_big(u32 big, unsigned chunk, u64 va, Content content,
+                                       ChunkStep step) noexcept
+    {
+        PageTableNode &table = nodes_[big];
+        const Level level{static_cast<u8>(small_depth)};
+        if (step == ChunkStep::place_big) {
+            GPUMMU_TRY(write_big(big, chunk, pte_at(va).raw()));
+            table.mapped.set(chunk);
+            table.sparse_backed.assign(chunk, 1, content.kind == Kind::sparse || content.underlay);
+        } else if (step == ChunkStep::big_sparse) {
+            GPUMMU_TRY(write_big(big, chunk, F::Pte::sparse().raw()));
+            table.mapped.clear(chunk);
+            table.sparse_backed.set(chunk);
+        } else {
+            GPUMMU_TRY(write_big(big, chunk, 0));
+            table.mapped.clear(chunk);
+            table.sparse_backed.clear(chunk);
+        }
+        if (content.kind == Kind::none) ++table.live;
+        if (step == ChunkStep::big_none) --table.live;
+        if (content.kind == Kind::mapped || step == ChunkStep::big_none)
+            batch_->record_downgrade(level);
+        else
+            batch_->record_write(level);
+        return success();
+    }
+
+    // The chunk's big PTE (valid or sparse) becomes 16 small PTEs; the big PTE is cleared.
+    [[nodiscard]] Result<void> split_chunk(u32 big, u32 small, unsigned chunk,
+                                           Content content) noexcept
+    {
+        PageTableNode &table = nodes_[small];
+        const unsigned page = chunk * chunk_pages;
+        const VramAddress at = table.page.address + u64{page} * 8;
+        if (content.kind == Kind::sparse) {
+            GPUMMU_TRY(write_run(at, F::Pte::sparse().raw(), 0, chunk_pages));
+        } else {
+            std::array<u64, 1> word{};
+            GPUMMU_TRY(memory_->read(nodes_[big].page.address + u64{chunk} * 8, word));
+            auto first = F::Pte::map(F::Pte::from_raw(word[0]).attributes());
+            if (!first) return failure(Error::malformed_record);
+            GPUMMU_TRY(write_run(at, first->raw(), pte_step(*first, 4096), chunk_pages));
+        }
+        table.mapped.assign(page, chunk_pages, content.kind == Kind::mapped);
+        table.sparse_backed.assign(page, chunk_pages,
+                                   content.kind == Kind::sparse || content.underlay);
+        table.live = static_cast<u16>(table.live + chunk_pages);
+        GPUMMU_TRY(write_big(big, chunk, 0));
+        nodes_[big].mapped.clear(chunk);
+        nodes_[big].sparse_backed.clear(chunk);
+        --nodes_[big].live;
+        batch_->record_write(Level{static_cast<u8>(small_depth)});
+        return success();
+    }
+
+    // Applies the request to small pages [page, page + count) of one small table.
+    [[nodiscard]] Result<void> apply_small(u32 small, unsigned page, unsigned count,
+                                           u64 entry) noexcept
+    {
+        PageTableNode &table = nodes_[small];
+        const Level level{static_cast<u8>(small_depth)};
+        const VramAddress base = table.page.address;
+        const unsigned mapped_before = table.mapped.count(page, count);
+        const unsigned sparse_before = table.sparse_backed.count(page, count);
+        const unsigned content_before = count_content(table, page, count);
+        switch (request_.operation) {
+        case Operation::map: {
+            u64 va = entry + (u64{page} << 12);
+            unsigned done = 0;
+            while (done < count) {
+                const typename F::Pte pte = pte_at(va);
+                const u64 run_bytes = contiguous_at(va, u64{count - done} << 12);
+                const unsigned run =
+                    static_cast<unsigned>(std::min<u64>(run_bytes >> 12, count - done));
+                GPUMMU_TRY(
+                    write_run(base + u64{page + done} * 8, pte.raw(), pte_step(pte, 4096), run));
+                done += run;
+                va += u64{run} << 12;
+            }
+            table.mapped.assign(page, count, true);
+            if (mapped_before != 0)
+                batch_->record_downgrade(level);
+            else
+                batch_->record_write(level);
+            break;
+        }
+        case Operation::unmap: {
+            // Back to sparse where the range was sparse, to invalid elsewhere: runs by bit.
+            unsigned at = page;
+            while (at < page + count) {
+                const bool sparse = table.sparse_backed.test(at);
+                unsigned end = at + 1;
+                while (end < page + count && table.sparse_backed.test(end) == sparse) ++end;
+                GPUMMU_TRY(memory_->fill(base + u64{at} * 8, sparse ? F::Pte::sparse().raw() : 0,
+                                         end - at));
+                at = end;
+            }
+            table.mapped.assign(page, count, false);
+            batch_->record_downgrade(level);
+            break;
+        }
+        case Operation::make_sparse:
+            GPUMMU_TRY(memory_->fill(base + u64{page} * 8, F::Pte::sparse().raw(), count));
+            table.sparse_backed.assign(page, count, true);
+            batch_->record_write(level);
+            break;
+        case Operation::clear_sparse:
+            if (sparse_before == 0) return success();
+            GPUMMU_TRY(memory_->fill(base + u64{page} * 8, 0, count));
+            table.sparse_backed.assign(page, count, false);
+            batch_->record_downgrade(level);
+            break;
+        }
+        const unsigned content_after = count_content(table, page, count);
+        table.live = static_cast<u16>(table.live - content_before + content_after);
+        return success();
+    }
+
+    [[nodiscard]] static unsigned count_content(const PageTableNode &table, unsigned page,
+                                                unsigned count) noexcept
+    {
+        // mapped implies content; sparse_backed without mapped is sparse content.
+        unsigned total = 0;
+        for (unsigned i = 0; i < 8; ++i) {
+            const u64 lo = u64{i} * 64, hi = lo + 64;
+            if (hi <= page || lo >= page + count) continue;
+            u64 mask = ~u64{0};
+            if (page > lo) mask &= ~u64{0} << (page - lo);
+            if (page + count < hi) mask &= (u64{1} << (page + count - lo)) - 1;
+            total += static_cast<unsigned>(
+                std::popcount((table.mapped.word(i) | table.sparse_backed.word(i)) & mask));
+        }
+        return total;
+    }
+
+    // After a dual entry changed: reclaim empty tables, rewrite the pointers, refresh NV4K.
+    [[nodiscard]] Result<void> tidy_dual(u32 node, unsigned depth, unsigned index) noexcept
+    {
+        u32 &big = child_slot(node, index + 256);
+        u32 &small = child_slot(node, index);
+        bool pointers_changed = false;
+        u32 retire_big = no_table_node, retire_small = no_table_node;
+        if (small != no_table_node && nodes_[small].live == 0) {
+            retire_small = small;
+            small = no_table_node;
+            pointers_changed = true;
+        }
+        if (big != no_table_node && nodes_[big].live == 0) {
+            retire_big = big;
+            big = no_table_node;
+            pointers_changed = true;
+        }
+        if (big != no_table_node) {
+            const PageTableNode &table = nodes_[big];
+            const u32 content =
+                static_cast<u32>(table.mapped.word(0) | table.sparse_backed.word(0));
+            u32 wanted = 0;
+            if (small != no_table_node) {
+                const PageTableNode &below = nodes_[small];
+                u32 small_content = 0;
+                for (unsigned chunk = 0; chunk < big_entries; ++chunk)
+                    if (below.mapped.any(chunk * chunk_pages, chunk_pages) ||
+                        below.sparse_backed.any(chunk * chunk_pages, chunk_pages))
+                        small_content |= 1u << chunk;
+                wanted = ~content & ~small_content;
+            }
+            u32 change = wanted ^ table.no_valid_4k;
+            while (change != 0) {
+                const unsigned chunk = static_cast<unsigned>(std::countr_zero(change));
+                change &= change - 1;
+                const bool set = (wanted >> chunk) & 1u;
+                GPUMMU_TRY(write_big(big, chunk, set ? F::Pte::no_valid_4k().raw() : 0));
+                if (set) nodes_[big].no_valid_4k |= 1u << chunk;
+                batch_->record_write(Level{static_cast<u8>(small_depth)});
+            }
+        }
+        if (pointers_changed) {
+            GPUMMU_TRY(write_dual_pointers(node, depth, index));
+            if (big == no_table_node && small == no_table_node) --nodes_[node].live;
+            batch_->record_downgrade(Level{static_cast<u8>(depth)});
+            if (retire_small != no_table_node) retire(retire_small);
+            if (retire_big != no_table_node) retire(retire_big);
+        }
+        return success();
+    }
+
+    // ---- audit -------------------------------------------------------------------------
+
+    [[nodiscard]] Result<void> audit(u32 node, unsigned depth, u64 &reached) const noexcept
+    {
+        const PageTableNode &table = nodes_[node];
+        if (!table.has(PageTableNode::in_use) || table.has(PageTableNode::retired) ||
+            table.has(PageTableNode::prepared) || table.depth != depth)
+            return failure(Error::malformed_record);
+        ++reached;
+        const bool big = table.has(PageTableNode::big);
+        const LevelDescriptor &level = big ? F::big_page_table : F::levels[depth];
+        const unsigned entries = static_cast<unsigned>(level.entry_count());
+        std::array<u64, 512> words{};
+        GPUMMU_TRY(memory_->read(table.page.address,
+                                 std::span<u64>(words.data(), level.table_bytes() / sizeof(u64))));
+        unsigned live = 0;
+        for (unsigned i = 0; i < entries; ++i) {
+            const bool mapped = table.mapped.test(i), sparse = table.sparse_backed.test(i);
+            if (level.dual) {
+                const auto dual = F::DualPde::from_raw(words[2 * i], words[2 * i + 1]);
+                const u32 small = child_at(node, i), big_child = child_at(node, i + 256);
+                if (small != no_table_node || big_child != no_table_node) {
+                    if (mapped || sparse || dual.is_pte()) return failure(Error::malformed_record);
+                    const TablePointer want_small =
+                        small == no_table_node
+                            ? TablePointer{}
+                            : TablePointer{Aperture::video, physical(nodes_[small].page.address)};
+                    const TablePointer want_big =
+                        big_child == no_table_node
+                            ? TablePointer{}
+                            : TablePointer{Aperture::video,
+                                           physical(nodes_[big_child].page.address)};
+                    if (dual.small_pointer() != want_small || dual.big_pointer() != want_big)
+                        return failure(Error::malformed_record);
+                    if (small != no_table_node) {
+                        if (nodes_[small].parent != node || nodes_[small].parent_index != i)
+                            return failure(Error::malformed_record);
+                        GPUMMU_TRY(audit(small, depth + 1, reached));
+                    }
+                    if (big_child != no_table_node) {
+                        if (nodes_[big_child].parent != node ||
+                            nodes_[big_child].parent_index != i + 256)
+                            return failure(Error::malformed_record);
+                        GPUMMU_TRY(audit(big_child, depth + 1, reached));
+                        GPUMMU_TRY(audit_no_valid_4k(big_child, small));
+                    }
+                    ++live;
+                    continue;
+                }
+                GPUMMU_TRY(audit_directory_word(dual.is_pte(), dual.state(), words[2 * i],
+                                                words[2 * i + 1], mapped, sparse));
+                live += (mapped || sparse) ? 1u : 0u;
+                continue;
+            }
+            const u32 child = (big || depth == small_depth) ? no_table_node : child_at(node, i);
+            if (child != no_table_node) {
+                const auto pde = F::Pde::from_raw(words[i]);
+                if (mapped || sparse || pde.is_pte() ||
+                    pde.pointer() !=
+                        TablePointer{Aperture::video, physical(nodes_[child].page.address)} ||
+                    nodes_[child].parent != node || nodes_[child].parent_index != i)
+                    return failure(Error::malformed_record);
+                GPUMMU_TRY(audit(child, depth + 1, reached));
+                ++live;
+                continue;
+            }
+            const bool nv4k = big && ((table.no_valid_4k >> i) & 1u);
+            if (nv4k) {
+                if (mapped || sparse || F::Pte::from_raw(words[i]).state() != PteState::no_valid_4k)
+                    return failure(Error::malformed_record);
+                continue;
+            }
+            if (!big && depth < small_depth) {
+                const auto pde = F::Pde::from_raw(words[i]);
+                GPUMMU_TRY(
+                    audit_directory_word(pde.is_pte(), pde.state(), words[i], 0, mapped, sparse));
+            } else {
+                GPUMMU_TRY(audit_leaf_word(F::Pte::from_raw(words[i]), mapped, sparse, true));
+            }
+            live += (mapped || sparse) ? 1u : 0u;
+        }
+        if (live != table.live) return failure(Error::malformed_record);
+        if (live == 0 && node != root_) return failure(Error::malformed_record);
+        return success();
+    }
+
+    [[nodiscard]] static Result<void> audit_leaf_word(typename F::Pte pte, bool mapped, bool sparse,
+                                                      bool high_clear) noexcept
+    {
+        if (!high_clear) return failure(Error::malformed_record);
+        if (mapped)
+            return pte.state() == PteState::valid ? success() : failure(Error::malformed_record);
+        if (sparse)
+            return pte.state() == PteState::sparse ? success() : failure(Error::malformed_record);
+        return pte.raw() == 0 ? success() : failure(Error::malformed_record);
+    }
+
+    // A directory entry with no table below: a large page (IS_PTE with a valid PTE),
+    // sparse, or all zero.
+    [[nodiscard]] static Result<void> audit_directory_word(bool is_pte, PdeState state, u64 low,
+                                                           u64 high, bool mapped,
+                                                           bool sparse) noexcept
+    {
+        bool good = false;
+        if (mapped)
+            good = is_pte && F::Pte::from_raw(low).state() == PteState::valid && high == 0;
+        else if (sparse)
+            good = !is_pte && state == PdeState::sparse;
+        else
+            good = low == 0 && high == 0;
+        return good ? success() : failure(Error::malformed_record);
+    }
+
+    [[nodiscard]] Result<void> audit_no_valid_4k(u32 big, u32 small) const noexcept
+    {
+        const PageTableNode &table = nodes_[big];
+        const u32 content = static_cast<u32>(table.mapped.word(0) | table.sparse_backed.word(0));
+        u32 wanted = 0;
+        if (small != no_table_node) {
+            const PageTableNode &below = nodes_[small];
+            u32 small_content = 0;
+            for (unsigned chunk = 0; chunk < big_entries; ++chunk) {
+                const bool any = below.mapped.any(chunk * chunk_pages, chunk_pages) ||
+                                 below.sparse_backed.any(chunk * chunk_pages, chunk_pages);
+                if (any && ((content >> chunk) & 1u)) return failure(Error::malformed_record);
+                if (any) small_content |= 1u << chunk;
+            }
+            wanted = ~content & ~small_content;
+        }
+        return wanted == table.no_valid_4k ? success() : failure(Error::malformed_record);
+    }
+
+    M *memory_;
+    S *pages_;
+    std::span<PageTableNode> nodes_;
+    std::span<PageTableChildren> children_;
+    PageTableConfig config_;
+    u32 root_ = no_table_node;
+    u32 free_nodes_ = no_table_node;
+    u32 free_children_ = no_table_node;
+    u32 retired_ = no_table_node;
+    u32 prepared_head_ = no_table_node;
+    bool plan_outstanding_ = false;
+    PageTableStats stats_{};
+    // State of the operation being run (one at a time).
+    Request request_{};
+    std::size_t segment_ = 0;
+    u64 segment_va_ = 0;
+    TlbBatch *batch_ = nullptr;
+};
+
+}  // namespace gpummu

@@ -1,0 +1,155 @@
+// gpummu/paging/page_table_node.hpp: the host-side shadow of one page table.
+//
+// What it does
+//   - `EntryBits`: one flag per entry for up to 512 entries, with whole-range operations
+//     (set, clear, any, all, count), so a page table checks and updates a run of PTEs with
+//     a handful of word operations instead of one read per entry.
+//   - `PageTableNode`: what the page table knows about a table it put in VRAM, so that it
+//     never has to read VRAM back to decide what to do:
+//
+//         entry content     mapped  sparse_backed  child
+//         none                 0         0          none      word is 0
+//         sparse               0         1          none      sparse PTE / PDE
+//         mapped               1         0          none      valid PTE (a large page at a
+//         mapped over sparse   1         1          none      directory level); unmapping it
+//                                                              returns it to sparse
+//         table                0         0          node      PDE pointing to the child
+//
+//     A big-page table (32 entries of 64 KiB) also remembers which entries hold the
+//     "no valid 4 KiB PTE" word (`no_valid_4k`), which is derived state, not content.
+//   - `PageTableChildren`: the child node of every entry of a directory. For PD0 (dual
+//     entries) slots [0, 256) are the small-page tables and [256, 512) the big-page tables.
+//   - `PageTableStorage`: caller-supplied pools of both (no heap allocation anywhere).
+//
+// Sizing: one node per table in VRAM (directories, small-page tables and big-page tables)
+// plus those retired and waiting for a TLB flush; one children block per directory.
+// Mapping 1 GiB with 4 KiB pages needs 512 small-page tables, 1 PD0, and one table per
+// level above: 516 nodes (v2) and 4 children blocks. A node is 176 bytes, a block 2 KiB.
+#pragma once
+
+#include <array>
+#include <bit>
+#include <span>
+
+#include "gpummu/core/types.hpp"
+#include "gpummu/memory/table_pages.hpp"
+
+namespace gpummu {
+
+inline constexpr u32 no_table_node = 0xFFFF'FFFFu;
+
+class EntryBits {
+public:
+    static constexpr unsigned capacity = 512;
+
+    [[nodiscard]] constexpr bool test(unsigned index) const noexcept
+    {
+        return (words_[index >> 6] >> (index & 63u)) & 1u;
+    }
+    constexpr void assign(unsigned first, unsigned count, bool value) noexcept
+    {
+        for_each_word(first, count, [value](u64 &word, u64 mask) {
+            word = value ? (word | mask) : (word & ~mask);
+        });
+    }
+    constexpr void set(unsigned index) noexcept { assign(index, 1, true); }
+    constexpr void clear(unsigned index) noexcept { assign(index, 1, false); }
+    [[nodiscard]] constexpr bool any(unsigned first, unsigned count) const noexcept
+    {
+        bool found = false;
+        for_each_word(first, count, [&found](u64 word, u64 mask) { found |= (word & mask) != 0; });
+        return found;
+    }
+    [[nodiscard]] constexpr bool all(unsigned first, unsigned count) const noexcept
+    {
+        bool every = true;
+        for_each_word(first, count,
+                      [&every](u64 word, u64 mask) { every &= (word & mask) == mask; });
+        return every;
+    }
+    [[nodiscard]] constexpr unsigned count(unsigned first, unsigned count) const noexcept
+    {
+        unsigned total = 0;
+        for_each_word(first, count, [&total](u64 word, u64 mask) {
+            total += static_cast<unsigned>(std::popcount(word & mask));
+        });
+        return total;
+    }
+    [[nodiscard]] constexpr unsigned count() const noexcept { return count(0, capacity); }
+    [[nodiscard]] constexpr u64 word(unsigned index) const noexcept { return words_[index]; }
+    // 16 consecutive flags per 64 KiB chunk of a small-page table: bit k of the result is
+    // set when any of the flags [16k, 16k + 16) is.
+    [[nodiscard]] constexpr u32 chunk_mask() const noexcept
+    {
+        u32 mask = 0;
+        for (unsigned chunk = 0; chunk < 32; ++chunk)
+            if (((words_[chunk / 4] >> ((chunk % 4) * 16)) & 0xFFFFu) != 0) mask |= 1u << chunk;
+        return mask;
+    }
+    constexpr bool operator==(const EntryBits &) const noexcept = default;
+
+private:
+    template <class Visit>
+    constexpr void for_each_word(unsigned first, unsigned count, Visit &&visit) noexcept
+    {
+        while (count != 0) {
+            unsigned bit = first & 63u;
+            unsigned take = 64 - bit < count ? 64 - bit : count;
+            u64 mask = (take == 64 ? ~u64{0} : ((u64{1} << take) - 1)) << bit;
+            visit(words_[first >> 6], mask);
+            first += take;
+            count -= take;
+        }
+    }
+    template <class Visit>
+    constexpr void for_each_word(unsigned first, unsigned count, Visit &&visit) const noexcept
+    {
+        while (count != 0) {
+            unsigned bit = first & 63u;
+            unsigned take = 64 - bit < count ? 64 - bit : count;
+            u64 mask = (take == 64 ? ~u64{0} : ((u64{1} << take) - 1)) << bit;
+            visit(words_[first >> 6], mask);
+            first += take;
+            count -= take;
+        }
+    }
+
+    std::array<u64, 8> words_{};
+};
+
+struct PageTableNode {
+    enum Flag : u8 {
+        in_use = 1,
+        prepared = 2,     // allocated by a prepare that has not been committed: not in VRAM yet
+        retired = 4,      // unlinked; freed after the TLB batch that covers it is finished
+        big = 8,          // a 256-byte big-page table
+        caller_root = 16  // the root page belongs to the caller: never freed
+    };
+    TablePage page{};
+    u32 parent = no_table_node;
+    u32 next = no_table_node;      // free, prepared or retired list
+    u32 children = no_table_node;  // index of the PageTableChildren block (directories)
+    u16 parent_index = 0;          // entry index in the parent
+    u16 live = 0;                  // entries with content or a child table
+    u8 depth = 0;                  // level depth (big tables: the small-page table's depth)
+    u8 flags = 0;
+    u32 no_valid_4k = 0;  // big tables: entries whose word is the NV4K state
+    EntryBits mapped;
+    EntryBits sparse_backed;
+
+    [[nodiscard]] constexpr bool has(Flag flag) const noexcept { return (flags & flag) != 0; }
+};
+
+struct PageTableChildren {
+    std::array<u32, 512> node{};
+    u32 next = no_table_node;
+};
+
+struct PageTableStorage {
+    std::span<PageTableNode> nodes;
+    std::span<PageTableChildren> children;
+};
+
+static_assert(sizeof(PageTableNode) <= 176);
+
+}  // namespace gpummu

@@ -1,0 +1,461 @@
+// paging/page_table.hpp: page-size selection, dual PDEs, splitting, sparse, reclaim, the
+// two phases, the TLB obligation and one test per error (each leaving state unchanged).
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include "gpummu/format/mmu_v2.hpp"
+#include "gpummu/format/mmu_v3.hpp"
+#include "gpummu/format/mmu_version.hpp"
+#include "support/page_table_fixture.hpp"
+
+using namespace gpummu;
+using testing::PageTableFixture;
+using testing::va_range;
+
+namespace {
+
+constexpr u64 kib = 1024, mib = 1024 * kib, gib = 1024 * mib;
+const PageTableConfig ampere{architecture_record(Architecture::ampere).page_sizes};
+const PageTableConfig turing{architecture_record(Architecture::turing).page_sizes};
+
+PageAttributes at(u64 pa)
+{
+    PageAttributes attributes;
+    attributes.address = PhysicalAddress{pa};
+    return attributes;
+}
+
+template <class Fixture>
+Translation look(Fixture &fixture, u64 va)
+{
+    auto translation = fixture.table->translate(VirtualAddress{va});
+    REQUIRE(translation.has_value());
+    return *translation;
+}
+
+template <class Fixture>
+void map_ok(Fixture &fixture, u64 va, u64 size, u64 pa, MapOptions options = {})
+{
+    auto batch = fixture.table->map(va_range(va, size), at(pa), options);
+    REQUIRE(batch.has_value());
+    fixture.flush(*batch);
+    fixture.audit();
+}
+
+template <class Fixture>
+void unmap_ok(Fixture &fixture, u64 va, u64 size)
+{
+    auto batch = fixture.table->unmap(va_range(va, size));
+    REQUIRE(batch.has_value());
+    fixture.flush(*batch);
+    fixture.audit();
+}
+
+// Everything a failing call must leave as it was.
+template <class Fixture>
+struct Unchanged {
+    Fixture &fixture;
+    PageTableStats stats;
+    u64 free_bytes;
+    u64 writes;
+    std::vector<u64> image;
+    explicit Unchanged(Fixture &f)
+        : fixture(f),
+          stats(f.table->stats()),
+          free_bytes(f.buddy.buddy.free_bytes()),
+          writes(f.memory->counters().writes),
+          image(f.image)
+    {
+    }
+    void check() const
+    {
+        CHECK(fixture.table->stats().table_bytes == stats.table_bytes);
+        CHECK(fixture.table->stats().tables() == stats.tables());
+        CHECK(fixture.buddy.buddy.free_bytes() == free_bytes);
+        CHECK(fixture.memory->counters().writes == writes);
+        // Only free VRAM may differ: the page source zeroes pages it hands out (and gets
+        // back), and free VRAM starts as garbage that no table ever holds.
+        std::size_t outside_free = 0;
+        for (std::size_t i = 0; i < image.size(); ++i) {
+            if (fixture.image[i] == image[i]) continue;
+            if (image[i] != 0xDEADBEEFDEADBEEFull || fixture.image[i] != 0) ++outside_free;
+        }
+        CHECK(outside_free == 0);
+        fixture.audit();
+    }
+};
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("the largest page that alignment and contiguity allow", F, MmuV2, MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    // 512 MiB-aligned VA and PA, 1 GiB + 2 MiB + 64 KiB + 4 KiB long.
+    const u64 va = 2 * gib, pa = 4 * gib;
+    map_ok(fixture, va, gib + 2 * mib + 64 * kib + 4 * kib, pa);
+    CHECK(look(fixture, va).page_size == PageSize::size_512m());
+    CHECK(look(fixture, va + 512 * mib).page_size == PageSize::size_512m());
+    CHECK(look(fixture, va + gib).page_size == PageSize::size_2m());
+    CHECK(look(fixture, va + gib + 2 * mib).page_size == PageSize::size_64k());
+    CHECK(look(fixture, va + gib + 2 * mib + 64 * kib).page_size == PageSize::size_4k());
+    CHECK(look(fixture, va + gib + 2 * mib + 64 * kib).address.value() ==
+          pa + gib + 2 * mib + 64 * kib);
+    CHECK(look(fixture, va + gib + 2 * mib + 68 * kib).state == TranslationState::unmapped);
+}
+
+TEST_CASE_TEMPLATE("the chip's page sizes and a pinned size are obeyed", F, MmuV2, MmuV3)
+{
+    SUBCASE("Turing has no 512 MiB pages")
+    {
+        PageTableFixture<F> fixture(turing);
+        map_ok(fixture, 2 * gib, 512 * mib, 4 * gib);
+        CHECK(look(fixture, 2 * gib).page_size == PageSize::size_2m());
+        CHECK(fixture.table->stats().tables_per_level[F::levels.size() - 2] == 1);
+    }
+    SUBCASE("pinned 4 KiB over a 2 MiB-aligned range")
+    {
+        PageTableFixture<F> fixture(ampere);
+        map_ok(fixture, 2 * gib, 4 * mib, 4 * gib, {.page_sizes = {PageSize::size_4k()}});
+        CHECK(look(fixture, 2 * gib + 3 * mib).page_size == PageSize::size_4k());
+        CHECK(fixture.table->stats().tables_per_level[F::levels.size() - 1] == 2);
+    }
+    SUBCASE("pinned 64 KiB")
+    {
+        PageTableFixture<F> fixture(ampere);
+        map_ok(fixture, 2 * gib, 2 * mib, 4 * gib, {.page_sizes = {PageSize::size_64k()}});
+        CHECK(look(fixture, 2 * gib + mib).page_size == PageSize::size_64k());
+        CHECK(fixture.table->stats().big_tables == 1);
+    }
+    SUBCASE("physical discontinuity breaks a large page")
+    {
+        PageTableFixture<F> fixture(ampere);
+        const PhysicalSegment segments[] = {{PhysicalAddress{8 * mib}, mib},
+                                            {PhysicalAddress{32 * mib}, mib}};
+        auto batch =
+            fixture.table->map(va_range(2 * gib, 2 * mib), segments, at(8 * mib), MapOptions{});
+        REQUIRE(batch.has_value());
+        fixture.flush(*batch);
+        CHECK(look(fixture, 2 * gib).page_size == PageSize::size_64k());
+        CHECK(look(fixture, 2 * gib + mib + 4 * kib).address.value() == 32 * mib + 4 * kib);
+    }
+    SUBCASE("adjacent segments join into one large page")
+    {
+        PageTableFixture<F> fixture(ampere);
+        const PhysicalSegment segments[] = {{PhysicalAddress{8 * mib}, mib},
+                                            {PhysicalAddress{9 * mib}, mib}};
+        auto batch =
+            fixture.table->map(va_range(2 * gib, 2 * mib), segments, at(8 * mib), MapOptions{});
+        REQUIRE(batch.has_value());
+        fixture.flush(*batch);
+        CHECK(look(fixture, 2 * gib).page_size == PageSize::size_2m());
+    }
+}
+
+TEST_CASE_TEMPLATE("64 KiB and 4 KiB pages share a PD0 entry; big tables are packed", F, MmuV2,
+                   MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    map_ok(fixture, 2 * gib, 64 * kib, 16 * mib);            // big page
+    map_ok(fixture, 2 * gib + 64 * kib, 4 * kib, 32 * mib);  // small page, same PD0 entry
+    map_ok(fixture, 2 * gib + 2 * mib, 64 * kib, 48 * mib);  // big page, next PD0 entry
+    CHECK(look(fixture, 2 * gib + 4 * kib).page_size == PageSize::size_64k());
+    CHECK(look(fixture, 2 * gib + 64 * kib).page_size == PageSize::size_4k());
+    CHECK(look(fixture, 2 * gib + 2 * mib).address.value() == 48 * mib);
+    CHECK(fixture.table->stats().big_tables == 2);
+    CHECK(fixture.buddy_pages->host_pages_for_big_tables() == 1);  // two 256 B tables, one page
+
+    // The empty chunks of a PD0 entry with both tables carry the no-valid-4K big PTE.
+    auto pd0 = look(fixture, 2 * gib + 128 * kib);
+    CHECK(pd0.state == TranslationState::unmapped);
+    unmap_ok(fixture, 2 * gib, 64 * kib);  // leaves chunk 0 empty: NV4K (audited)
+    CHECK(look(fixture, 2 * gib).state == TranslationState::unmapped);
+    CHECK(look(fixture, 2 * gib + 64 * kib).state == TranslationState::mapped);
+}
+
+TEST_CASE_TEMPLATE("unmapping part of a large page splits it", F, MmuV2, MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    const u64 va = 2 * gib, pa = 4 * gib;
+    map_ok(fixture, va, 512 * mib, pa);
+    REQUIRE(look(fixture, va).page_size == PageSize::size_512m());
+    unmap_ok(fixture, va + 2 * mib + 68 * kib, 4 * kib);
+    CHECK(look(fixture, va + 2 * mib + 68 * kib).state == TranslationState::unmapped);
+    CHECK(look(fixture, va + 2 * mib + 64 * kib).page_size == PageSize::size_4k());
+    CHECK(look(fixture, va + 2 * mib + 72 * kib).address.value() == pa + 2 * mib + 72 * kib);
+    CHECK(look(fixture, va + 2 * mib + 128 * kib).page_size == PageSize::size_64k());
+    CHECK(look(fixture, va).page_size == PageSize::size_2m());
+    CHECK(look(fixture, va + 500 * mib).address.value() == pa + 500 * mib);
+    // Unmapping the rest frees every table but the root.
+    unmap_ok(fixture, va, 2 * mib + 68 * kib);
+    unmap_ok(fixture, va + 2 * mib + 72 * kib, 510 * mib - 72 * kib);
+    CHECK(fixture.table->stats().tables() == 1);
+}
+
+TEST_CASE_TEMPLATE("sparse ranges: map inside, unmap back to sparse, clear", F, MmuV2, MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    const u64 va = 2 * gib;
+    auto sparse = fixture.table->make_sparse(va_range(va, 4 * mib));
+    REQUIRE(sparse.has_value());
+    fixture.flush(*sparse);
+    fixture.audit();
+    CHECK(fixture.table->stats().tables_per_level[F::levels.size() - 1] == 0);  // PDE level
+    CHECK(look(fixture, va + mib).state == TranslationState::sparse);
+    map_ok(fixture, va + mib, 8 * kib, 64 * mib);
+    CHECK(look(fixture, va + mib).state == TranslationState::mapped);
+    CHECK(look(fixture, va + mib + 8 * kib).state == TranslationState::sparse);
+    unmap_ok(fixture, va + mib, 8 * kib);
+    CHECK(look(fixture, va + mib).state == TranslationState::sparse);  // back to sparse
+    // A sparse page cannot be unmapped, a mapped one cannot be made sparse.
+    CHECK(fixture.table->unmap(va_range(va, 4 * kib)).error() == Error::not_mapped);
+    map_ok(fixture, va + 3 * mib, 4 * kib, 64 * mib);
+    CHECK(fixture.table->make_sparse(va_range(va + 3 * mib, 4 * kib)).error() ==
+          Error::already_mapped);
+    CHECK(fixture.table->clear_sparse(va_range(va, 4 * mib)).error() == Error::already_mapped);
+    unmap_ok(fixture, va + 3 * mib, 4 * kib);
+    auto cleared = fixture.table->clear_sparse(va_range(va, 4 * mib));
+    REQUIRE(cleared.has_value());
+    CHECK(cleared->invalidation().ack_globally);
+    fixture.flush(*cleared);
+    fixture.audit();
+    CHECK(look(fixture, va + mib).state == TranslationState::unmapped);
+    CHECK(fixture.table->stats().tables() == 1);
+}
+
+TEST_CASE_TEMPLATE("empty tables are freed only after the TLB batch is finished", F, MmuV2, MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    const u64 before = fixture.buddy.buddy.free_bytes();
+    map_ok(fixture, 2 * gib, 4 * kib, 64 * mib);
+    const u64 mapped = fixture.buddy.buddy.free_bytes();
+    CHECK(mapped < before);
+    auto batch = fixture.table->unmap(va_range(2 * gib, 4 * kib));
+    REQUIRE(batch.has_value());
+    CHECK(fixture.table->stats().retired_tables == F::levels.size() - 1);
+    CHECK(fixture.buddy.buddy.free_bytes() == mapped);  // still held: the MMU may walk them
+    CHECK(fixture.table->release_retired(*batch).error() == Error::invalid_argument);
+    fixture.flush(*batch);
+    CHECK(fixture.buddy.buddy.free_bytes() == before);
+    CHECK(fixture.table->stats().retired_tables == 0);
+    REQUIRE(fixture.invalidator.seen.size() == 2);
+    CHECK(fixture.invalidator.seen[1].ack_globally);
+    CHECK(fixture.invalidator.seen[1].sys_membar);
+    CHECK(fixture.invalidator.seen[1].shallowest_level == Level{0});  // the root entry cleared
+}
+
+TEST_CASE_TEMPLATE("the TLB batch names the shallowest level written", F, MmuV2, MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    map_ok(fixture, 2 * gib, 4 * kib, 64 * mib);
+    auto batch = fixture.table->map(va_range(2 * gib + 4 * kib, 4 * kib), at(68 * mib));
+    REQUIRE(batch.has_value());
+    CHECK(batch->pending());
+    CHECK(batch->invalidation().shallowest_level == Level{static_cast<u8>(F::levels.size() - 1)});
+    CHECK_FALSE(batch->invalidation().ack_globally);  // nothing taken away
+    CHECK(batch->invalidation().pdb == fixture.table->root().address);
+    fixture.flush(*batch);
+    // A replace takes the old translation away: acknowledged invalidate.
+    auto replaced = fixture.table->map(va_range(2 * gib, 4 * kib), at(72 * mib), {.replace = true});
+    REQUIRE(replaced.has_value());
+    CHECK(replaced->invalidation().ack_globally);
+    fixture.flush(*replaced);
+    CHECK(look(fixture, 2 * gib).address.value() == 72 * mib);
+}
+
+TEST_CASE_TEMPLATE("prepare allocates, commit only writes, cancel leaves no trace", F, MmuV2, MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    const PhysicalSegment segment{PhysicalAddress{64 * mib}, 68 * kib};
+    {
+        Unchanged<PageTableFixture<F>> unchanged(fixture);
+        auto plan =
+            fixture.table->prepare_map(va_range(2 * gib, 68 * kib), {&segment, 1}, at(64 * mib));
+        REQUIRE(plan.has_value());
+        // Other mutations wait for the plan.
+        CHECK(fixture.table->unmap(va_range(2 * gib, 4 * kib)).error() == Error::invalid_argument);
+        fixture.table->cancel(std::move(*plan));
+        // Cancel hands the prepared pages back: the buddy has the space again.
+        CHECK(fixture.buddy.buddy.free_bytes() == unchanged.free_bytes);
+        CHECK(fixture.memory->counters().writes == unchanged.writes);
+        fixture.audit();
+    }
+    auto plan =
+        fixture.table->prepare_map(va_range(2 * gib, 68 * kib), {&segment, 1}, at(64 * mib));
+    REQUIRE(plan.has_value());
+    const long allocations = fixture.pages->allocations();
+    CHECK(allocations >= 3);
+    fixture.pages->fail_after(0);  // commit must not allocate
+    auto batch = fixture.table->commit(std::move(*plan));
+    fixture.pages->fail_after(-1);
+    REQUIRE(batch.has_value());
+    CHECK(fixture.pages->allocations() == allocations);
+    fixture.flush(*batch);
+    fixture.audit();
+    CHECK(look(fixture, 2 * gib + 64 * kib).page_size == PageSize::size_4k());
+    CHECK(look(fixture, 2 * gib).page_size == PageSize::size_64k());
+}
+
+TEST_CASE_TEMPLATE("PTE runs are written as ranges", F, MmuV2, MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    fixture.memory->reset_counters();
+    map_ok(fixture, 2 * gib, 64 * mib, 4 * gib + 4 * kib, {.page_sizes = {PageSize::size_4k()}});
+    // 32 small tables of 512 PTEs: one write each, plus a few directory entries.
+    CHECK(fixture.memory->counters().writes <= 32 + 32 + 8);
+    CHECK(fixture.memory->counters().bytes_written >= 64 * mib / 4096 * 8);
+}
+
+TEST_CASE_TEMPLATE("a root supplied by the caller is used and never freed", F, MmuV2, MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    // Carve a root page out of the same VRAM, zeroed, as firmware would.
+    BuddyBlock block;
+    REQUIRE(fixture.buddy.buddy.allocate(4096, {.contiguous = true}, {&block, 1}).has_value());
+    REQUIRE(fixture.memory->fill(block.address, 0, 512).has_value());
+    std::vector<PageTableNode> nodes(64);
+    std::vector<PageTableChildren> children(8);
+    auto table = PageTableFixture<F>::Table::with_root(*fixture.memory, *fixture.pages,
+                                                       {nodes, children}, block.address, ampere);
+    REQUIRE(table.has_value());
+    CHECK(table->root().address.value() == block.address.value());
+    const long frees = fixture.pages->frees();
+    auto batch = table->map(va_range(2 * gib, 4 * kib), at(64 * mib));
+    REQUIRE(batch.has_value());
+    REQUIRE(table->flush(*batch, fixture.invalidator).has_value());
+    auto unmapped = table->unmap(va_range(2 * gib, 4 * kib));
+    REQUIRE(unmapped.has_value());
+    REQUIRE(table->flush(*unmapped, fixture.invalidator).has_value());
+    CHECK(fixture.pages->frees() - frees == static_cast<long>(F::levels.size() - 1));
+    CHECK(table->stats().tables() == 1);
+    REQUIRE(table->check_invariants().has_value());
+    // A root that already holds entries is refused.
+    REQUIRE(fixture.memory->fill(block.address, 0x8, 1).has_value());
+    CHECK(PageTableFixture<F>::Table::with_root(*fixture.memory, *fixture.pages, {nodes, children},
+                                                block.address, ampere)
+              .error() == Error::invalid_argument);
+}
+
+TEST_CASE_TEMPLATE("every error, each leaving the page table unchanged", F, MmuV2, MmuV3)
+{
+    PageTableFixture<F> fixture(ampere, 32 * mib, 64, 8);
+    map_ok(fixture, 2 * gib, 2 * mib + 64 * kib, 64 * mib);  // something to collide with
+    auto &table = *fixture.table;
+    auto refuse = [&](Error want, auto &&call) {
+        Unchanged<PageTableFixture<F>> unchanged(fixture);
+        auto got = call();
+        REQUIRE_FALSE(got.has_value());
+        CHECK(got.error() == want);
+        unchanged.check();
+    };
+    const PhysicalSegment one{PhysicalAddress{64 * mib}, 4 * kib};
+    SUBCASE("invalid_argument")
+    {
+        refuse(Error::invalid_argument, [&] { return table.unmap(va_range(4 * gib, 0)); });
+        const PhysicalSegment short_segment{PhysicalAddress{64 * mib}, 4 * kib};
+        refuse(Error::invalid_argument, [&] {
+            return table.map(va_range(4 * gib, 8 * kib), {&short_segment, 1}, at(64 * mib));
+        });
+    }
+    SUBCASE("misaligned")
+    {
+        refuse(Error::misaligned, [&] { return table.unmap(va_range(4 * gib + 512, 4 * kib)); });
+        refuse(Error::misaligned,
+               [&] { return table.map(va_range(4 * gib, 4 * kib), at(64 * mib + 512)); });
+        refuse(Error::misaligned, [&] {
+            return table.map(va_range(4 * gib + 64 * kib, 2 * mib), at(64 * mib),
+                             {.page_sizes = {PageSize::size_2m()}});
+        });
+    }
+    SUBCASE("out_of_range")
+    {
+        refuse(Error::out_of_range,
+               [&] { return table.map(va_range(u64{1} << F::va_bits, 4 * kib), at(64 * mib)); });
+    }
+    SUBCASE("page_size_not_supported")
+    {
+        PageTableFixture<F> small_chip(turing);
+        Unchanged<PageTableFixture<F>> unchanged(small_chip);
+        auto got = small_chip.table->map(va_range(2 * gib, 512 * mib), at(gib),
+                                         {.page_sizes = {PageSize::size_512m()}});
+        CHECK(got.error() == Error::page_size_not_supported);
+        unchanged.check();
+    }
+    SUBCASE("invalid_aperture")
+    {
+        PageAttributes attributes = at(64 * mib);
+        attributes.aperture = Aperture::invalid;
+        refuse(Error::invalid_aperture, [&] {
+            return table.map(va_range(4 * gib, 4 * kib), {&one, 1}, attributes);
+        });
+    }
+    SUBCASE("field_overflow")
+    {
+        PageAttributes attributes = at(0);
+        attributes.kind = 0xFF;
+        attributes.peer = 0;
+        if constexpr (F::version == MmuVersion::v2) {
+            // v2 video addresses end at 128 GiB.
+            const PhysicalSegment far{PhysicalAddress{u64{1} << 37}, 4 * kib};
+            refuse(Error::field_overflow, [&] {
+                return table.map(va_range(4 * gib, 4 * kib), {&far, 1}, at(0));
+            });
+        } else {
+            refuse(Error::field_overflow, [&] {
+                return table.map(va_range(4 * gib, 4 * kib), {&one, 1}, attributes);
+            });
+        }
+    }
+    SUBCASE("arithmetic_overflow")
+    {
+        const PhysicalSegment wraps{PhysicalAddress{~u64{0} - 4095}, 8 * kib};
+        refuse(Error::arithmetic_overflow, [&] {
+            return table.map(va_range(4 * gib, 8 * kib), {&wraps, 1}, at(0));
+        });
+    }
+    SUBCASE("already_mapped")
+    {
+        refuse(Error::already_mapped,
+               [&] { return table.map(va_range(2 * gib + 2 * mib, 4 * kib), at(128 * mib)); });
+        refuse(Error::already_mapped,
+               [&] { return table.map(va_range(2 * gib + mib, 4 * kib), at(128 * mib)); });
+        refuse(Error::already_mapped,
+               [&] { return table.make_sparse(va_range(2 * gib, 4 * mib)); });
+        refuse(Error::already_mapped,
+               [&] { return table.clear_sparse(va_range(2 * gib, 4 * mib)); });
+    }
+    SUBCASE("not_mapped")
+    {
+        refuse(Error::not_mapped, [&] { return table.unmap(va_range(2 * gib, 4 * mib)); });
+        refuse(Error::not_mapped, [&] { return table.unmap(va_range(8 * gib, 4 * kib)); });
+    }
+    SUBCASE("out_of_memory: node pool and VRAM")
+    {
+        // 64 nodes: mapping 4 KiB pages across 64 PD0 entries needs more.
+        refuse(Error::out_of_memory, [&] {
+            return table.map(va_range(8 * gib, 128 * mib), at(gib),
+                             {.page_sizes = {PageSize::size_4k()}});
+        });
+        PageTableFixture<F> tiny(ampere, 64 * kib);  // 16 pages of VRAM in all
+        Unchanged<PageTableFixture<F>> unchanged(tiny);
+        auto got = tiny.table->map(va_range(2 * gib, 64 * mib), at(gib),
+                                   {.page_sizes = {PageSize::size_4k()}});
+        CHECK(got.error() == Error::out_of_memory);
+        unchanged.check();
+    }
+}
+
+TEST_CASE("PageTable with a bad configuration is refused")
+{
+    std::vector<u64> image(1024);
+    HostMemory memory(image);
+    auto buddy = testing::BuddyFixture::make({testing::range_of(0, 8192)});
+    std::vector<BigTableSlot> slots(1);
+    BuddyTablePages<HostMemory> pages(buddy.buddy, memory, slots);
+    std::vector<PageTableNode> nodes(4);
+    std::vector<PageTableChildren> children(1);
+    PageTableConfig no_small{{PageSize::size_2m()}};
+    CHECK(PageTable<MmuV2, HostMemory, BuddyTablePages<HostMemory>>::create(
+              memory, pages, {nodes, children}, no_small)
+              .error() == Error::invalid_argument);
+}
