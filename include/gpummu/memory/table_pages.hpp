@@ -91,7 +91,7 @@ public:
     {
         if (table.size == TableSize::big_page) return free_big_table(table.address);
         if (!table.address.is_aligned_to(page_bytes)) return failure(Error::misaligned);
-        if (find_slot(table.address) != nullptr)
+        if (slots_in_use_ != 0 && find_slot(table.address) != nullptr)
             return failure(Error::not_allocated);  // hosts big tables
         return buddy_.free(BuddyBlock{table.address, page_bytes}, known_zero);
     }
@@ -99,12 +99,7 @@ public:
     // Counters for tests and benchmarks.
     [[nodiscard]] u64 fills() const noexcept { return fills_; }
     [[nodiscard]] u64 fills_skipped() const noexcept { return fills_skipped_; }
-    [[nodiscard]] std::size_t host_pages_for_big_tables() const noexcept
-    {
-        std::size_t count = 0;
-        for (const BigTableSlot &slot : slots_) count += slot.in_use ? 1u : 0u;
-        return count;
-    }
+    [[nodiscard]] std::size_t host_pages_for_big_tables() const noexcept { return slots_in_use_; }
 
 private:
     Result<VramAddress> allocate_zeroed_page() noexcept
@@ -148,6 +143,7 @@ private:
         auto page = allocate_zeroed_page();
         if (!page) return failure(page.error());
         *empty = BigTableSlot{*page, 1, true};
+        ++slots_in_use_;
         return TablePage{*page, TableSize::big_page};
     }
 
@@ -166,6 +162,7 @@ private:
         if (slot->used == 0) {
             (void)buddy_.free(BuddyBlock{slot->page, page_bytes}, true);  // all sixteen zeroed
             *slot = BigTableSlot{};
+            --slots_in_use_;
         }
         return success();
     }
@@ -180,6 +177,7 @@ private:
     BuddyAllocator &buddy_;
     M &memory_;
     std::span<BigTableSlot> slots_;
+    std::size_t slots_in_use_ = 0;  // host pages holding big tables
     u64 fills_ = 0;
     u64 fills_skipped_ = 0;
 };

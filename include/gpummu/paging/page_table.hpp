@@ -128,6 +128,12 @@ class PageTable {
         PageAttributes attributes{};
         PageSizeSet sizes{};
         bool replace = false;
+        // The request's PTE for physical address 0 and the word increment
+        // per 4 KiB: every PTE of the request is reference + (pages between) * step, since
+        // the address field is linear and both ends of every segment were proven to encode.
+        u64 reference_pte = 0;
+        u64 reference_pa = 0;
+        u64 step_4k = 0;
     };
 
 public:
@@ -503,6 +509,14 @@ private:
             total = *sum;
         }
         if (total != request.end - request.begin) return failure(Error::invalid_argument);
+        // Physical pages 0 and 1 encode in every aperture: the reference and the step.
+        PageAttributes reference = request.attributes;
+        reference.address = PhysicalAddress{0};
+        auto reference_pte = F::Pte::map(reference);
+        if (!reference_pte) return failure(reference_pte.error());
+        request.reference_pte = reference_pte->raw();
+        request.reference_pa = 0;
+        request.step_4k = pte_step(*reference_pte, 4096);
         return success();
     }
 
@@ -589,11 +603,13 @@ private:
     }
     [[nodiscard]] typename F::Pte pte_at(u64 va) noexcept
     {
-        PageAttributes attributes = request_.attributes;
-        attributes.address = physical_at(va);
-        auto pte = F::Pte::map(attributes);
-        GPUMMU_ASSERT(pte.has_value());  // validate_map proved every page encodes
-        return pte ? *pte : F::Pte::invalid();
+        const u64 pages = (physical_at(va).value() - request_.reference_pa) >> 12;
+        return F::Pte::from_raw(request_.reference_pte + pages * request_.step_4k);
+    }
+    // The request's PTE word increment for pages of `bytes`.
+    [[nodiscard]] u64 request_step(u64 bytes) const noexcept
+    {
+        return (bytes >> 12) * request_.step_4k;
     }
     // The PTE word increment from one page of `bytes` to the next (the address field is
     // linear in the physical address).
@@ -981,65 +997,114 @@ private:
         }
         bool need_big = splitting, need_small = false;
         unsigned run_first = 0, run_count = 0;  // pending small-page run (commit)
+        BigRun big_run;                         // pending run of 64 KiB PTEs (commit)
         const u64 chunk_bytes = PageSize::size_64k().bytes();
-        for (u64 chunk_va = align_down(first, chunk_bytes); chunk_va < last;
-             chunk_va += chunk_bytes) {
-            const unsigned chunk = static_cast<unsigned>((chunk_va - entry) / chunk_bytes);
-            const u64 from = std::max(first, chunk_va), to = std::min(last, chunk_va + chunk_bytes);
-            const bool full = from == chunk_va && to == chunk_va + chunk_bytes;
-            const unsigned page = static_cast<unsigned>((from - entry) >> 12);
-            const unsigned count = static_cast<unsigned>((to - from) >> 12);
-            ChunkState state;
-            if constexpr (commit) {
-                if (big != no_table_node) state.big = big_content(big, chunk);
-                state.small = small != no_table_node &&
-                              (nodes_[small].mapped.any(chunk * chunk_pages, chunk_pages) ||
-                               nodes_[small].sparse_backed.any(chunk * chunk_pages, chunk_pages));
-            } else {
-                if (splitting || nodes_[node].has(PageTableNode::prepared))
-                    state.big = splitting ? content : Content{};
-                else if (published(big))
-                    state.big = big_content(big, chunk);
-                state.small = published(small) &&
-                              (nodes_[small].mapped.any(chunk * chunk_pages, chunk_pages) ||
-                               nodes_[small].sparse_backed.any(chunk * chunk_pages, chunk_pages));
+        // Per chunk: does the big PTE hold content, do the small PTEs? (As before this
+        // request touched the entry; a chunk changes only when its turn comes.)
+        u32 big_mask = 0, small_mask = 0;
+        if (splitting) {
+            big_mask = ~u32{0};
+        } else if (commit || !nodes_[node].has(PageTableNode::prepared)) {
+            if (published(big) || (commit && big != no_table_node))
+                big_mask = static_cast<u32>(nodes_[big].mapped.word(0) |
+                                            nodes_[big].sparse_backed.word(0));
+        }
+        const bool small_exists = published(small) || (commit && small != no_table_node);
+        auto small_chunks = [&]() {
+            return small_exists && nodes_[small].live != 0
+                       ? nodes_[small].mapped.chunk_mask() |
+                             nodes_[small].sparse_backed.chunk_mask()
+                       : 0u;
+        };
+        // The common case in one step: no big content and a request that, without it, sends
+        // every chunk to the small PTEs (maps that may not use 64 KiB pages, unmaps, clears).
+        const Operation operation = request_.operation;
+        if (big_mask == 0 &&
+            ((operation == Operation::map && !request_.sizes.contains(PageSize::size_64k())) ||
+             operation == Operation::unmap || operation == Operation::clear_sparse)) {
+            const unsigned page = static_cast<unsigned>((first - entry) >> 12);
+            const unsigned count = static_cast<unsigned>((last - first) >> 12);
+            if (operation == Operation::clear_sparse && small_chunks() == 0) {
+                if constexpr (commit) return tidy_dual(node, depth, index);
+                return success();
             }
-            const bool fits = full && page_fits(PageSize::size_64k(), chunk_va);
-            auto step = decide_chunk(state, full, fits);
-            if (!step) return failure(step.error());
             if constexpr (!commit) {
-                switch (*step) {
-                case ChunkStep::place_big:
-                case ChunkStep::big_sparse: need_big = true; break;
-                case ChunkStep::small:
-                case ChunkStep::split_then_small:
-                    GPUMMU_TRY(check_small(small, page, count, state.big.kind == Kind::mapped));
-                    need_small = true;
-                    break;
-                default: break;
-                }
+                GPUMMU_TRY(check_small(small, page, count, false));
+                need_small = true;
             } else {
-                const bool small_step =
-                    *step == ChunkStep::small || *step == ChunkStep::split_then_small;
-                if (run_count != 0 && (!small_step || *step == ChunkStep::split_then_small ||
-                                       run_first + run_count != page)) {
-                    GPUMMU_TRY(apply_small(small, run_first, run_count, entry));
-                    run_count = 0;
-                }
-                switch (*step) {
-                case ChunkStep::skip: break;
-                case ChunkStep::place_big:
-                case ChunkStep::big_none:
-                case ChunkStep::big_sparse:
-                    GPUMMU_TRY(set_big(big, chunk, chunk_va, state.big, *step));
-                    break;
-                case ChunkStep::split_then_small:
-                    GPUMMU_TRY(split_chunk(big, small, chunk, state.big));
-                    [[fallthrough]];
-                case ChunkStep::small:
-                    if (run_count == 0) run_first = page;
-                    run_count += count;
-                    break;
+                GPUMMU_TRY(apply_small(small, page, count, entry));
+            }
+        } else if (operation == Operation::map && big_mask == 0 &&
+                   request_.sizes.contains(PageSize::size_64k()) &&
+                   ((first | last) & (chunk_bytes - 1)) == 0 &&
+                   physical_at(first).is_aligned_to(chunk_bytes) &&
+                   contiguous_at(first, last - first) >= last - first && small_chunks() == 0) {
+            // Every chunk is whole, aligned, contiguous and free: one run of 64 KiB PTEs.
+            const unsigned chunk = static_cast<unsigned>((first - entry) / chunk_bytes);
+            const unsigned count = static_cast<unsigned>((last - first) / chunk_bytes);
+            if constexpr (!commit) {
+                need_big = true;
+            } else {
+                PageTableNode &table = nodes_[big];
+                const typename F::Pte pte = pte_at(first);
+                GPUMMU_TRY(write_run(table.page.address + u64{chunk} * 8, pte.raw(),
+                                     request_step(chunk_bytes), count));
+                table.mapped.assign(chunk, count, true);
+                table.no_valid_4k &= ~static_cast<u32>(((u64{1} << count) - 1) << chunk);
+                table.live = static_cast<u16>(table.live + count);
+                batch_->record_write(Level{static_cast<u8>(small_depth)});
+            }
+        } else {
+            small_mask = small_chunks();
+            for (u64 chunk_va = align_down(first, chunk_bytes); chunk_va < last;
+                 chunk_va += chunk_bytes) {
+                const unsigned chunk = static_cast<unsigned>((chunk_va - entry) / chunk_bytes);
+                const u64 from = std::max(first, chunk_va),
+                          to = std::min(last, chunk_va + chunk_bytes);
+                const bool full = from == chunk_va && to == chunk_va + chunk_bytes;
+                const unsigned page = static_cast<unsigned>((from - entry) >> 12);
+                const unsigned count = static_cast<unsigned>((to - from) >> 12);
+                ChunkState state;
+                state.small = ((small_mask >> chunk) & 1u) != 0;
+                if (((big_mask >> chunk) & 1u) != 0)
+                    state.big = (!commit && splitting) ? content : big_content(big, chunk);
+                const bool fits = full && page_fits(PageSize::size_64k(), chunk_va);
+                auto step = decide_chunk(state, full, fits);
+                if (!step) return failure(step.error());
+                if constexpr (!commit) {
+                    switch (*step) {
+                    case ChunkStep::place_big:
+                    case ChunkStep::big_sparse: need_big = true; break;
+                    case ChunkStep::small:
+                    case ChunkStep::split_then_small:
+                        GPUMMU_TRY(check_small(small, page, count, state.big.kind == Kind::mapped));
+                        need_small = true;
+                        break;
+                    default: break;
+                    }
+                } else {
+                    const bool small_step =
+                        *step == ChunkStep::small || *step == ChunkStep::split_then_small;
+                    if (run_count != 0 && (!small_step || *step == ChunkStep::split_then_small ||
+                                           run_first + run_count != page)) {
+                        GPUMMU_TRY(apply_small(small, run_first, run_count, entry));
+                        run_count = 0;
+                    }
+                    switch (*step) {
+                    case ChunkStep::skip: break;
+                    case ChunkStep::place_big:
+                    case ChunkStep::big_none:
+                    case ChunkStep::big_sparse:
+                        GPUMMU_TRY(set_big(big, chunk, chunk_va, state.big, *step, big_run));
+                        break;
+                    case ChunkStep::split_then_small:
+                        GPUMMU_TRY(split_chunk(big, small, chunk, state.big));
+                        [[fallthrough]];
+                    case ChunkStep::small:
+                        if (run_count == 0) run_first = page;
+                        run_count += count;
+                        break;
+                    }
                 }
             }
         }
@@ -1055,6 +1120,7 @@ private:
             return success();
         } else {
             if (run_count != 0) GPUMMU_TRY(apply_small(small, run_first, run_count, entry));
+            GPUMMU_TRY(flush_big_run(big, big_run));
             return tidy_dual(node, depth, index);
         }
     }
@@ -1105,13 +1171,35 @@ private:
         return memory_->write(nodes_[big].page.address + u64{chunk} * 8, words);
     }
 
+    // Consecutive 64 KiB PTEs over contiguous memory, written as one run.
+    struct BigRun {
+        unsigned first = 0, count = 0;
+        u64 va = 0;
+    };
+    [[nodiscard]] Result<void> flush_big_run(u32 big, BigRun &run) noexcept
+    {
+        if (run.count == 0) return success();
+        const typename F::Pte pte = pte_at(run.va);
+        const unsigned count = std::exchange(run.count, 0u);
+        return write_run(nodes_[big].page.address + u64{run.first} * 8, pte.raw(),
+                         request_step(PageSize::size_64k().bytes()), count);
+    }
+
     [[nodiscard]] Result<void> set_big(u32 big, unsigned chunk, u64 va, Content content,
-                                       ChunkStep step) noexcept
+                                       ChunkStep step, BigRun &run) noexcept
     {
         PageTableNode &table = nodes_[big];
         const Level level{static_cast<u8>(small_depth)};
         if (step == ChunkStep::place_big) {
-            GPUMMU_TRY(write_big(big, chunk, pte_at(va).raw()));
+            const u64 bytes = PageSize::size_64k().bytes();
+            const bool extends = run.count != 0 && chunk == run.first + run.count &&
+                                 physical_at(va) == physical_at(run.va) + u64{run.count} * bytes;
+            if (!extends) {
+                GPUMMU_TRY(flush_big_run(big, run));
+                run = BigRun{chunk, 0, va};
+            }
+            ++run.count;
+            table.no_valid_4k &= ~(1u << chunk);
             table.mapped.set(chunk);
             table.sparse_backed.assign(chunk, 1, content.kind == Kind::sparse || content.underlay);
         } else if (step == ChunkStep::big_sparse) {
@@ -1167,9 +1255,14 @@ private:
         PageTableNode &table = nodes_[small];
         const Level level{static_cast<u8>(small_depth)};
         const VramAddress base = table.page.address;
-        const unsigned mapped_before = table.mapped.count(page, count);
-        const unsigned sparse_before = table.sparse_backed.count(page, count);
-        const unsigned content_before = count_content(table, page, count);
+        // Live entries before and after, from what each operation leaves behind: a map or
+        // make_sparse leaves content on every page, an unmap only where the range was
+        // sparse, a clear none (mapped pages were refused in prepare).
+        const bool fresh = table.live == 0;
+        const unsigned content_before = fresh ? 0 : count_content(table, page, count);
+        const bool any_mapped = !fresh && table.mapped.any(page, count);
+        const bool any_sparse = !fresh && table.sparse_backed.any(page, count);
+        unsigned content_after = count;
         switch (request_.operation) {
         case Operation::map: {
             u64 va = entry + (u64{page} << 12);
@@ -1180,12 +1273,12 @@ private:
                 const unsigned run =
                     static_cast<unsigned>(std::min<u64>(run_bytes >> 12, count - done));
                 GPUMMU_TRY(
-                    write_run(base + u64{page + done} * 8, pte.raw(), pte_step(pte, 4096), run));
+                    write_run(base + u64{page + done} * 8, pte.raw(), request_.step_4k, run));
                 done += run;
                 va += u64{run} << 12;
             }
             table.mapped.assign(page, count, true);
-            if (mapped_before != 0)
+            if (any_mapped)
                 batch_->record_downgrade(level);
             else
                 batch_->record_write(level);
@@ -1193,6 +1286,13 @@ private:
         }
         case Operation::unmap: {
             // Back to sparse where the range was sparse, to invalid elsewhere: runs by bit.
+            content_after = any_sparse ? table.sparse_backed.count(page, count) : 0;
+            if (!any_sparse) {
+                GPUMMU_TRY(memory_->fill(base + u64{page} * 8, 0, count));
+                table.mapped.assign(page, count, false);
+                batch_->record_downgrade(level);
+                break;
+            }
             unsigned at = page;
             while (at < page + count) {
                 const bool sparse = table.sparse_backed.test(at);
@@ -1212,13 +1312,13 @@ private:
             batch_->record_write(level);
             break;
         case Operation::clear_sparse:
-            if (sparse_before == 0) return success();
+            if (!any_sparse) return success();
+            content_after = 0;
             GPUMMU_TRY(memory_->fill(base + u64{page} * 8, 0, count));
             table.sparse_backed.assign(page, count, false);
             batch_->record_downgrade(level);
             break;
         }
-        const unsigned content_after = count_content(table, page, count);
         table.live = static_cast<u16>(table.live - content_before + content_after);
         return success();
     }
@@ -1235,7 +1335,7 @@ private:
             if (page > lo) mask &= ~u64{0} << (page - lo);
             if (page + count < hi) mask &= (u64{1} << (page + count - lo)) - 1;
             total += static_cast<unsigned>(
-                std::popcount((table.mapped.word(i) | table.sparse_backed.word(i)) & mask));
+                count_ones((table.mapped.word(i) | table.sparse_backed.word(i)) & mask));
         }
         return total;
     }

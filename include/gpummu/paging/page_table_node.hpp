@@ -38,6 +38,18 @@ namespace gpummu {
 
 inline constexpr u32 no_table_node = 0xFFFF'FFFFu;
 
+// Population count without a library call (x86-64 without -mpopcnt turns std::popcount
+// into one): the classic SWAR sum.
+[[nodiscard]] constexpr unsigned count_ones(u64 word) noexcept
+{
+    word = word - ((word >> 1) & 0x5555555555555555ull);
+    word = (word & 0x3333333333333333ull) + ((word >> 2) & 0x3333333333333333ull);
+    word = (word + (word >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return static_cast<unsigned>((word * 0x0101010101010101ull) >> 56);
+}
+static_assert(count_ones(0) == 0 && count_ones(~u64{0}) == 64 &&
+              count_ones(0x8000000000000001ull) == 2);
+
 class EntryBits {
 public:
     static constexpr unsigned capacity = 512;
@@ -70,13 +82,18 @@ public:
     [[nodiscard]] constexpr unsigned count(unsigned first, unsigned count) const noexcept
     {
         unsigned total = 0;
-        for_each_word(first, count, [&total](u64 word, u64 mask) {
-            total += static_cast<unsigned>(std::popcount(word & mask));
-        });
+        for_each_word(first, count,
+                      [&total](u64 word, u64 mask) { total += count_ones(word & mask); });
         return total;
     }
     [[nodiscard]] constexpr unsigned count() const noexcept { return count(0, capacity); }
     [[nodiscard]] constexpr u64 word(unsigned index) const noexcept { return words_[index]; }
+    [[nodiscard]] constexpr bool none() const noexcept
+    {
+        u64 any = 0;
+        for (u64 word : words_) any |= word;
+        return any == 0;
+    }
     // 16 consecutive flags per 64 KiB chunk of a small-page table: bit k of the result is
     // set when any of the flags [16k, 16k + 16) is.
     [[nodiscard]] constexpr u32 chunk_mask() const noexcept
