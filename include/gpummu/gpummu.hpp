@@ -26,3 +26,4 @@
 #include "gpummu/paging/page_table_node.hpp"
 #include "gpummu/paging/tlb_batch.hpp"
 #include "gpummu/paging/walker.hpp"
+#include "gpummu/vmm/address_space.hpp"

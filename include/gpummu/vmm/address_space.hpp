@@ -1,0 +1,557 @@
+// gpummu/vmm/address_space.hpp: one GPU virtual address space, ready to use.
+//
+// What it does
+//   `AddressSpace<Format, Memory, Invalidator>` joins the pieces below it:
+//
+//       RangeAllocator (which VAs are taken)      mapping records (handles)
+//               |                                          |
+//       PageTable<Format> ---- BuddyTablePages ---- BuddyAllocator (VRAM for tables)
+//               |
+//       TableMemory (host image, PRAMIN, ...)      TlbInvalidator (registers, recorder)
+//
+//   - map(segments, attributes): picks a VA (aligned to the largest page size the physical
+//     layout allows, so large pages can be used), writes the tables, invalidates, and
+//     returns a handle. map_fixed(range, ...) does the same at a given VA; inside a sparse
+//     reservation it maps over the sparse pages.
+//   - reserve_sparse / reserve_sparse_fixed: a VA range whose pages read zero until mapped.
+//   - release(handle): unmaps a mapping (pages inside a sparse reservation go back to
+//     sparse) or drops a sparse reservation (which must hold no mappings), invalidates,
+//     frees the emptied tables and the VA. Handles carry a generation: a released handle is
+//     Error::stale_handle afterwards, even after its slot is reused.
+//   - translate(va), stats().
+//   Every mutation ends with the TLB invalidate done and emptied tables freed, so callers
+//   hold no TlbBatch. `AnyAddressSpace` chooses the MMU format once at run time; everything
+//   below it is compiled per format.
+//
+// What it does not do
+//   - No locking. Storage (range nodes, table nodes, handles) is supplied by the caller.
+//   - If the invalidator fails (a device timeout) the tables already hold the change; the
+//     error is returned and the operation is not rolled back (the device needs attention).
+//
+// Invariants
+//   - Every live handle names a VA range that the range allocator holds (mappings inside a
+//     sparse reservation use the reservation's VA) and that the page table maps as recorded.
+//   - Failed calls other than invalidator failures leave VA, tables and handles unchanged.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <span>
+#include <utility>
+
+#include "gpummu/alloc/buddy.hpp"
+#include "gpummu/alloc/range_allocator.hpp"
+#include "gpummu/core/result.hpp"
+#include "gpummu/core/types.hpp"
+#include "gpummu/format/mmu_v2.hpp"
+#include "gpummu/format/mmu_v3.hpp"
+#include "gpummu/memory/table_pages.hpp"
+#include "gpummu/paging/page_table.hpp"
+
+namespace gpummu {
+
+struct MappingHandle {
+    u32 index = 0xFFFF'FFFFu;
+    u32 generation = 0;
+    constexpr bool operator==(const MappingHandle &) const noexcept = default;
+};
+
+struct Mapping {
+    MappingHandle handle{};
+    VirtualRange range{};
+};
+
+// One slot per live mapping or sparse reservation.
+struct MappingRecord {
+    enum class Kind : u8 { free, mapping, sparse, mapping_in_sparse };
+    VirtualRange range{};
+    u32 generation = 0;
+    u32 next_free = 0xFFFF'FFFFu;
+    u32 parent = 0xFFFF'FFFFu;  // mapping_in_sparse: the reservation's slot
+    u32 children = 0;           // sparse: mappings inside it
+    Kind kind = Kind::free;
+};
+
+struct AddressSpaceStorage {
+    std::span<RangeNode> range_nodes;  // RangeAllocator::nodes_for(live ranges)
+    PageTableStorage tables;           // see page_table_node.hpp for sizing
+    std::span<BigTableSlot> big_table_pages;
+    std::span<MappingRecord> mappings;  // one per live handle
+};
+
+struct AddressSpaceConfig {
+    VirtualRange space{};  // the VAs this address space hands out (and accepts as fixed)
+    PageTableConfig page_table{};
+};
+
+// Where map() and reserve_sparse() may place a range.
+struct Placement {
+    u64 alignment = 0;  // 0: the largest page size the physical layout allows
+    VirtualAddress window_begin{0};
+    VirtualAddress window_end{~u64{0}};
+    bool top_down = false;
+    PageSizeSet page_sizes{};  // as MapOptions::page_sizes
+};
+
+struct AddressSpaceStats {
+    PageTableStats tables{};
+    u64 mappings = 0;
+    u64 sparse_reservations = 0;
+    u64 mapped_bytes = 0;
+    u64 tlb_invalidations = 0;
+};
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+class AddressSpace {
+public:
+    using Pages = BuddyTablePages<M>;
+    using Table = PageTable<F, M, Pages>;
+    using Format = F;
+
+    // The address space keeps pointers to `memory`, `buddy`, `invalidator` and the storage:
+    // they must outlive it. It is not movable once created (its page source is referenced
+    // by its page table), hence the two-step construction into caller-provided memory:
+    //     AddressSpace<...> space;  auto made = space.create(...);
+    AddressSpace() noexcept = default;
+    AddressSpace(const AddressSpace &) = delete;
+    AddressSpace &operator=(const AddressSpace &) = delete;
+
+    [[nodiscard]] Result<void> create(M &memory, BuddyAllocator &buddy, T &invalidator,
+                                      AddressSpaceStorage storage,
+                                      AddressSpaceConfig config) noexcept
+    {
+        return create_impl(memory, buddy, invalidator, storage, config, nullptr);
+    }
+    // Over a root page the caller owns (never freed), for example a BAR1 root.
+    [[nodiscard]] Result<void> create_with_root(M &memory, BuddyAllocator &buddy, T &invalidator,
+                                                AddressSpaceStorage storage,
+                                                AddressSpaceConfig config,
+                                                VramAddress root) noexcept
+    {
+        return create_impl(memory, buddy, invalidator, storage, config, &root);
+    }
+
+    [[nodiscard]] Result<Mapping> map(std::span<const PhysicalSegment> segments,
+                                      const PageAttributes &attributes,
+                                      Placement placement = {}) noexcept
+    {
+        GPUMMU_TRY(ready());
+        u64 size = 0;
+        for (const PhysicalSegment &segment : segments) {
+            auto sum = checked_add(size, segment.size);
+            if (!sum) return failure(Error::arithmetic_overflow);
+            size = *sum;
+        }
+        if (size == 0) return failure(Error::invalid_argument);
+        RangeRequest request;
+        request.size = size;
+        request.alignment =
+            placement.alignment != 0 ? placement.alignment : natural_alignment(segments, size);
+        request.window_begin = placement.window_begin;
+        request.window_end = placement.window_end;
+        request.top_down = placement.top_down;
+        auto slot = take_slot();
+        if (!slot) return failure(slot.error());
+        auto range = ranges_->allocate(request);
+        if (!range) {
+            give_back_slot(*slot);
+            return failure(range.error());
+        }
+        auto batch =
+            table_->map(*range, segments, attributes, {.page_sizes = placement.page_sizes});
+        if (!batch) {
+            (void)ranges_->free(*range);
+            give_back_slot(*slot);
+            return failure(batch.error());
+        }
+        return finish_mapping(*slot, *range, MappingRecord::Kind::mapping, no_slot, *batch);
+    }
+
+    [[nodiscard]] Result<Mapping> map_fixed(VirtualRange range,
+                                            std::span<const PhysicalSegment> segments,
+                                            const PageAttributes &attributes,
+                                            MapOptions options = {}) noexcept
+    {
+        GPUMMU_TRY(ready());
+        if (!space_.contains(range)) return failure(Error::out_of_range);
+        auto slot = take_slot();
+        if (!slot) return failure(slot.error());
+        const u32 parent = sparse_holding(range);
+        if (parent == no_slot) {
+            auto reserved = ranges_->reserve(range);
+            if (!reserved) {
+                give_back_slot(*slot);
+                return failure(reserved.error());
+            }
+        }
+        auto batch = table_->map(range, segments, attributes, options);
+        if (!batch) {
+            if (parent == no_slot) (void)ranges_->free(range);
+            give_back_slot(*slot);
+            return failure(batch.error());
+        }
+        return finish_mapping(*slot, range,
+                              parent == no_slot ? MappingRecord::Kind::mapping
+                                                : MappingRecord::Kind::mapping_in_sparse,
+                              parent, *batch);
+    }
+
+    [[nodiscard]] Result<Mapping> reserve_sparse(u64 size, Placement placement = {}) noexcept
+    {
+        GPUMMU_TRY(ready());
+        RangeRequest request;
+        request.size = size;
+        request.alignment = placement.alignment != 0 ? placement.alignment : 4096;
+        request.window_begin = placement.window_begin;
+        request.window_end = placement.window_end;
+        request.top_down = placement.top_down;
+        auto slot = take_slot();
+        if (!slot) return failure(slot.error());
+        auto range = ranges_->allocate(request);
+        if (!range) {
+            give_back_slot(*slot);
+            return failure(range.error());
+        }
+        return finish_sparse(*slot, *range);
+    }
+
+    [[nodiscard]] Result<Mapping> reserve_sparse_fixed(VirtualRange range) noexcept
+    {
+        GPUMMU_TRY(ready());
+        if (!space_.contains(range)) return failure(Error::out_of_range);
+        auto slot = take_slot();
+        if (!slot) return failure(slot.error());
+        auto reserved = ranges_->reserve(range);
+        if (!reserved) {
+            give_back_slot(*slot);
+            return failure(reserved.error());
+        }
+        return finish_sparse(*slot, range);
+    }
+
+    // Unmaps a mapping or drops a sparse reservation.
+    [[nodiscard]] Result<void> release(MappingHandle handle) noexcept
+    {
+        GPUMMU_TRY(ready());
+        auto slot = lookup(handle);
+        if (!slot) return failure(slot.error());
+        MappingRecord &record = records_[*slot];
+        if (record.kind == MappingRecord::Kind::sparse && record.children != 0)
+            return failure(Error::already_mapped);
+        auto batch = record.kind == MappingRecord::Kind::sparse ? table_->clear_sparse(record.range)
+                                                                : table_->unmap(record.range);
+        if (!batch) return failure(batch.error());
+        if (record.kind != MappingRecord::Kind::mapping_in_sparse)
+            (void)ranges_->free(record.range);
+        switch (record.kind) {
+        case MappingRecord::Kind::mapping:
+        case MappingRecord::Kind::mapping_in_sparse:
+            --stats_.mappings;
+            stats_.mapped_bytes -= record.range.size();
+            if (record.kind == MappingRecord::Kind::mapping_in_sparse)
+                --records_[record.parent].children;
+            break;
+        case MappingRecord::Kind::sparse: --stats_.sparse_reservations; break;
+        case MappingRecord::Kind::free: break;
+        }
+        give_back_slot(*slot);
+        return flush(*batch);
+    }
+
+    [[nodiscard]] Result<Translation> translate(VirtualAddress va) const noexcept
+    {
+        GPUMMU_TRY(ready());
+        return table_->translate(va);
+    }
+    // The range a live handle names.
+    [[nodiscard]] Result<VirtualRange> range_of(MappingHandle handle) const noexcept
+    {
+        auto slot = lookup(handle);
+        if (!slot) return failure(slot.error());
+        return records_[*slot].range;
+    }
+
+    [[nodiscard]] AddressSpaceStats stats() const noexcept
+    {
+        AddressSpaceStats out = stats_;
+        out.tables = table_->stats();
+        return out;
+    }
+    [[nodiscard]] TablePointer root() const noexcept { return table_->root(); }
+    [[nodiscard]] Result<void> check_invariants() const noexcept
+    {
+        GPUMMU_TRY(ready());
+        GPUMMU_TRY(ranges_->check_invariants());
+        return table_->check_invariants();
+    }
+    [[nodiscard]] Table &page_table() noexcept { return *table_; }
+
+private:
+    static constexpr u32 no_slot = 0xFFFF'FFFFu;
+
+    [[nodiscard]] Result<void> create_impl(M &memory, BuddyAllocator &buddy, T &invalidator,
+                                           AddressSpaceStorage storage, AddressSpaceConfig config,
+                                           const VramAddress *root) noexcept
+    {
+        if (created_) return failure(Error::invalid_argument);
+        if (storage.mappings.empty() || storage.mappings.size() >= no_slot)
+            return failure(Error::invalid_argument);
+        if ((F::va_bits < 64) && config.space.end().value() > (u64{1} << F::va_bits))
+            return failure(Error::out_of_range);
+        auto ranges = RangeAllocator::create(config.space, storage.range_nodes);
+        if (!ranges) return failure(ranges.error());
+        pages_.emplace(buddy, memory, storage.big_table_pages);
+        auto table =
+            root == nullptr
+                ? Table::create(memory, *pages_, storage.tables, config.page_table)
+                : Table::with_root(memory, *pages_, storage.tables, *root, config.page_table);
+        if (!table) {
+            pages_.reset();
+            return failure(table.error());
+        }
+        ranges_.emplace(std::move(*ranges));
+        table_.emplace(std::move(*table));
+        invalidator_ = &invalidator;
+        records_ = storage.mappings;
+        for (std::size_t i = 0; i < records_.size(); ++i) {
+            records_[i] = MappingRecord{};
+            records_[i].next_free = i + 1 < records_.size() ? static_cast<u32>(i + 1) : no_slot;
+        }
+        free_slot_ = 0;
+        space_ = config.space;
+        created_ = true;
+        return success();
+    }
+
+    [[nodiscard]] Result<void> ready() const noexcept
+    {
+        return created_ ? success() : failure(Error::invalid_argument);
+    }
+
+    // The largest power of two (4 KiB .. 512 MiB, at most the size) that the first
+    // segment's physical address is aligned to: a VA with the same alignment lets the page
+    // table use the same large pages.
+    [[nodiscard]] static u64 natural_alignment(std::span<const PhysicalSegment> segments,
+                                               u64 size) noexcept
+    {
+        u64 alignment = PageSize::size_512m().bytes();
+        const u64 pa = segments.empty() ? 0 : segments.front().address.value();
+        while (alignment > 4096 && (alignment > size || (pa & (alignment - 1)) != 0))
+            alignment >>= 1;
+        return alignment;
+    }
+
+    [[nodiscard]] Result<u32> take_slot() noexcept
+    {
+        if (free_slot_ == no_slot) return failure(Error::out_of_memory);
+        const u32 slot = free_slot_;
+        free_slot_ = records_[slot].next_free;
+        return slot;
+    }
+    void give_back_slot(u32 slot) noexcept
+    {
+        MappingRecord &record = records_[slot];
+        const u32 generation = record.generation + 1;  // stale handles stay stale
+        record = MappingRecord{};
+        record.generation = generation;
+        record.next_free = free_slot_;
+        free_slot_ = slot;
+    }
+    [[nodiscard]] Result<u32> lookup(MappingHandle handle) const noexcept
+    {
+        if (handle.index >= records_.size()) return failure(Error::stale_handle);
+        const MappingRecord &record = records_[handle.index];
+        if (record.kind == MappingRecord::Kind::free || record.generation != handle.generation)
+            return failure(Error::stale_handle);
+        return handle.index;
+    }
+
+    // The sparse reservation that contains all of `range`, if any.
+    [[nodiscard]] u32 sparse_holding(VirtualRange range) const noexcept
+    {
+        auto holder = ranges_->find(range.begin());
+        if (!holder || !holder->contains(range)) return no_slot;
+        for (u32 slot = 0; slot < records_.size(); ++slot)
+            if (records_[slot].kind == MappingRecord::Kind::sparse &&
+                records_[slot].range == *holder)
+                return slot;
+        return no_slot;
+    }
+
+    [[nodiscard]] Result<Mapping> finish_mapping(u32 slot, VirtualRange range,
+                                                 MappingRecord::Kind kind, u32 parent,
+                                                 TlbBatch &batch) noexcept
+    {
+        MappingRecord &record = records_[slot];
+        record.kind = kind;
+        record.range = range;
+        record.parent = parent;
+        if (parent != no_slot) ++records_[parent].children;
+        ++stats_.mappings;
+        stats_.mapped_bytes += range.size();
+        GPUMMU_TRY(flush(batch));
+        return Mapping{{slot, record.generation}, range};
+    }
+
+    [[nodiscard]] Result<Mapping> finish_sparse(u32 slot, VirtualRange range) noexcept
+    {
+        auto batch = table_->make_sparse(range);
+        if (!batch) {
+            (void)ranges_->free(range);
+            give_back_slot(slot);
+            return failure(batch.error());
+        }
+        MappingRecord &record = records_[slot];
+        record.kind = MappingRecord::Kind::sparse;
+        record.range = range;
+        ++stats_.sparse_reservations;
+        GPUMMU_TRY(flush(*batch));
+        return Mapping{{slot, record.generation}, range};
+    }
+
+    [[nodiscard]] Result<void> flush(TlbBatch &batch) noexcept
+    {
+        if (batch.pending()) ++stats_.tlb_invalidations;
+        auto done = table_->flush(batch, *invalidator_);
+        if (!done) batch.abandon();  // reported to the caller; the batch cannot be retried here
+        return done;
+    }
+
+    // Wrapper so PageTable (not default-constructible) can live in a default-constructed
+    // AddressSpace; engaged by create().
+    template <class V>
+    class Slot {
+    public:
+        Slot() noexcept {}
+        ~Slot()
+        {
+            if (engaged_) value_.~V();
+        }
+        Slot(const Slot &) = delete;
+        template <class... A>
+        void emplace(A &&...arguments) noexcept
+        {
+            reset();
+            std::construct_at(&value_, std::forward<A>(arguments)...);
+            engaged_ = true;
+        }
+        void reset() noexcept
+        {
+            if (engaged_) value_.~V();
+            engaged_ = false;
+        }
+        V &operator*() noexcept { return value_; }
+        const V &operator*() const noexcept { return value_; }
+        V *operator->() noexcept { return &value_; }
+        const V *operator->() const noexcept { return &value_; }
+
+    private:
+        union {
+            V value_;
+        };
+        bool engaged_ = false;
+    };
+
+    Slot<Pages> pages_;
+    Slot<Table> table_;
+    Slot<RangeAllocator> ranges_;
+    T *invalidator_ = nullptr;
+    std::span<MappingRecord> records_{};
+    u32 free_slot_ = no_slot;
+    VirtualRange space_{};
+    AddressSpaceStats stats_{};
+    bool created_ = false;
+};
+
+// The MMU format chosen at run time (from the chip); each format's code is compiled.
+template <TableMemory M, TlbInvalidator T>
+class AnyAddressSpace {
+public:
+    AnyAddressSpace() noexcept = default;
+    AnyAddressSpace(const AnyAddressSpace &) = delete;
+    AnyAddressSpace &operator=(const AnyAddressSpace &) = delete;
+
+    [[nodiscard]] Result<void> create(MmuVersion version, M &memory, BuddyAllocator &buddy,
+                                      T &invalidator, AddressSpaceStorage storage,
+                                      AddressSpaceConfig config) noexcept
+    {
+        version_ = version;
+        return visit(
+            [&](auto &space) { return space.create(memory, buddy, invalidator, storage, config); });
+    }
+    [[nodiscard]] Result<void> create_with_root(MmuVersion version, M &memory,
+                                                BuddyAllocator &buddy, T &invalidator,
+                                                AddressSpaceStorage storage,
+                                                AddressSpaceConfig config,
+                                                VramAddress root) noexcept
+    {
+        version_ = version;
+        return visit([&](auto &space) {
+            return space.create_with_root(memory, buddy, invalidator, storage, config, root);
+        });
+    }
+    [[nodiscard]] MmuVersion version() const noexcept { return version_; }
+
+    [[nodiscard]] Result<Mapping> map(std::span<const PhysicalSegment> segments,
+                                      const PageAttributes &attributes,
+                                      Placement placement = {}) noexcept
+    {
+        return visit([&](auto &space) { return space.map(segments, attributes, placement); });
+    }
+    [[nodiscard]] Result<Mapping> map_fixed(VirtualRange range,
+                                            std::span<const PhysicalSegment> segments,
+                                            const PageAttributes &attributes,
+                                            MapOptions options = {}) noexcept
+    {
+        return visit(
+            [&](auto &space) { return space.map_fixed(range, segments, attributes, options); });
+    }
+    [[nodiscard]] Result<Mapping> reserve_sparse(u64 size, Placement placement = {}) noexcept
+    {
+        return visit([&](auto &space) { return space.reserve_sparse(size, placement); });
+    }
+    [[nodiscard]] Result<Mapping> reserve_sparse_fixed(VirtualRange range) noexcept
+    {
+        return visit([&](auto &space) { return space.reserve_sparse_fixed(range); });
+    }
+    [[nodiscard]] Result<void> release(MappingHandle handle) noexcept
+    {
+        return visit([&](auto &space) { return space.release(handle); });
+    }
+    [[nodiscard]] Result<Translation> translate(VirtualAddress va) const noexcept
+    {
+        return visit([&](const auto &space) { return space.translate(va); });
+    }
+    [[nodiscard]] AddressSpaceStats stats() const noexcept
+    {
+        return visit([&](const auto &space) { return space.stats(); });
+    }
+    [[nodiscard]] TablePointer root() const noexcept
+    {
+        return visit([&](const auto &space) { return space.root(); });
+    }
+    [[nodiscard]] Result<void> check_invariants() const noexcept
+    {
+        return visit([&](const auto &space) { return space.check_invariants(); });
+    }
+
+private:
+    template <class Visit>
+    decltype(auto) visit(Visit &&visit_space) noexcept
+    {
+        if (version_ == MmuVersion::v2) return visit_space(v2_);
+        return visit_space(v3_);
+    }
+    template <class Visit>
+    decltype(auto) visit(Visit &&visit_space) const noexcept
+    {
+        if (version_ == MmuVersion::v2) return visit_space(v2_);
+        return visit_space(v3_);
+    }
+
+    MmuVersion version_ = MmuVersion::v2;
+    AddressSpace<MmuV2, M, T> v2_;
+    AddressSpace<MmuV3, M, T> v3_;
+};
+
+}  // namespace gpummu

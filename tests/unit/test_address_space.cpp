@@ -1,0 +1,170 @@
+// vmm/address_space.hpp: VA placement, fixed maps, sparse reservations, handles with
+// generations, invalidation and reclaim, run-time format choice.
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <vector>
+
+#include "gpummu/format/mmu_version.hpp"
+#include "gpummu/memory/host_memory.hpp"
+#include "gpummu/vmm/address_space.hpp"
+#include "support/buddy_fixture.hpp"
+#include "support/page_table_fixture.hpp"
+
+using namespace gpummu;
+using testing::va_range;
+
+namespace {
+
+constexpr u64 kib = 1024, mib = 1024 * kib, gib = 1024 * mib;
+
+struct Rig {
+    std::vector<u64> image = std::vector<u64>(16 * mib / 8, 0);
+    HostMemory memory{image};
+    testing::BuddyFixture buddy = testing::BuddyFixture::make({testing::range_of(0, 16 * mib)});
+    testing::RecordingInvalidator invalidator;
+    std::vector<RangeNode> range_nodes = std::vector<RangeNode>(RangeAllocator::nodes_for(64));
+    std::vector<PageTableNode> nodes = std::vector<PageTableNode>(1024);
+    std::vector<PageTableChildren> children = std::vector<PageTableChildren>(32);
+    std::vector<BigTableSlot> slots = std::vector<BigTableSlot>(32);
+    std::vector<MappingRecord> records;
+
+    explicit Rig(std::size_t handles = 16) : records(handles) {}
+    AddressSpaceStorage storage() { return {range_nodes, {nodes, children}, slots, records}; }
+    AddressSpaceConfig config() const
+    {
+        return {va_range(gib, 64 * gib), {architecture_record(Architecture::ampere).page_sizes}};
+    }
+};
+
+PageAttributes attributes_at(u64 pa)
+{
+    PageAttributes attributes;
+    attributes.address = PhysicalAddress{pa};
+    return attributes;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("map anywhere picks a VA that keeps large pages", F, MmuV2, MmuV3)
+{
+    Rig rig;
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> space;
+    REQUIRE(space.create(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(), rig.config())
+                .has_value());
+    const PhysicalSegment segment{PhysicalAddress{6 * gib}, 6 * mib};
+    auto mapping = space.map({&segment, 1}, attributes_at(6 * gib));
+    REQUIRE(mapping.has_value());
+    CHECK(mapping->range.begin().is_aligned_to(2 * mib));
+    auto translation = space.translate(mapping->range.begin() + 3 * mib + 8);
+    REQUIRE(translation.has_value());
+    CHECK(translation->page_size == PageSize::size_2m());
+    CHECK(translation->address.value() == 6 * gib + 3 * mib + 8);
+    CHECK(space.stats().mappings == 1);
+    CHECK(space.stats().mapped_bytes == 6 * mib);
+    CHECK(rig.invalidator.seen.size() == 1);
+    REQUIRE(space.check_invariants().has_value());
+    // A 64 KiB-aligned buffer is placed 64 KiB-aligned.
+    const PhysicalSegment small{PhysicalAddress{6 * gib + 64 * kib}, 192 * kib};
+    auto second = space.map({&small, 1}, attributes_at(0));
+    REQUIRE(second.has_value());
+    CHECK(second->range.begin().is_aligned_to(64 * kib));
+    CHECK(space.translate(second->range.begin())->page_size == PageSize::size_64k());
+}
+
+TEST_CASE_TEMPLATE("handles: release, stale handles, slot reuse", F, MmuV2, MmuV3)
+{
+    Rig rig(2);
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> space;
+    REQUIRE(space.create(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(), rig.config())
+                .has_value());
+    const u64 free_before = rig.buddy.buddy.free_bytes();
+    const PhysicalSegment segment{PhysicalAddress{64 * mib}, 8 * kib};
+    auto first = space.map({&segment, 1}, attributes_at(0));
+    REQUIRE(first.has_value());
+    REQUIRE(space.release(first->handle).has_value());
+    CHECK(space.translate(first->range.begin())->state == TranslationState::unmapped);
+    CHECK(space.release(first->handle).error() == Error::stale_handle);
+    CHECK(space.range_of(first->handle).error() == Error::stale_handle);
+    CHECK(rig.buddy.buddy.free_bytes() == free_before);  // tables reclaimed after the flush
+    CHECK(rig.invalidator.seen.back().ack_globally);
+    // The slot is reused with a new generation: the old handle stays stale.
+    auto again = space.map({&segment, 1}, attributes_at(0));
+    REQUIRE(again.has_value());
+    CHECK(again->handle.index == first->handle.index);
+    CHECK(again->handle.generation != first->handle.generation);
+    CHECK(space.release(first->handle).error() == Error::stale_handle);
+    CHECK(space.translate(again->range.begin())->state == TranslationState::mapped);
+    // Out of handles: refused, nothing changed.
+    auto other = space.map({&segment, 1}, attributes_at(0));
+    REQUIRE(other.has_value());
+    const u64 free_now = rig.buddy.buddy.free_bytes();
+    CHECK(space.map({&segment, 1}, attributes_at(0)).error() == Error::out_of_memory);
+    CHECK(rig.buddy.buddy.free_bytes() == free_now);
+    CHECK(space.stats().mappings == 2);
+    CHECK(space.release(MappingHandle{}).error() == Error::stale_handle);
+}
+
+TEST_CASE_TEMPLATE("fixed maps and sparse reservations", F, MmuV2, MmuV3)
+{
+    Rig rig;
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> space;
+    REQUIRE(space.create(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(), rig.config())
+                .has_value());
+    const u64 free_before = rig.buddy.buddy.free_bytes();
+    const PhysicalSegment page{PhysicalAddress{64 * mib}, 4 * kib};
+    auto fixed = space.map_fixed(va_range(2 * gib, 4 * kib), {&page, 1}, attributes_at(0));
+    REQUIRE(fixed.has_value());
+    CHECK(space.map_fixed(va_range(2 * gib, 4 * kib), {&page, 1}, attributes_at(0)).error() ==
+          Error::overlap);
+    CHECK(space.map_fixed(va_range(128 * gib, 4 * kib), {&page, 1}, attributes_at(0)).error() ==
+          Error::out_of_range);
+
+    auto sparse = space.reserve_sparse_fixed(va_range(4 * gib, 4 * mib));
+    REQUIRE(sparse.has_value());
+    CHECK(space.translate(VirtualAddress{4 * gib + mib})->state == TranslationState::sparse);
+    auto inside = space.map_fixed(va_range(4 * gib + mib, 4 * kib), {&page, 1}, attributes_at(0));
+    REQUIRE(inside.has_value());
+    CHECK(space.translate(VirtualAddress{4 * gib + mib})->state == TranslationState::mapped);
+    CHECK(space.release(sparse->handle).error() == Error::already_mapped);
+    REQUIRE(space.release(inside->handle).has_value());
+    CHECK(space.translate(VirtualAddress{4 * gib + mib})->state == TranslationState::sparse);
+    REQUIRE(space.release(sparse->handle).has_value());
+    CHECK(space.translate(VirtualAddress{4 * gib + mib})->state == TranslationState::unmapped);
+    REQUIRE(space.release(fixed->handle).has_value());
+    CHECK(space.stats().tables.tables() == 1);
+    CHECK(rig.buddy.buddy.free_bytes() == free_before);
+    CHECK(space.stats().tlb_invalidations == rig.invalidator.seen.size());
+    REQUIRE(space.check_invariants().has_value());
+
+    auto anywhere = space.reserve_sparse(8 * mib, {.alignment = 2 * mib, .top_down = true});
+    REQUIRE(anywhere.has_value());
+    CHECK(anywhere->range.end().value() == 65 * gib);
+    CHECK(space.translate(anywhere->range.begin())->state == TranslationState::sparse);
+}
+
+TEST_CASE("the MMU format is chosen at run time")
+{
+    for (Architecture architecture : {Architecture::ampere, Architecture::hopper}) {
+        const ArchitectureRecord &record = architecture_record(architecture);
+        Rig rig;
+        AnyAddressSpace<HostMemory, testing::RecordingInvalidator> space;
+        AddressSpaceConfig config = rig.config();
+        config.page_table.page_sizes = record.page_sizes;
+        REQUIRE(space
+                    .create(record.mmu_version, rig.memory, rig.buddy.buddy, rig.invalidator,
+                            rig.storage(), config)
+                    .has_value());
+        CHECK(space.version() == record.mmu_version);
+        const PhysicalSegment segment{PhysicalAddress{gib}, 2 * mib};
+        auto mapping = space.map({&segment, 1}, attributes_at(0));
+        REQUIRE(mapping.has_value());
+        CHECK(space.translate(mapping->range.begin() + 4096)->address.value() == gib + 4096);
+        // The root's entries are in the format chosen: v3 has a 2-entry PD4, v2 a 4-entry PD3.
+        const std::size_t levels =
+            record.mmu_version == MmuVersion::v2 ? MmuV2::levels.size() : MmuV3::levels.size();
+        CHECK(space.stats().tables.tables() == levels - 1);
+        REQUIRE(space.release(mapping->handle).has_value());
+        REQUIRE(space.check_invariants().has_value());
+    }
+}
