@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# gpummu-replay's interface: the JSON lines of the issue's examples on both formats, exit
+# status 1 for failing lines (which change nothing), 2 for malformed scripts and arguments
+# (nothing runs, stdout stays empty), --image, and a v2-versus-v3 cross-check of every
+# translation on a generated script.
+set -u
+tool=${1:?usage: test_replay_cli.sh PATH_TO_gpummu-replay}
+passed=0 failed=0
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+check() {  # check NAME CONDITION_RESULT DETAIL
+  if [ "$2" = 0 ]; then passed=$((passed+1)); else failed=$((failed+1)); printf 'FAIL %s\n%s\n' "$1" "$3"; fi
+}
+run() {  # run MMU SCRIPT [ARGS...] -> $out, $rc, $err
+  local mmu=$1 script=$2; shift 2
+  out=$(printf '%b' "$script" | "$tool" --mmu "$mmu" --vram 0x1000000 "$@" 2>"$work/err"); rc=$?
+  err=$(cat "$work/err")
+}
+
+script='# a 2 MiB page, a conflict, a split by unmap\n'
+script+='map 0x40000000 0x10000000 0x200000\n'
+script+='translate 0x40001234\n'
+script+='map 0x40000000 0 0x1000\n'
+script+='unmap 0x40000000 0x1000\n'
+script+='translate 0x40000000\n'
+script+='translate 0x40001000\n'
+script+='translate 0x40010000\n'
+script+='sparse 0x80000000 0x10000\n'
+script+='map 0x80000000 0x5000 0x1000 ro aperture=sys_coherent kind=6\n'
+script+='translate 0x80000000\n'
+script+='sparse 0x80000000 0x1000\n'
+script+='unmap 0x80000000 0x1000\n'
+script+='translate 0x80000000\n'
+script+='translate 0x80001000  # comment\n'
+script+='unmap 0x90000000 0x1000\n'
+script+='map 0x100000000 0x20000000 0x20000000 page=512m\n'
+script+='translate 0x110000000\n'
+script+='map 0x200000000 0x20000 0x10000 page=2m\n'
+expected='{"va":"0x40001234","state":"mapped","pa":"0x10001234","page_size":2097152,"aperture":"vram","read_only":false}
+{"line":4,"error":"already_mapped"}
+{"va":"0x40000000","state":"unmapped"}
+{"va":"0x40001000","state":"mapped","pa":"0x10001000","page_size":4096,"aperture":"vram","read_only":false}
+{"va":"0x40010000","state":"mapped","pa":"0x10010000","page_size":65536,"aperture":"vram","read_only":false}
+{"va":"0x80000000","state":"mapped","pa":"0x5000","page_size":4096,"aperture":"sys_coherent","read_only":true}
+{"line":12,"error":"already_mapped"}
+{"va":"0x80000000","state":"sparse"}
+{"va":"0x80001000","state":"sparse"}
+{"line":16,"error":"not_mapped"}
+{"va":"0x110000000","state":"mapped","pa":"0x30000000","page_size":536870912,"aperture":"vram","read_only":false}
+{"line":19,"error":"misaligned"}'
+for mmu in v2 v3; do
+  run $mmu "$script"
+  body=$(printf '%s\n' "$out" | head -n -1)
+  summary=$(printf '%s\n' "$out" | tail -n 1)
+  [ "$body" = "$expected" ] && [ $rc -eq 1 ]; check "$mmu-example" $? "rc=$rc got:
+$body"
+  [[ "$summary" =~ ^\{\"pdb\":\"0x[0-9a-f]+\",\"tables\":[0-9]+,\"table_bytes\":[0-9]+,\"tlb_invalidations\":6\}$ ]]
+  check "$mmu-summary" $? "$summary"
+done
+
+# A clean script exits 0; unmapping everything leaves only the root.
+run v3 'map 0x40000000 0x0 0x1000\nunmap 0x40000000 0x1000\n'
+[ $rc -eq 0 ] && [[ "$out" == *'"tables":1,"table_bytes":4096,"tlb_invalidations":2}' ]]
+check reclaim $? "rc=$rc $out"
+
+# Malformed: exit 2, message on stderr, nothing on stdout (nothing ran).
+for bad in 'frobnicate 1' 'map 0x1000 0x1000' 'map 0x1000 0 0x1000 page=3k' 'map 1 2 3 aperture=x' \
+           'translate zz' 'unmap 1 2 3' 'map 1 2 3 kind=256' 'translate 0x1g' \
+           'translate 99999999999999999999999' 'translate 0x40000000\nbogus'; do
+  run v2 "$bad"
+  [ $rc -eq 2 ] && [ -z "$out" ] && [ -n "$err" ]; check "malformed: $bad" $? "rc=$rc out=$out err=$err"
+done
+out=$("$tool" --mmu v4 </dev/null 2>/dev/null); rc=$?; [ $rc -eq 2 ]; check bad-mmu $? "rc=$rc"
+out=$("$tool" </dev/null 2>/dev/null); rc=$?; [ $rc -eq 2 ]; check missing-mmu $? "rc=$rc"
+out=$("$tool" --mmu v2 --vram 12345 </dev/null 2>/dev/null); rc=$?; [ $rc -eq 2 ]; check bad-vram $? "rc=$rc"
+out=$("$tool" --mmu v2 --frob </dev/null 2>/dev/null); rc=$?; [ $rc -eq 2 ]; check bad-arg $? "rc=$rc"
+
+# --image: the VRAM bytes, with the root's first entry pointing somewhere.
+run v2 'map 0x40000000 0x10000000 0x1000\n' --image "$work/image.bin"
+size=$(stat -c %s "$work/image.bin" 2>/dev/null || echo 0)
+pdb=$(printf '%s' "$out" | sed -n 's/.*"pdb":"\(0x[0-9a-f]*\)".*/\1/p')
+root_word=$(od -An -tx8 -j $((pdb)) -N 8 "$work/image.bin" | tr -d ' ')
+[ $rc -eq 0 ] && [ "$size" = 16777216 ] && [ -n "$root_word" ] && [ "$root_word" != 0000000000000000 ]
+check image $? "rc=$rc size=$size pdb=$pdb root=$root_word"
+
+# v2 and v3 agree on every translation of a generated script (same errors too).
+RANDOM=4242
+gen=''
+for i in $(seq 1 400); do
+  va=$(( 0x40000000 + (RANDOM % 64) * 0x10000 + (RANDOM % 4) * 0x200000 ))
+  size=$(( (1 + RANDOM % 40) * 0x1000 ))
+  case $((RANDOM % 5)) in
+    0|1) gen+="map $va $(( (RANDOM % 256) * 0x10000 )) $size\n" ;;
+    2) gen+="unmap $va $size\n" ;;
+    3) gen+="sparse $va $size\n" ;;
+    4) gen+="translate $(( va + RANDOM % size ))\n" ;;
+  esac
+done
+for i in $(seq 0 255); do gen+="translate $(( 0x40000000 + i * 0x8000 ))\n"; done
+run v2 "$gen"; out2=$(printf '%s\n' "$out" | head -n -1); rc2=$rc
+run v3 "$gen"; out3=$(printf '%s\n' "$out" | head -n -1); rc3=$rc
+lines=$(printf '%s\n' "$out2" | grep -c '"state":"mapped"')
+[ "$out2" = "$out3" ] && [ $rc2 = $rc3 ] && [ "$lines" -gt 20 ]
+check v2-equals-v3 $? "$(diff <(echo "$out2") <(echo "$out3") | head -5) mapped=$lines"
+
+echo "replay cli: $passed passed, $failed failed"
+[ $failed -eq 0 ]
