@@ -203,6 +203,15 @@ struct Harness {
         const u64 offset = (p * 0x358) & 0xFF8;
         auto translation = fixture.table->translate(VirtualAddress{window + p * page + offset});
         REQUIRE(translation.has_value());
+        // The shadow's answer and the VRAM walker's answer are the same in every field.
+        auto walked =
+            fixture.table->translate_from_memory(VirtualAddress{window + p * page + offset});
+        REQUIRE(walked.has_value());
+        CHECK(walked->state == translation->state);
+        CHECK(walked->level == translation->level);
+        CHECK(walked->address == translation->address);
+        CHECK(walked->page_size == translation->page_size);
+        CHECK(walked->attributes == translation->attributes);
         const PageRecord &record = model[p];
         INFO("page " << p << " model state " << int(record.state));
         switch (record.state) {

@@ -52,7 +52,68 @@ Result<void> buddy_example(std::size_t &block_count, u64 &allocated, bool &all_f
     return success();
 }
 
+// "Page tables and address spaces": an address space over a VRAM image.
+struct Recorder {  // a TlbInvalidator; on a GPU this is hw/tlb.hpp
+    unsigned invalidates = 0;
+    Result<void> invalidate(const TlbInvalidation &)
+    {
+        ++invalidates;
+        return success();
+    }
+};
+
+Result<void> address_space_example(Translation &seen, u64 &tables_after, unsigned &invalidates)
+{
+    std::vector<u64> image(64 << 20 >> 3);  // 64 MiB of "VRAM" in host memory
+    HostMemory vram(image);
+    std::array regions{VramRange::from_size(VramAddress{0}, 64 << 20).value()};
+    std::vector<u64> buddy_words(BuddyAllocator::metadata_words(regions, 4096).value());
+    auto buddy = BuddyAllocator::create(regions, buddy_words, 4096);
+    if (!buddy) return failure(buddy.error());
+
+    // Caller-supplied storage: nothing below allocates.
+    std::vector<RangeNode> range_nodes(RangeAllocator::nodes_for(256));
+    std::vector<PageTableNode> table_nodes(1024);
+    std::vector<PageTableChildren> directories(64);
+    std::vector<BigTableSlot> big_tables(64);
+    std::vector<MappingRecord> handles(256);
+    Recorder tlb;
+
+    AddressSpace<MmuV2, HostMemory, Recorder> space;
+    GPUMMU_TRY(space.create(
+        vram, *buddy, tlb, {range_nodes, {table_nodes, directories}, big_tables, handles},
+        {.space = VirtualRange::from_size(VirtualAddress{1ull << 32}, 1ull << 40).value(),
+         .page_table = {architecture_record(Architecture::ampere).page_sizes}}));
+
+    // 6 MiB of physically contiguous, 2 MiB-aligned memory: placed 2 MiB-aligned, 2 MiB pages.
+    const PhysicalSegment buffer{PhysicalAddress{0x1'0000'0000}, 6 << 20};
+    auto mapping = space.map({&buffer, 1}, {.read_only = true});
+    if (!mapping) return failure(mapping.error());
+    auto translation = space.translate(mapping->range.begin() + 0x1234);
+    if (!translation) return failure(translation.error());
+    seen = *translation;  // mapped, 2 MiB page, PA 0x1'0000'1234, read-only
+
+    GPUMMU_TRY(space.release(mapping->handle));    // unmap, invalidate, free emptied tables
+    tables_after = space.stats().tables.tables();  // 1: only the root is left
+    invalidates = tlb.invalidates;                 // 2
+    return success();
+}
+
 }  // namespace
+
+TEST_CASE("README address space example")
+{
+    Translation seen;
+    u64 tables_after = 0;
+    unsigned invalidates = 0;
+    REQUIRE(address_space_example(seen, tables_after, invalidates).has_value());
+    CHECK(seen.state == TranslationState::mapped);
+    CHECK(seen.page_size == PageSize::size_2m());
+    CHECK(seen.address.value() == 0x1'0000'1234);
+    CHECK(seen.attributes.read_only);
+    CHECK(tables_after == 1);
+    CHECK(invalidates == 2);
+}
 
 TEST_CASE("README quick start")
 {

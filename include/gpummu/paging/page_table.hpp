@@ -319,7 +319,42 @@ public:
 
     // ---- queries -----------------------------------------------------------------------
 
+    // What the MMU would do with `va`. The directories are followed in the shadow (host
+    // memory, no TableMemory reads); only a mapped page's PTE is read, for its address and
+    // attributes: one read through the TableMemory at most.
     [[nodiscard]] Result<Translation> translate(VirtualAddress va) const noexcept
+    {
+        if ((F::va_bits < 64) && (va.value() >> F::va_bits) != 0)
+            return failure(Error::out_of_range);
+        u32 node = root_;
+        for (unsigned depth = 0; depth < dual_depth; ++depth) {
+            const LevelDescriptor &level = F::levels[depth];
+            const unsigned index = static_cast<unsigned>(level.index_of(va));
+            const u32 child = child_at(node, index);
+            if (!published(child))
+                return leaf_translation(node, depth, index, level.entry_bytes, va, level.va_low,
+                                        false);
+            node = child;
+        }
+        const LevelDescriptor &pd0 = F::levels[dual_depth];
+        const unsigned index = static_cast<unsigned>(pd0.index_of(va));
+        const u32 big = child_at(node, index + 256), small = child_at(node, index);
+        if (!published(big) && !published(small))
+            return leaf_translation(node, dual_depth, index, 16, va, 21, true);
+        if (published(big)) {
+            const unsigned chunk = static_cast<unsigned>(F::big_page_table.index_of(va));
+            const PageTableNode &table = nodes_[big];
+            if (table.mapped.test(chunk) || table.sparse_backed.test(chunk))
+                return leaf_translation(big, small_depth, chunk, 8, va, 16, false);
+            if (((table.no_valid_4k >> chunk) & 1u) != 0 || !published(small))
+                return Translation{TranslationState::unmapped, Level{static_cast<u8>(small_depth)}};
+        }
+        const unsigned page = static_cast<unsigned>(F::levels[small_depth].index_of(va));
+        return leaf_translation(small, small_depth, page, 8, va, 12, false);
+    }
+
+    // The same answer from the VRAM words alone (the walker), as the MMU sees them.
+    [[nodiscard]] Result<Translation> translate_from_memory(VirtualAddress va) const noexcept
     {
         return gpummu::translate<F>(*memory_, root(), va);
     }
@@ -1389,6 +1424,29 @@ private:
             if (retire_big != no_table_node) retire(retire_big);
         }
         return success();
+    }
+
+    // Entry `index` of `node` holds no table: mapped (read the PTE), sparse or unmapped.
+    [[nodiscard]] Result<Translation> leaf_translation(u32 node, unsigned depth, unsigned index,
+                                                       unsigned entry_bytes, VirtualAddress va,
+                                                       unsigned shift, bool dual) const noexcept
+    {
+        const PageTableNode &table = nodes_[node];
+        const Level level{static_cast<u8>(depth)};
+        if (!table.mapped.test(index)) {
+            if (table.sparse_backed.test(index))
+                return Translation{TranslationState::sparse, level};
+            // An empty dual entry is reported where the MMU gives up: the page-table level.
+            return Translation{TranslationState::unmapped,
+                               dual ? Level{static_cast<u8>(small_depth)} : level};
+        }
+        // A mapped dual entry's low word is its 2 MiB PTE.
+        std::array<u64, 1> word{};
+        GPUMMU_TRY(memory_->read(table.page.address + u64{index} * entry_bytes, word));
+        // Only PTE-capable levels hold mapped entries, so the shift names a page size.
+        auto size = PageSize::from_shift(shift);
+        if (!size) return failure(Error::malformed_record);
+        return detail::from_pte<F>(F::Pte::from_raw(word[0]), va, *size, level);
     }
 
     // ---- audit -------------------------------------------------------------------------
