@@ -1,0 +1,210 @@
+// gpummu/hw/pramin.hpp: VRAM through the BAR0 PRAMIN window.
+//
+// What it does
+//   BAR0 0x700000..0x7FFFFF shows 1 MiB of VRAM starting at the base held in the chip's
+//   window register (hw/chip.hpp: BASE in 64 KiB units, field width per chip, TARGET = VRAM
+//   where the field exists). `Pramin<Bar>` is the only owner of that register:
+//
+//       VRAM  0 ............ base ......... base + 1 MiB ............ end
+//                              |<--- window --->|
+//       BAR0            0x700000 ........ 0x7FFFFF
+//
+//   - The window moves only when an access leaves the current 1 MiB; the new base is the
+//     access's address rounded down to 64 KiB, so a sequential bulk access of N bytes moves
+//     it at most ceil(N / 1 MiB) + 1 times.
+//   - 8/16/32/64-bit reads and writes at naturally aligned VRAM addresses (Error::misaligned
+//     otherwise); bulk word read, write, fill and write_sequence: `Pramin` is a TableMemory
+//     (and a SequenceTableMemory), so page tables can be written straight through it.
+//   - A base beyond what the chip's BASE field can hold is Error::out_of_range (Hopper's
+//     22-bit field reaches 256 GiB; Turing..Ada 1 TiB), and so is VRAM beyond `vram_end`.
+//   - `order_writes()`: a read back through the window, which orders the posted writes before
+//     it (call it before a TLB invalidate; hw/tlb.hpp does when given the window).
+//
+// What it does not do
+//   - No locking: one owner. It does not restore the window register's old value.
+//   - It trusts nothing it did not write: the register is read once at creation, and a value
+//     whose TARGET is not VRAM (or the register failing to read) makes the first access move.
+#pragma once
+
+#include <span>
+
+#include "gpummu/core/bitfield.hpp"
+#include "gpummu/core/result.hpp"
+#include "gpummu/core/types.hpp"
+#include "gpummu/hw/chip.hpp"
+#include "gpummu/hw/register_io_concepts.hpp"
+#include "gpummu/memory/table_memory_concepts.hpp"
+
+namespace gpummu {
+
+template <BarIo B>
+class Pramin {
+public:
+    static constexpr u64 window_bytes = pramin_bytes;
+
+    // `vram_end`: the first address past VRAM (accesses at or beyond it are refused).
+    [[nodiscard]] static Result<Pramin> create(B &bar0, const WindowRegister &window,
+                                               VramAddress vram_end) noexcept
+    {
+        if (window.base_bits == 0 || window.base_bits + window.base_shift > 48)
+            return failure(Error::invalid_argument);
+        Pramin pramin(bar0, window, vram_end);
+        auto current = bar0.read32(window.offset);
+        if (current) {
+            const u64 base_field = *current & ((u64{1} << window.base_bits) - 1);
+            const bool vram_target =
+                !window.has_target || ((*current >> window.target_low) & 3u) == 0;
+            if (vram_target) {
+                pramin.base_ = base_field << window.base_shift;
+                pramin.known_ = true;
+            }
+        }
+        return pramin;
+    }
+
+    // ---- single accesses --------------------------------------------------------------
+
+    [[nodiscard]] Result<u8> read8(VramAddress address) noexcept
+    {
+        auto offset = locate(address, 1);
+        if (!offset) return failure(offset.error());
+        return bar_->read8(*offset);
+    }
+    [[nodiscard]] Result<u16> read16(VramAddress address) noexcept
+    {
+        auto offset = locate(address, 2);
+        if (!offset) return failure(offset.error());
+        return bar_->read16(*offset);
+    }
+    [[nodiscard]] Result<u32> read32(VramAddress address) noexcept
+    {
+        auto offset = locate(address, 4);
+        if (!offset) return failure(offset.error());
+        return bar_->read32(*offset);
+    }
+    [[nodiscard]] Result<u64> read64(VramAddress address) noexcept
+    {
+        auto offset = locate(address, 8);
+        if (!offset) return failure(offset.error());
+        return bar_->read64(*offset);
+    }
+    [[nodiscard]] Result<void> write8(VramAddress address, u8 value) noexcept
+    {
+        auto offset = locate(address, 1);
+        if (!offset) return failure(offset.error());
+        return bar_->write8(*offset, value);
+    }
+    [[nodiscard]] Result<void> write16(VramAddress address, u16 value) noexcept
+    {
+        auto offset = locate(address, 2);
+        if (!offset) return failure(offset.error());
+        return bar_->write16(*offset, value);
+    }
+    [[nodiscard]] Result<void> write32(VramAddress address, u32 value) noexcept
+    {
+        auto offset = locate(address, 4);
+        if (!offset) return failure(offset.error());
+        return bar_->write32(*offset, value);
+    }
+    [[nodiscard]] Result<void> write64(VramAddress address, u64 value) noexcept
+    {
+        auto offset = locate(address, 8);
+        if (!offset) return failure(offset.error());
+        return bar_->write64(*offset, value);
+    }
+
+    // ---- bulk (TableMemory) -------------------------------------------------------------
+
+    [[nodiscard]] Result<void> read(VramAddress address, std::span<u64> out) noexcept
+    {
+        GPUMMU_TRY(check_bulk(address, out.size()));
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            auto word = read64(address + i * 8);
+            if (!word) return failure(word.error());
+            out[i] = *word;
+        }
+        return success();
+    }
+    [[nodiscard]] Result<void> write(VramAddress address, std::span<const u64> in) noexcept
+    {
+        GPUMMU_TRY(check_bulk(address, in.size()));
+        for (std::size_t i = 0; i < in.size(); ++i) GPUMMU_TRY(write64(address + i * 8, in[i]));
+        return success();
+    }
+    [[nodiscard]] Result<void> fill(VramAddress address, u64 value, std::size_t count) noexcept
+    {
+        return write_sequence(address, value, 0, count);
+    }
+    [[nodiscard]] Result<void> write_sequence(VramAddress address, u64 first, u64 step,
+                                              std::size_t count) noexcept
+    {
+        GPUMMU_TRY(check_bulk(address, count));
+        for (std::size_t i = 0; i < count; ++i, first += step)
+            GPUMMU_TRY(write64(address + i * 8, first));
+        return success();
+    }
+
+    // Orders every posted write before it: a read through the window.
+    [[nodiscard]] Result<void> order_writes() noexcept
+    {
+        if (!known_) return success();  // nothing was written through the window yet
+        auto word = bar_->read32(pramin_offset);
+        if (!word) return failure(word.error());
+        return success();
+    }
+
+    [[nodiscard]] u64 moves() const noexcept { return moves_; }
+    [[nodiscard]] VramAddress base() const noexcept { return VramAddress{base_}; }
+    [[nodiscard]] bool base_known() const noexcept { return known_; }
+    [[nodiscard]] const WindowRegister &window() const noexcept { return window_; }
+
+private:
+    Pramin(B &bar0, const WindowRegister &window, VramAddress vram_end) noexcept
+        : bar_(&bar0),
+          window_(window),
+          vram_end_(vram_end.value())
+    {
+    }
+
+    [[nodiscard]] Result<void> check_bulk(VramAddress address, std::size_t words) const noexcept
+    {
+        if (!address.is_aligned_to(8)) return failure(Error::misaligned);
+        if (words > (vram_end_ >> 3)) return failure(Error::out_of_range);
+        if (address.value() > vram_end_ || vram_end_ - address.value() < words * 8)
+            return failure(Error::out_of_range);
+        return success();
+    }
+
+    // The BAR0 offset of `address` after moving the window if it must; checks alignment.
+    [[nodiscard]] Result<u64> locate(VramAddress address, unsigned width) noexcept
+    {
+        const u64 at = address.value();
+        if ((at & (width - 1)) != 0) return failure(Error::misaligned);
+        if (at >= vram_end_ || vram_end_ - at < width) return failure(Error::out_of_range);
+        if (!known_ || at < base_ || at - base_ >= window_bytes) GPUMMU_TRY(move_to(at));
+        return pramin_offset + (at - base_);
+    }
+
+    [[nodiscard]] Result<void> move_to(u64 address) noexcept
+    {
+        const u64 granule = u64{1} << window_.base_shift;
+        const u64 base = address & ~(granule - 1);
+        const u64 field = base >> window_.base_shift;
+        if (field >> window_.base_bits != 0) return failure(Error::out_of_range);
+        u32 value = static_cast<u32>(field);  // TARGET (where it exists) = 0: VRAM
+        GPUMMU_TRY(bar_->write32(window_.offset, value));
+        base_ = base;
+        known_ = true;
+        ++moves_;
+        return success();
+    }
+
+    B *bar_;
+    WindowRegister window_;
+    u64 vram_end_;
+    u64 base_ = 0;
+    bool known_ = false;
+    u64 moves_ = 0;
+};
+
+}  // namespace gpummu

@@ -1,0 +1,322 @@
+// gpummu/sim/gpu.hpp: a simulated NVIDIA GPU for tests, demos and users' own CI.
+//
+// What it models (this increment)
+//   - VRAM: a caller-supplied span of 64-bit words (host memory, little-endian host).
+//   - BAR0 (`Gpu::Bar0`, a BarIo):
+//       0x000000 BOOT_0, 0x000A00 BOOT_42 of the chosen chip (GA102 for MMU v2, GH100 for v3)
+//       the chip's PRAMIN window register, keeping only the bits its fields have (a write of
+//         a wider base is truncated, as hardware drops bits it does not have)
+//       0x700000..0x7FFFFF the PRAMIN window onto VRAM; accesses past VRAM read all-ones and
+//         are recorded as faults
+//       the TLB invalidate registers: a write of CONTROL with TRIGGER starts an invalidate;
+//         the next `invalidate_polls` reads of CONTROL (default 3) show TRIGGER still set and
+//         the one after shows it clear; completed invalidates are
+//         recorded (PDB, aperture, flags)
+//   - A log of the last 512 register accesses outside PRAMIN (reads and writes, in order), so
+//     tests can check register sequences.
+//
+// What it does not model yet
+//   - The BAR1 aperture, the reference MMU and its TLB cache, the GSP static-info record
+//     (next increment of issue 5). Other registers read 0 and ignore writes (logged).
+//
+// The model is independent of the library's hw/ code: it decodes register values with its own
+// masks written from the manual.
+#pragma once
+
+#include <array>
+#include <cstring>
+#include <span>
+
+#include "gpummu/core/result.hpp"
+#include "gpummu/core/types.hpp"
+#include "gpummu/hw/chip.hpp"
+
+namespace gpummu::sim {
+
+struct ChipModel {
+    const char *name;
+    u32 boot0;
+    u32 boot42;
+};
+
+// Architecture 0x17 implementation 2 revision A1; architecture 0x18 implementation 0.
+inline constexpr ChipModel ga102{"GA102", 0x172000A1u, 0x172A1000u};
+inline constexpr ChipModel gh100{"GH100", 0x180000A1u, 0x180A1000u};
+
+struct RegisterAccess {
+    u32 offset = 0;
+    u32 value = 0;
+    bool write = false;
+    constexpr bool operator==(const RegisterAccess &) const noexcept = default;
+};
+
+struct CompletedInvalidate {
+    u64 pdb = 0;
+    bool system_memory = false;
+    u32 control = 0;
+};
+
+class Gpu {
+public:
+    static constexpr std::size_t log_capacity = 512;
+    static constexpr u32 all_ones32 = 0xFFFF'FFFFu;
+
+    class Bar0 {
+    public:
+        explicit Bar0(Gpu &gpu) noexcept : gpu_(&gpu) {}
+        Result<u8> read8(u64 offset) noexcept { return gpu_->read_sized<u8>(offset); }
+        Result<u16> read16(u64 offset) noexcept { return gpu_->read_sized<u16>(offset); }
+        Result<u32> read32(u64 offset) noexcept { return gpu_->read_sized<u32>(offset); }
+        Result<u64> read64(u64 offset) noexcept { return gpu_->read_sized<u64>(offset); }
+        Result<void> write8(u64 offset, u8 value) noexcept
+        {
+            return gpu_->write_sized(offset, value);
+        }
+        Result<void> write16(u64 offset, u16 value) noexcept
+        {
+            return gpu_->write_sized(offset, value);
+        }
+        Result<void> write32(u64 offset, u32 value) noexcept
+        {
+            return gpu_->write_sized(offset, value);
+        }
+        Result<void> write64(u64 offset, u64 value) noexcept
+        {
+            return gpu_->write_sized(offset, value);
+        }
+
+    private:
+        Gpu *gpu_;
+    };
+
+    static constexpr u64 bar0_bytes = 16u << 20;
+
+    // `vram` must stay alive as long as the Gpu; its size (in bytes) is the VRAM size.
+    [[nodiscard]] static Result<Gpu> create(const ChipModel &chip, std::span<u64> vram) noexcept
+    {
+        auto record = chip_record(decode_boot(chip.boot0, chip.boot42));
+        if (!record) return failure(record.error());
+        return Gpu(chip, *record, vram);
+    }
+
+    Gpu(const Gpu &) = delete;
+    Gpu &operator=(const Gpu &) = delete;
+    // Moves re-point the BAR0 view at the new object.
+    Gpu(Gpu &&other) noexcept
+        : chip_(other.chip_),
+          record_(other.record_),
+          vram_(other.vram_),
+          bar0_(*this),
+          window_value_(other.window_value_),
+          window_writes_(other.window_writes_),
+          pdb_(other.pdb_),
+          upper_pdb_(other.upper_pdb_),
+          control_(other.control_),
+          pending_(other.pending_),
+          invalidate_polls_(other.invalidate_polls_),
+          hang_(other.hang_),
+          completed_(other.completed_),
+          invalidates_(other.invalidates_),
+          log_(other.log_),
+          log_count_(other.log_count_),
+          faults_(other.faults_),
+          writes_unordered_(other.writes_unordered_),
+          unordered_invalidates_(other.unordered_invalidates_)
+    {
+    }
+
+    [[nodiscard]] Bar0 &bar0() noexcept { return bar0_; }
+    [[nodiscard]] const ChipModel &chip() const noexcept { return chip_; }
+    [[nodiscard]] const ChipRecord &record() const noexcept { return record_; }
+    [[nodiscard]] u64 vram_bytes() const noexcept { return vram_.size() * 8; }
+    [[nodiscard]] std::span<u64> vram() noexcept { return vram_; }
+
+    // Completed TLB invalidates, oldest first (the last 64 are kept).
+    [[nodiscard]] u64 invalidate_count() const noexcept { return invalidates_; }
+    [[nodiscard]] const CompletedInvalidate &last_invalidate() const noexcept
+    {
+        return completed_[(invalidates_ + completed_.size() - 1) % completed_.size()];
+    }
+    void set_invalidate_polls(unsigned polls) noexcept { invalidate_polls_ = polls; }
+    // Make invalidates never finish (a hung device, for timeout tests).
+    void hang_invalidates(bool hang) noexcept { hang_ = hang; }
+
+    // Register accesses outside PRAMIN, oldest first.
+    [[nodiscard]] std::size_t log_size() const noexcept
+    {
+        return log_count_ < log_capacity ? log_count_ : log_capacity;
+    }
+    [[nodiscard]] RegisterAccess log_entry(std::size_t index) const noexcept
+    {
+        const std::size_t first = log_count_ < log_capacity ? 0 : log_count_ % log_capacity;
+        return log_[(first + index) % log_capacity];
+    }
+    void clear_log() noexcept { log_count_ = 0; }
+
+    [[nodiscard]] u64 faults() const noexcept { return faults_; }
+    // Invalidates triggered while a PRAMIN write had not been followed by a PRAMIN read.
+    [[nodiscard]] u64 unordered_invalidates() const noexcept { return unordered_invalidates_; }
+    [[nodiscard]] u32 window_register() const noexcept { return window_value_; }
+    [[nodiscard]] u64 window_writes() const noexcept { return window_writes_; }
+
+private:
+    Gpu(const ChipModel &chip, const ChipRecord &record, std::span<u64> vram) noexcept
+        : chip_(chip),
+          record_(record),
+          vram_(vram),
+          bar0_(*this)
+    {
+    }
+
+    // The window register keeps BASE (and TARGET where the chip has it).
+    [[nodiscard]] u32 window_mask() const noexcept
+    {
+        u32 mask = static_cast<u32>((u64{1} << record_.window.base_bits) - 1);
+        if (record_.window.has_target) mask |= 3u << record_.window.target_low;
+        return mask;
+    }
+    [[nodiscard]] u64 window_base() const noexcept
+    {
+        const u32 base = window_value_ & static_cast<u32>((u64{1} << record_.window.base_bits) - 1);
+        return u64{base} << record_.window.base_shift;
+    }
+    [[nodiscard]] bool window_targets_vram() const noexcept
+    {
+        return !record_.window.has_target ||
+               ((window_value_ >> record_.window.target_low) & 3u) == 0;
+    }
+
+    void log(u32 offset, u32 value, bool write) noexcept
+    {
+        log_[log_count_ % log_capacity] = RegisterAccess{offset, value, write};
+        ++log_count_;
+    }
+
+    // VRAM byte address behind a PRAMIN offset, or ~0 when it falls outside VRAM.
+    [[nodiscard]] u64 pramin_target(u64 offset, unsigned width) const noexcept
+    {
+        const u64 address = window_base() + (offset - pramin_offset);
+        if (!window_targets_vram() || address + width > vram_bytes()) return ~u64{0};
+        return address;
+    }
+
+    template <class T>
+    Result<T> read_sized(u64 offset) noexcept
+    {
+        if (offset % sizeof(T) != 0) return failure(Error::misaligned);
+        if (offset + sizeof(T) > bar0_bytes) return failure(Error::out_of_range);
+        if (offset >= pramin_offset && offset < pramin_offset + pramin_bytes) {
+            const u64 address = pramin_target(offset, sizeof(T));
+            if (address == ~u64{0}) {
+                ++faults_;
+                return static_cast<T>(~T{0});
+            }
+            T value;
+            std::memcpy(&value, reinterpret_cast<const unsigned char *>(vram_.data()) + address,
+                        sizeof(T));
+            writes_unordered_ = false;
+            return value;
+        }
+        const u32 value = sizeof(T) == 4 ? register_read(static_cast<u32>(offset)) : 0u;
+        if (sizeof(T) != 4) log(static_cast<u32>(offset), 0, false);
+        return static_cast<T>(value);
+    }
+
+    template <class T>
+    Result<void> write_sized(u64 offset, T value) noexcept
+    {
+        if (offset % sizeof(T) != 0) return failure(Error::misaligned);
+        if (offset + sizeof(T) > bar0_bytes) return failure(Error::out_of_range);
+        if (offset >= pramin_offset && offset < pramin_offset + pramin_bytes) {
+            const u64 address = pramin_target(offset, sizeof(T));
+            if (address == ~u64{0}) {
+                ++faults_;
+                return success();  // dropped, as a write to nowhere is
+            }
+            std::memcpy(reinterpret_cast<unsigned char *>(vram_.data()) + address, &value,
+                        sizeof(T));
+            writes_unordered_ = true;  // posted until a read through BAR0 follows
+            return success();
+        }
+        if (sizeof(T) == 4) {
+            register_write(static_cast<u32>(offset), static_cast<u32>(value));
+        } else {
+            log(static_cast<u32>(offset), static_cast<u32>(value), true);
+        }
+        return success();
+    }
+
+    u32 register_read(u32 offset) noexcept
+    {
+        u32 value = 0;
+        if (offset == boot_registers::boot_0) {
+            value = chip_.boot0;
+        } else if (offset == boot_registers::boot_42) {
+            value = chip_.boot42;
+        } else if (offset == record_.window.offset) {
+            value = window_value_;
+        } else if (offset == record_.invalidate.control) {
+            value = control_;
+            if (pending_ != 0 && !hang_ && --pending_ == 0) complete_invalidate();
+        } else if (offset == record_.invalidate.pdb) {
+            value = pdb_;
+        } else if (offset == record_.invalidate.upper_pdb) {
+            value = upper_pdb_;
+        }
+        log(offset, value, false);
+        return value;
+    }
+
+    void register_write(u32 offset, u32 value) noexcept
+    {
+        log(offset, value, true);
+        if (offset == record_.window.offset) {
+            window_value_ = value & window_mask();
+            ++window_writes_;
+        } else if (offset == record_.invalidate.pdb) {
+            pdb_ = value;
+        } else if (offset == record_.invalidate.upper_pdb) {
+            upper_pdb_ = value & 0xF'FFFFu;
+        } else if (offset == record_.invalidate.control) {
+            control_ = value;
+            if ((value & (1u << 31)) != 0) {
+                pending_ = invalidate_polls_ == 0 ? 1 : invalidate_polls_;
+                // An invalidate started while PRAMIN writes may still be in flight could walk
+                // stale tables on hardware: count it, so tests can insist on the read-back.
+                if (writes_unordered_) ++unordered_invalidates_;
+            }
+        }
+    }
+
+    void complete_invalidate() noexcept
+    {
+        // PDB bits 39:12 are ADDR 31:4, bits 59:40 are UPPER 19:0; APERTURE is bit 1.
+        CompletedInvalidate done;
+        done.pdb = (u64{pdb_ >> 4} << 12) | (u64{upper_pdb_} << 40);
+        done.system_memory = ((pdb_ >> 1) & 1u) != 0;
+        done.control = control_;
+        completed_[invalidates_ % completed_.size()] = done;
+        ++invalidates_;
+        control_ &= ~(1u << 31);
+    }
+
+    ChipModel chip_;
+    ChipRecord record_;
+    std::span<u64> vram_;
+    Bar0 bar0_;
+    u32 window_value_ = 0;
+    u64 window_writes_ = 0;
+    u32 pdb_ = 0, upper_pdb_ = 0, control_ = 0;
+    unsigned pending_ = 0;
+    unsigned invalidate_polls_ = 3;
+    bool hang_ = false;
+    std::array<CompletedInvalidate, 64> completed_{};
+    u64 invalidates_ = 0;
+    std::array<RegisterAccess, log_capacity> log_{};
+    std::size_t log_count_ = 0;
+    u64 faults_ = 0;
+    bool writes_unordered_ = false;
+    u64 unordered_invalidates_ = 0;
+};
+
+}  // namespace gpummu::sim
