@@ -20,6 +20,7 @@
 #include "gpummu/format/mmu_v3.hpp"
 #include "gpummu/format/mmu_version.hpp"
 #include "gpummu/hw/chip.hpp"
+#include "gpummu/hw/fb_layout.hpp"
 #include "gpummu/hw/pramin.hpp"
 #include "gpummu/hw/register_io_concepts.hpp"
 #include "gpummu/hw/tlb.hpp"
@@ -31,4 +32,5 @@
 #include "gpummu/paging/tlb_batch.hpp"
 #include "gpummu/paging/walker.hpp"
 #include "gpummu/sim/gpu.hpp"
+#include "gpummu/sim/reference_mmu.hpp"
 #include "gpummu/vmm/address_space.hpp"

@@ -103,7 +103,7 @@ TEST_CASE("a narrower window field refuses bases beyond it")
 {
     // GH100's BASE is 21:0: 256 GiB. A GPU with more VRAM than that (modelled by telling the
     // window VRAM ends at 512 GiB) still cannot reach past 256 GiB through PRAMIN.
-    SimRig rig(sim::gh100, mib);
+    SimRig rig(sim::gh100, 8 * mib);
     auto pramin = Pramin<sim::Gpu::Bar0>::create(rig.gpu.bar0(), rig.gpu.record().window,
                                                  VramAddress{u64{512} << 30})
                       .value();
@@ -113,7 +113,7 @@ TEST_CASE("a narrower window field refuses bases beyond it")
     CHECK(rig.gpu.window_writes() == writes);  // the register was not touched
     // GA102's 24-bit field reaches 1 TiB: the same address is fine there (the simulated VRAM
     // is small, so the access itself reads past VRAM and is recorded as a fault).
-    SimRig ampere(sim::ga102, mib);
+    SimRig ampere(sim::ga102, 8 * mib);
     auto wide = Pramin<sim::Gpu::Bar0>::create(ampere.gpu.bar0(), ampere.gpu.record().window,
                                                VramAddress{u64{512} << 30})
                     .value();

@@ -37,7 +37,7 @@ TlbInvalidation request(u64 pdb, bool downgrade, bool hub_only)
 
 TEST_CASE("the invalidate sequence: poll, PDB, upper PDB, control, poll")
 {
-    std::vector<u64> vram(1 << 16);
+    std::vector<u64> vram(1 << 20);
     auto gpu = sim::Gpu::create(sim::ga102, vram).value();
     CountingFence fence;
     Tlb<sim::Gpu::Bar0, CountingFence> tlb(gpu.bar0(), gpu.record().invalidate, fence);
@@ -66,7 +66,7 @@ TEST_CASE("the invalidate sequence: poll, PDB, upper PDB, control, poll")
 
 TEST_CASE("flags follow the batch: ack and membar for downgrades, hub-only for BAR spaces")
 {
-    std::vector<u64> vram(1 << 16);
+    std::vector<u64> vram(1 << 20);
     auto gpu = sim::Gpu::create(sim::gh100, vram).value();
     NoFence fence;
     Tlb<sim::Gpu::Bar0> tlb(gpu.bar0(), gpu.record().invalidate, fence);
@@ -83,7 +83,7 @@ TEST_CASE("flags follow the batch: ack and membar for downgrades, hub-only for B
 
 TEST_CASE("bad requests and a hung invalidate are errors")
 {
-    std::vector<u64> vram(1 << 16);
+    std::vector<u64> vram(1 << 20);
     auto gpu = sim::Gpu::create(sim::ga102, vram).value();
     NoFence fence;
     Tlb<sim::Gpu::Bar0> tlb(gpu.bar0(), gpu.record().invalidate, fence, 100);

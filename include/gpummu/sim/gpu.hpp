@@ -15,9 +15,22 @@
 //   - A log of the last 512 register accesses outside PRAMIN (reads and writes, in order), so
 //     tests can check register sequences.
 //
-// What it does not model yet
-//   - The BAR1 aperture, the reference MMU and its TLB cache, the GSP static-info record
-//     (next increment of issue 5). Other registers read 0 and ignore writes (logged).
+//   - GSP-style static info: VRAM split into regions (usable, a protected hole in the
+//     middle, and 2 MiB reserved at the top), with the BAR1 root page directory (zeroed) at
+//     the start of the reserved top, as GSP firmware builds it.
+//
+//         0 ... usable ... | 1 MiB protected | ... usable ... | reserved: BAR1 root ... | end
+//
+//   - BAR1 (`Gpu::Bar1`, a BarIo of `bar1_bytes`): offset X is GPU VA X in the BAR1 address
+//     space rooted at that PDB, translated by sim::ReferenceMmu through its TLB. Mapped video
+//     memory is read and written; sparse reads 0 and drops writes; anything else is a fault
+//     (recorded; reads return 0xBAD0AC00 patterns, writes are dropped). Completed invalidates
+//     drop the TLB's entries for their PDB, so a missing invalidate shows as a stale
+//     translation.
+//
+// What it does not model
+//   - Other registers read 0 and ignore writes (logged). No BAR1 bind registers: GSP owns
+//     the BAR1 instance block.
 //
 // The model is independent of the library's hw/ code: it decodes register values with its own
 // masks written from the manual.
@@ -30,6 +43,8 @@
 #include "gpummu/core/result.hpp"
 #include "gpummu/core/types.hpp"
 #include "gpummu/hw/chip.hpp"
+#include "gpummu/hw/fb_layout.hpp"
+#include "gpummu/sim/reference_mmu.hpp"
 
 namespace gpummu::sim {
 
@@ -89,14 +104,61 @@ public:
         Gpu *gpu_;
     };
 
+    class Bar1 {
+    public:
+        explicit Bar1(Gpu &gpu) noexcept : gpu_(&gpu) {}
+        Result<u8> read8(u64 offset) noexcept { return gpu_->bar1_read<u8>(offset); }
+        Result<u16> read16(u64 offset) noexcept { return gpu_->bar1_read<u16>(offset); }
+        Result<u32> read32(u64 offset) noexcept { return gpu_->bar1_read<u32>(offset); }
+        Result<u64> read64(u64 offset) noexcept { return gpu_->bar1_read<u64>(offset); }
+        Result<void> write8(u64 offset, u8 value) noexcept
+        {
+            return gpu_->bar1_write(offset, value);
+        }
+        Result<void> write16(u64 offset, u16 value) noexcept
+        {
+            return gpu_->bar1_write(offset, value);
+        }
+        Result<void> write32(u64 offset, u32 value) noexcept
+        {
+            return gpu_->bar1_write(offset, value);
+        }
+        Result<void> write64(u64 offset, u64 value) noexcept
+        {
+            return gpu_->bar1_write(offset, value);
+        }
+
+    private:
+        Gpu *gpu_;
+    };
+
     static constexpr u64 bar0_bytes = 16u << 20;
+    static constexpr u64 reserved_top = 2u << 20;  // GSP's share at the top of VRAM
+    static constexpr u64 protected_hole = 1u << 20;
+    static constexpr u64 fault_pattern = 0xBAD0AC00BAD0AC00ull;
 
     // `vram` must stay alive as long as the Gpu; its size (in bytes) is the VRAM size.
-    [[nodiscard]] static Result<Gpu> create(const ChipModel &chip, std::span<u64> vram) noexcept
+    // VRAM must be a multiple of 2 MiB, at least 8 MiB. `bar1_bytes`: the BAR1 aperture size.
+    [[nodiscard]] static Result<Gpu> create(const ChipModel &chip, std::span<u64> vram,
+                                            u64 bar1_bytes = 256u << 20) noexcept
     {
         auto record = chip_record(decode_boot(chip.boot0, chip.boot42));
         if (!record) return failure(record.error());
-        return Gpu(chip, *record, vram);
+        const u64 bytes = vram.size() * 8;
+        if (bytes < (8u << 20) || bytes % (2u << 20) != 0 || bar1_bytes < (2u << 20) ||
+            bar1_bytes % (2u << 20) != 0)
+            return failure(Error::invalid_argument);
+        Gpu gpu(chip, *record, vram, bar1_bytes);
+        // GSP's regions: usable, a protected hole at the middle, usable, reserved top.
+        const u64 middle = bytes / 2;
+        gpu.regions_[0] = {0, middle - 1, false, false, true, true};
+        gpu.regions_[1] = {middle, middle + protected_hole - 1, false, true, false, false};
+        gpu.regions_[2] = {
+            middle + protected_hole, bytes - reserved_top - 1, false, false, true, true};
+        gpu.regions_[3] = {bytes - reserved_top, bytes - 1, true, false, false, false};
+        gpu.bar1_pdb_ = bytes - reserved_top;
+        for (u64 i = 0; i < 4096 / 8; ++i) vram[gpu.bar1_pdb_ / 8 + i] = 0;
+        return gpu;
     }
 
     Gpu(const Gpu &) = delete;
@@ -107,6 +169,13 @@ public:
           record_(other.record_),
           vram_(other.vram_),
           bar0_(*this),
+          bar1_(*this),
+          mmu_(other.mmu_),
+          bar1_bytes_(other.bar1_bytes_),
+          bar1_pdb_(other.bar1_pdb_),
+          regions_(other.regions_),
+          bar1_faults_(other.bar1_faults_),
+          last_bar1_fault_(other.last_bar1_fault_),
           window_value_(other.window_value_),
           window_writes_(other.window_writes_),
           pdb_(other.pdb_),
@@ -126,6 +195,14 @@ public:
     }
 
     [[nodiscard]] Bar0 &bar0() noexcept { return bar0_; }
+    [[nodiscard]] Bar1 &bar1() noexcept { return bar1_; }
+    // GSP static info: the FB region records and the BAR1 root it built.
+    [[nodiscard]] std::span<const FbRegionRecord> fb_regions() const noexcept { return regions_; }
+    [[nodiscard]] VramAddress bar1_pdb() const noexcept { return VramAddress{bar1_pdb_}; }
+    [[nodiscard]] u64 bar1_bytes() const noexcept { return bar1_bytes_; }
+    [[nodiscard]] ReferenceMmu &mmu() noexcept { return mmu_; }
+    [[nodiscard]] u64 bar1_faults() const noexcept { return bar1_faults_; }
+    [[nodiscard]] u64 last_bar1_fault() const noexcept { return last_bar1_fault_; }
     [[nodiscard]] const ChipModel &chip() const noexcept { return chip_; }
     [[nodiscard]] const ChipRecord &record() const noexcept { return record_; }
     [[nodiscard]] u64 vram_bytes() const noexcept { return vram_.size() * 8; }
@@ -160,12 +237,64 @@ public:
     [[nodiscard]] u64 window_writes() const noexcept { return window_writes_; }
 
 private:
-    Gpu(const ChipModel &chip, const ChipRecord &record, std::span<u64> vram) noexcept
+    Gpu(const ChipModel &chip, const ChipRecord &record, std::span<u64> vram,
+        u64 bar1_bytes) noexcept
         : chip_(chip),
           record_(record),
           vram_(vram),
-          bar0_(*this)
+          bar0_(*this),
+          bar1_(*this),
+          mmu_(record.mmu_version == MmuVersion::v2 ? MmuGeneration::ver2 : MmuGeneration::ver3,
+               vram),
+          bar1_bytes_(bar1_bytes)
     {
+    }
+
+    // ---- BAR1: through the reference MMU and its TLB ------------------------------------
+    // The VRAM byte behind BAR1 `offset` (mapped video memory), or why not.
+    enum class Bar1Target : u8 { vram, sparse, fault };
+    [[nodiscard]] Bar1Target bar1_target(u64 offset, unsigned width, u64 &address) noexcept
+    {
+        const ReferenceTranslation translation = mmu_.translate(bar1_pdb_, offset);
+        if (translation.kind == ReferenceTranslation::Kind::sparse) return Bar1Target::sparse;
+        if (translation.kind != ReferenceTranslation::Kind::mapped || translation.aperture != 0 ||
+            translation.pa + width > vram_bytes()) {
+            ++bar1_faults_;
+            last_bar1_fault_ = offset;
+            return Bar1Target::fault;
+        }
+        address = translation.pa;
+        return Bar1Target::vram;
+    }
+
+    template <class T>
+    Result<T> bar1_read(u64 offset) noexcept
+    {
+        if (offset % sizeof(T) != 0) return failure(Error::misaligned);
+        if (offset >= bar1_bytes_ || bar1_bytes_ - offset < sizeof(T))
+            return failure(Error::out_of_range);
+        u64 address = 0;
+        switch (bar1_target(offset, sizeof(T), address)) {
+        case Bar1Target::sparse: return static_cast<T>(0);
+        case Bar1Target::fault: return static_cast<T>(fault_pattern);
+        case Bar1Target::vram: break;
+        }
+        T value;
+        std::memcpy(&value, reinterpret_cast<const unsigned char *>(vram_.data()) + address,
+                    sizeof(T));
+        return value;
+    }
+
+    template <class T>
+    Result<void> bar1_write(u64 offset, T value) noexcept
+    {
+        if (offset % sizeof(T) != 0) return failure(Error::misaligned);
+        if (offset >= bar1_bytes_ || bar1_bytes_ - offset < sizeof(T))
+            return failure(Error::out_of_range);
+        u64 address = 0;
+        if (bar1_target(offset, sizeof(T), address) != Bar1Target::vram) return success();
+        std::memcpy(reinterpret_cast<unsigned char *>(vram_.data()) + address, &value, sizeof(T));
+        return success();
     }
 
     // The window register keeps BASE (and TARGET where the chip has it).
@@ -296,6 +425,7 @@ private:
         done.system_memory = ((pdb_ >> 1) & 1u) != 0;
         done.control = control_;
         completed_[invalidates_ % completed_.size()] = done;
+        mmu_.invalidate(done.pdb, (control_ & 2u) != 0);  // ALL_PDB is bit 1
         ++invalidates_;
         control_ &= ~(1u << 31);
     }
@@ -304,6 +434,13 @@ private:
     ChipRecord record_;
     std::span<u64> vram_;
     Bar0 bar0_;
+    Bar1 bar1_;
+    ReferenceMmu mmu_;
+    u64 bar1_bytes_ = 0;
+    u64 bar1_pdb_ = 0;
+    std::array<FbRegionRecord, 4> regions_{};
+    u64 bar1_faults_ = 0;
+    u64 last_bar1_fault_ = 0;
     u32 window_value_ = 0;
     u64 window_writes_ = 0;
     u32 pdb_ = 0, upper_pdb_ = 0, control_ = 0;
