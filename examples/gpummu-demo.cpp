@@ -1,18 +1,34 @@
-// gpummu-demo: the README's main job.
+// gpummu-demo: the README's main job, on simulated GPUs (no hardware is touched).
 //
-// Today (foundation stage) it shows both MMU formats as the library knows them: the level
-// tree of each, the page sizes each architecture maps, and a set of representative entries
-// built with the encoders and read back with the decoder, checking that each decodes to
-// what was encoded. It exits 0 only if every check passed. The simulated-GPU demo (buddy,
-// page tables, PRAMIN, BAR1) replaces the second half as those layers land.
+//   gpummu-demo [--chip ga102|gh100|all] [--vram BYTES] [--buffer BYTES]
+//
+// For each chip (default: a simulated GA102, MMU v2, then a simulated GH100, MMU v3):
+//   1. boot the simulator: BOOT_0/42, PRAMIN window register, TLB registers, GSP-style FB
+//      regions with the BAR1 root in reserved VRAM;
+//   2. build GpuMm from BAR0 and the FB layout (buddy over every usable region, PRAMIN window,
+//      TLB, BAR1 user over GSP's root);
+//   3. run the PRAMIN and BAR1 self-tests;
+//   4. allocate a buffer (default 64 MiB) from the buddy, map it through BAR1 with automatic
+//      page sizes, write a pattern to every 64-bit word through BAR1, verify every word
+//      through PRAMIN, release;
+//   5. print the page-table tree (tables per level, entries per page size), TLB invalidations
+//      and PRAMIN window moves.
+// Exit status 0 only if every check passed; 1 otherwise; 2 for bad arguments.
+#include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <string_view>
+#include <vector>
 
 #include "gpummu/gpummu.hpp"
+#include "gpummu/hw/gpu_mm.hpp"
+#include "gpummu/hw/selftest.hpp"
 
 namespace {
 
 using namespace gpummu;
+using Mm = GpuMm<sim::Gpu::Bar0, sim::Gpu::Bar1>;
 
 int failures = 0;
 
@@ -24,122 +40,195 @@ void check(bool condition, const char *what)
     }
 }
 
-void print(std::string_view text)
+[[noreturn]] void usage(const char *message)
 {
-    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fprintf(stderr,
+                 "gpummu-demo: %s\nusage: gpummu-demo [--chip ga102|gh100|all] [--vram BYTES] "
+                 "[--buffer BYTES]\n",
+                 message);
+    std::exit(2);
 }
 
-void print_size_list(PageSizeSet sizes)
+u64 parse_bytes(const char *text)
 {
-    constexpr struct {
-        PageSize size;
-        const char *name;
-    } names[] = {{PageSize::size_4k(), "4K"},
-                 {PageSize::size_64k(), "64K"},
-                 {PageSize::size_2m(), "2M"},
-                 {PageSize::size_512m(), "512M"},
-                 {PageSize::size_256g(), "256G"}};
-    for (const auto &entry : names)
-        if (sizes.contains(entry.size)) std::printf(" %s", entry.name);
+    char *end = nullptr;
+    const unsigned long long value = std::strtoull(text, &end, 0);
+    if (end == text || *end != '\0') usage("not a number");
+    return value;
 }
 
-template <MmuFormat F>
-void print_levels()
+template <class F>
+void print_levels(const PageTableStats &stats)
 {
-    std::printf("MMU %s: %u-bit VA\n", F::name, F::va_bits);
-    std::printf("  %-6s %-8s %8s %6s %10s  %s\n", "level", "VA bits", "entries", "bytes", "table",
-                "PTE maps");
-    auto row = [](const LevelDescriptor &level, const char *indent) {
-        char bits[16];
-        std::snprintf(bits, sizeof bits, "%u:%u", level.va_high, level.va_low);
-        std::printf("  %s%-*s %-8s %8llu %6u %9lluB ", indent,
-                    6 - static_cast<int>(std::string_view(indent).size()), level.name, bits,
-                    static_cast<unsigned long long>(level.entry_count()), level.entry_bytes,
-                    static_cast<unsigned long long>(level.table_bytes()));
-        if (level.pte_sizes.empty()) std::printf(" -");
-        print_size_list(level.pte_sizes);
-        std::printf("%s\n", level.dual ? "  (dual PDE: big + small table)" : "");
-    };
-    for (const LevelDescriptor &level : F::levels) row(level, "");
-    row(F::big_page_table, "");
+    std::printf("  page tables (BAR1 address space, MMU %s):\n", F::name);
+    for (std::size_t depth = 0; depth < F::levels.size(); ++depth)
+        std::printf("    %-4s VA %2u:%-2u  %3" PRIu64 " table%s%s\n", F::levels[depth].name,
+                    F::levels[depth].va_high, F::levels[depth].va_low,
+                    stats.tables_per_level[depth], stats.tables_per_level[depth] == 1 ? "" : "s",
+                    depth == 0 ? "  (GSP's root, not owned)" : "");
+    std::printf("    PT64K VA 20:16  %3" PRIu64 " big table%s (256 B each)\n", stats.big_tables,
+                stats.big_tables == 1 ? "" : "s");
+    std::printf("    total %" PRIu64 " tables, %" PRIu64 " bytes\n", stats.tables(),
+                stats.table_bytes);
 }
 
-void show(MmuVersion version, EntryKind kind, u64 low, u64 high = 0)
+void run_chip(const sim::ChipModel &chip, u64 vram_bytes, u64 buffer_bytes)
 {
-    TextBuffer<4096> text;
-    render_text(describe(version, kind, low, high), text);
-    print(text.view());
-}
-
-template <MmuFormat F>
-void representative_entries()
-{
-    constexpr MmuVersion version = F::version;
-    std::printf("\nRepresentative MMU %s entries (encoded, then decoded)\n", F::name);
-
-    // A 4 KiB read-only VRAM page, generic kind.
-    PageAttributes page{.address = PhysicalAddress{0x1234'5000}, .read_only = true, .kind = 6};
-    auto pte = F::Pte::map(page);
-    check(pte.has_value(), "4 KiB PTE encodes");
-    if (pte) {
-        show(version, EntryKind::pte, pte->raw());
-        check(pte->attributes() == page, "4 KiB PTE decodes to its attributes");
-        check(pte->state() == PteState::valid, "4 KiB PTE is valid");
+    std::vector<u64> vram(vram_bytes / 8, 0x5A5A5A5A5A5A5A5Aull);  // power-on garbage
+    auto made = sim::Gpu::create(chip, vram);
+    if (!made) {
+        std::printf("%s: cannot simulate: %s\n", chip.name, error_name(made.error()));
+        ++failures;
+        return;
     }
+    auto gpu = std::make_unique<sim::Gpu>(std::move(*made));
+    auto layout = FbLayout::from_records(gpu->fb_regions(), gpu->bar1_pdb());
+    check(layout.has_value(), "GSP's FB layout is well formed");
+    if (!layout) return;
 
-    // A 2 MiB page at PD0: the dual PDE's low qword is the PTE.
-    auto big_page = F::Pte::map({.aperture = Aperture::system_coherent,
-                                 .address = PhysicalAddress{0x4000'0000},
-                                 .uncached = true});
-    check(big_page.has_value(), "2 MiB PTE encodes");
-    if (big_page) {
-        auto dual = F::DualPde::from_pte(*big_page);
-        show(version, EntryKind::dual_pde, dual.low(), dual.high());
-        check(dual.is_pte() && dual.as_pte().attributes().uncached, "2 MiB PTE in PD0 decodes");
+    std::vector<u64> buddy_words(Mm::buddy_metadata_words(*layout).value());
+    std::vector<RangeNode> range_nodes(RangeAllocator::nodes_for(256));
+    std::vector<PageTableNode> table_nodes(4096);
+    std::vector<PageTableChildren> directories(64);
+    std::vector<BigTableSlot> big_tables(64);
+    std::vector<MappingRecord> handles(256);
+    std::vector<PhysicalSegment> scratch(4096);
+    auto mm = std::make_unique<Mm>();
+    auto created = mm->create(
+        gpu->bar0(), gpu->bar1(), *layout, gpu->bar1_bytes(),
+        {buddy_words, {{range_nodes, {table_nodes, directories}, big_tables, handles}, scratch}});
+    if (!created) {
+        std::printf("%s: GpuMm: %s\n", chip.name, error_name(created.error()));
+        ++failures;
+        return;
     }
+    const ChipRecord &record = mm->chip();
+    std::printf("%s: %s, chip id 0x%03x (from BOOT_%s), MMU %s, PRAMIN window reg 0x%06x "
+                "(BASE %u bits, reach %" PRIu64 " GiB)\n",
+                chip.name, record.name, mm->chip_id().chip_id(),
+                mm->chip_id().from_boot42 ? "42" : "0", mmu_version_name(record.mmu_version),
+                record.window.offset, record.window.base_bits, record.window.reach() >> 30);
+    std::printf("  VRAM %" PRIu64 " MiB; usable:", vram_bytes >> 20);
+    for (const VramRange &range : layout->usable_regions())
+        std::printf(" [0x%" PRIx64 ", 0x%" PRIx64 ")", range.begin().value(), range.end().value());
+    std::printf("; BAR1 root at 0x%" PRIx64 " (GSP-reserved), BAR1 %" PRIu64 " MiB\n",
+                layout->bar1_pdb().value(), gpu->bar1_bytes() >> 20);
 
-    // A PD0 entry pointing at both a 64 KiB (256 B) table and a 4 KiB table.
-    auto dual = F::DualPde::point_to({Aperture::video, PhysicalAddress{0x20'0100}},
-                                     {Aperture::video, PhysicalAddress{0x20'1000}});
-    check(dual.has_value(), "dual PDE encodes");
-    if (dual) {
-        show(version, EntryKind::dual_pde, dual->low(), dual->high());
-        check(dual->big_pointer().address == PhysicalAddress{0x20'0100}, "big half address");
-        check(dual->small_pointer().address == PhysicalAddress{0x20'1000}, "small half address");
+    // Self-tests.
+    const SelfTestReport report = run_selftests(*mm);
+    std::size_t passed = 0;
+    for (std::size_t i = 0; i < report.count; ++i) {
+        const SelfTestResult &result = report.results[i];
+        passed += result.passed ? 1 : 0;
+        std::printf("  self-test %-22s %s%s%s\n", result.name, result.passed ? "ok" : "FAILED",
+                    result.passed ? "" : ": ", result.detail);
     }
+    check(report.all_passed(), "every self-test passed");
 
-    // The special invalid states.
-    show(version, EntryKind::pte, F::Pte::sparse().raw());
-    check(F::Pte::sparse().raw() == 0x8, "sparse PTE is 0x8");
-    show(version, EntryKind::pte, F::Pte::no_valid_4k().raw());
-    check(F::Pte::no_valid_4k().state() == PteState::no_valid_4k, "NV4K PTE decodes");
+    // A buffer mapped through BAR1, written through BAR1, verified through PRAMIN.
+    const u64 invalidates_before = gpu->invalidate_count();
+    const u64 moves_before = mm->pramin().moves();
+    std::vector<BuddyBlock> blocks(1024);
+    auto allocation = mm->buddy().allocate(buffer_bytes, {}, blocks);
+    check(allocation.has_value(), "the buffer is allocated from the buddy");
+    if (!allocation) return;
+    auto mapping = mm->bar1().map(allocation->blocks);
+    check(mapping.has_value(), "the buffer maps through BAR1");
+    if (mapping) {
+        std::printf("  buffer: %" PRIu64 " MiB in %zu buddy block%s, BAR1 offsets [0x%" PRIx64
+                    ", 0x%" PRIx64 ")\n",
+                    allocation->size >> 20, allocation->blocks.size(),
+                    allocation->blocks.size() == 1 ? "" : "s", mapping->range().begin().value(),
+                    mapping->range().end().value());
+        // Entries per page size, from the page table's own translation.
+        u64 pages[64] = {};
+        for (u64 offset = 0; offset < mapping->size();) {
+            auto translation = mm->bar1().translate(mapping->range().begin().value() + offset);
+            if (!translation || translation->state != TranslationState::mapped) {
+                check(false, "every page of the buffer translates");
+                break;
+            }
+            ++pages[translation->page_size.shift()];
+            offset += translation->page_size.bytes();
+        }
+        std::printf("  entries per page size:");
+        for (unsigned shift : {29u, 21u, 16u, 12u})
+            if (pages[shift] != 0)
+                std::printf(" %" PRIu64 " x %s", pages[shift],
+                            shift == 29   ? "512 MiB"
+                            : shift == 21 ? "2 MiB"
+                            : shift == 16 ? "64 KiB"
+                                          : "4 KiB");
+        std::printf("\n");
+        const auto stats = mm->bar1().stats().tables;
+        if (record.mmu_version == MmuVersion::v2)
+            print_levels<MmuV2>(stats);
+        else
+            print_levels<MmuV3>(stats);
 
-    // Refusals: a misaligned address and an aperture a PDE cannot use.
-    auto misaligned = F::Pte::map({.address = PhysicalAddress{0x1234'5800}});
-    check(!misaligned && misaligned.error() == Error::misaligned, "misaligned PTE refused");
-    auto peer_pde = F::Pde::point_to({Aperture::peer, PhysicalAddress{0x1000}});
-    check(!peer_pde && peer_pde.error() == Error::invalid_aperture, "peer PDE refused");
-    std::printf("  refused: PTE at 0x12345800 -> %s; PDE to a peer -> %s\n",
-                error_name(misaligned.error()), error_name(peer_pde.error()));
+        bool written = true;
+        for (u64 offset = 0; offset < mapping->size() && written; offset += 8)
+            written =
+                mapping->write64(offset, offset * 0x9E3779B97F4A7C15ull ^ 0xC0FFEE).has_value();
+        check(written, "the pattern is written through BAR1");
+        u64 wrong = 0, at = 0;
+        for (const BuddyBlock &block : allocation->blocks) {
+            for (u64 offset = 0; offset < block.size; offset += 8, at += 8) {
+                auto word = mm->pramin().read64(block.address + offset);
+                if (!word || *word != (at * 0x9E3779B97F4A7C15ull ^ 0xC0FFEE)) ++wrong;
+            }
+        }
+        std::printf("  pattern: %" PRIu64 " words written through BAR1, %" PRIu64
+                    " wrong when read back through PRAMIN\n",
+                    mapping->size() / 8, wrong);
+        check(wrong == 0, "PRAMIN reads back every word BAR1 wrote");
+        check(mm->bar1().release(*mapping).has_value(), "the buffer unmaps");
+        check(mm->bar1().stats().tables.tables() == 1,
+              "unmapping frees every table but GSP's root");
+    }
+    check(mm->buddy().free(allocation->blocks).has_value(), "the buffer goes back to the buddy");
+    std::printf("  TLB invalidations %" PRIu64 " (hub-only, last PDB 0x%" PRIx64
+                "), PRAMIN window moves %" PRIu64 ", BAR1 faults %" PRIu64
+                ", invalidates before ordered writes %" PRIu64 "\n",
+                gpu->invalidate_count() - invalidates_before, gpu->last_invalidate().pdb,
+                mm->pramin().moves() - moves_before, gpu->bar1_faults(),
+                gpu->unordered_invalidates());
+    check(gpu->unordered_invalidates() == 0, "every invalidate came after a PRAMIN read-back");
+    check(gpu->last_invalidate().pdb == layout->bar1_pdb().value(), "invalidates name GSP's root");
 }
 
 }  // namespace
 
-int main()
+int main(int argc, char **argv)
 {
-    std::printf("gpummu demo: NVIDIA MMU page-table formats\n\n");
-    print_levels<MmuV2>();
-    std::printf("\n");
-    print_levels<MmuV3>();
-    std::printf("\nArchitectures\n");
-    for (const ArchitectureRecord &record : architecture_records) {
-        std::printf("  %-16s BOOT_42 0x%02X  MMU %s  pages:", record.name, record.boot42_code,
-                    mmu_version_name(record.mmu_version));
-        print_size_list(record.page_sizes);
-        std::printf("\n");
+    std::string_view chip = "all";
+    u64 vram = 256ull << 20;
+    u64 buffer = 64ull << 20;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view argument = argv[i];
+        if (i + 1 >= argc && argument != "--help") usage("missing value");
+        if (argument == "--chip")
+            chip = argv[++i];
+        else if (argument == "--vram")
+            vram = parse_bytes(argv[++i]);
+        else if (argument == "--buffer")
+            buffer = parse_bytes(argv[++i]);
+        else if (argument == "--help") {
+            std::puts(
+                "usage: gpummu-demo [--chip ga102|gh100|all] [--vram BYTES] [--buffer BYTES]");
+            return 0;
+        } else
+            usage("unknown argument");
     }
-    representative_entries<MmuV2>();
-    representative_entries<MmuV3>();
-    std::printf("\n%s: %d check(s) failed\n", failures == 0 ? "PASS" : "FAIL", failures);
+    if (chip != "all" && chip != "ga102" && chip != "gh100")
+        usage("--chip wants ga102, gh100 or all");
+    if (vram < (32ull << 20) || vram % (2ull << 20) != 0 || vram > (8ull << 30))
+        usage("--vram wants a multiple of 2 MiB between 32 MiB and 8 GiB");
+    if (buffer == 0 || buffer > vram / 2) usage("--buffer wants 1 byte .. half the VRAM");
+    std::printf("gpummu-demo: simulated GPUs (nothing here touches hardware)\n");
+    if (chip != "gh100") run_chip(sim::ga102, vram, buffer);
+    if (chip != "ga102") run_chip(sim::gh100, vram, buffer);
+    std::printf("%s: %d check%s failed\n", failures == 0 ? "ok" : "FAILED", failures,
+                failures == 1 ? "" : "s");
     return failures == 0 ? 0 : 1;
 }

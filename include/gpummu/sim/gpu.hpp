@@ -202,6 +202,16 @@ public:
     [[nodiscard]] u64 bar1_bytes() const noexcept { return bar1_bytes_; }
     [[nodiscard]] ReferenceMmu &mmu() noexcept { return mmu_; }
     [[nodiscard]] u64 bar1_faults() const noexcept { return bar1_faults_; }
+    // Fault injection: overwrite the PTE that maps BAR1 `offset` (found by the reference MMU's
+    // own walk) with `word`, behind gpummu's back and without an invalidate. False if the
+    // offset is not mapped.
+    bool corrupt_bar1_pte(u64 offset, u64 word) noexcept
+    {
+        const ReferenceTranslation translation = mmu_.walk(bar1_pdb_, offset);
+        if (translation.kind != ReferenceTranslation::Kind::mapped) return false;
+        vram_[mmu_.last_entry() / 8] = word;
+        return true;
+    }
     [[nodiscard]] u64 last_bar1_fault() const noexcept { return last_bar1_fault_; }
     [[nodiscard]] const ChipModel &chip() const noexcept { return chip_; }
     [[nodiscard]] const ChipRecord &record() const noexcept { return record_; }

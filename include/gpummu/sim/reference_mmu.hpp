@@ -52,27 +52,42 @@ public:
 
     [[nodiscard]] ReferenceTranslation walk(u64 pdb, u64 va) const noexcept
     {
+        last_entry_ = ~u64{0};
         return generation_ == MmuGeneration::ver2 ? walk_ver2(pdb, va) : walk_ver3(pdb, va);
     }
+    // The VRAM address of the last entry the previous walk() read (for a mapped address: its
+    // PTE), or ~0. The simulator uses it to corrupt PTEs on purpose.
+    [[nodiscard]] u64 last_entry() const noexcept { return last_entry_; }
 
     // Through the TLB: a hit returns what was cached, even if the tables changed since.
     [[nodiscard]] ReferenceTranslation translate(u64 pdb, u64 va) noexcept
     {
         const u64 page = va >> 12;
-        for (const CachedEntry &entry : tlb_)
+        const CachedEntry &recent = tlb_[last_hit_];
+        if (recent.valid && recent.pdb == pdb && recent.page == page) {
+            ++hits_;
+            ReferenceTranslation hit = recent.translation;
+            if (hit.kind == ReferenceTranslation::Kind::mapped)
+                hit.pa = recent.page_pa + (va & 0xFFF);
+            return hit;
+        }
+        for (std::size_t index = 0; index < tlb_entries; ++index) {
+            const CachedEntry &entry = tlb_[index];
             if (entry.valid && entry.pdb == pdb && entry.page == page) {
                 ++hits_;
+                last_hit_ = index;
                 ReferenceTranslation hit = entry.translation;
                 if (hit.kind == ReferenceTranslation::Kind::mapped)
                     hit.pa = entry.page_pa + (va & 0xFFF);
                 return hit;
             }
+        }
         ++misses_;
         ReferenceTranslation fresh = walk(pdb, va);
         // Faults are not cached (hardware does not fill the TLB with them).
         if (fresh.kind != ReferenceTranslation::Kind::fault) {
-            CachedEntry &slot = tlb_[next_victim_++ % tlb_entries];
-            slot = CachedEntry{true, pdb, page, fresh.pa & ~u64{0xFFF}, fresh};
+            last_hit_ = next_victim_++ % tlb_entries;
+            tlb_[last_hit_] = CachedEntry{true, pdb, page, fresh.pa & ~u64{0xFFF}, fresh};
         }
         return fresh;
     }
@@ -108,6 +123,7 @@ private:
     {
         if ((address & 7) != 0 || address / 8 >= vram_.size()) return false;
         word = vram_[address / 8];
+        last_entry_ = address;
         return true;
     }
 
@@ -243,6 +259,8 @@ private:
     std::span<const u64> vram_;
     std::array<CachedEntry, tlb_entries> tlb_{};
     std::size_t next_victim_ = 0;
+    std::size_t last_hit_ = 0;  // checked first: accesses come in runs on one page
+    mutable u64 last_entry_ = ~u64{0};
     u64 hits_ = 0;
     u64 misses_ = 0;
 };

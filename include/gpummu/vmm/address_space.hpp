@@ -41,6 +41,7 @@
 
 #include "gpummu/alloc/buddy.hpp"
 #include "gpummu/alloc/range_allocator.hpp"
+#include "gpummu/core/deferred.hpp"
 #include "gpummu/core/result.hpp"
 #include "gpummu/core/types.hpp"
 #include "gpummu/format/mmu_v2.hpp"
@@ -417,44 +418,10 @@ private:
         return done;
     }
 
-    // Wrapper so PageTable (not default-constructible) can live in a default-constructed
-    // AddressSpace; engaged by create().
-    template <class V>
-    class Slot {
-    public:
-        Slot() noexcept {}
-        ~Slot()
-        {
-            if (engaged_) value_.~V();
-        }
-        Slot(const Slot &) = delete;
-        template <class... A>
-        void emplace(A &&...arguments) noexcept
-        {
-            reset();
-            std::construct_at(&value_, std::forward<A>(arguments)...);
-            engaged_ = true;
-        }
-        void reset() noexcept
-        {
-            if (engaged_) value_.~V();
-            engaged_ = false;
-        }
-        V &operator*() noexcept { return value_; }
-        const V &operator*() const noexcept { return value_; }
-        V *operator->() noexcept { return &value_; }
-        const V *operator->() const noexcept { return &value_; }
-
-    private:
-        union {
-            V value_;
-        };
-        bool engaged_ = false;
-    };
-
-    Slot<Pages> pages_;
-    Slot<Table> table_;
-    Slot<RangeAllocator> ranges_;
+    // Built by create(): the page table refers to the page source beside it.
+    Deferred<Pages> pages_;
+    Deferred<Table> table_;
+    Deferred<RangeAllocator> ranges_;
     T *invalidator_ = nullptr;
     std::span<MappingRecord> records_{};
     u32 free_slot_ = no_slot;
