@@ -122,6 +122,15 @@ namespace detail {
 template <class T, bool = std::is_trivially_destructible_v<T>>
 struct ResultStorage {
     constexpr ResultStorage() noexcept : error_(Error::invalid_argument), has_value_(false) {}
+    // The value or the error is built in place by the member initialiser: no second store.
+    template <class U>
+    constexpr ResultStorage(std::in_place_t,
+                            U &&value) noexcept(std::is_nothrow_constructible_v<T, U &&>)
+        : value_(std::forward<U>(value)),
+          has_value_(true)
+    {
+    }
+    constexpr explicit ResultStorage(Error error) noexcept : error_(error), has_value_(false) {}
     union {
         T value_;
         Error error_;
@@ -132,6 +141,15 @@ struct ResultStorage {
 template <class T>
 struct ResultStorage<T, false> {
     constexpr ResultStorage() noexcept : error_(Error::invalid_argument), has_value_(false) {}
+    // The value or the error is built in place by the member initialiser: no second store.
+    template <class U>
+    constexpr ResultStorage(std::in_place_t,
+                            U &&value) noexcept(std::is_nothrow_constructible_v<T, U &&>)
+        : value_(std::forward<U>(value)),
+          has_value_(true)
+    {
+    }
+    constexpr explicit ResultStorage(Error error) noexcept : error_(error), has_value_(false) {}
     ResultStorage(const ResultStorage &) = default;
     ResultStorage(ResultStorage &&) = default;
     ResultStorage &operator=(const ResultStorage &) = default;
@@ -161,16 +179,14 @@ public:
     using value_type = T;
 
     constexpr Result(const T &value) noexcept(std::is_nothrow_copy_constructible_v<T>)
+        : Storage(std::in_place, value)
     {
-        std::construct_at(&value_, value);
-        has_value_ = true;
     }
     constexpr Result(T &&value) noexcept(std::is_nothrow_move_constructible_v<T>)
+        : Storage(std::in_place, std::move(value))
     {
-        std::construct_at(&value_, std::move(value));
-        has_value_ = true;
     }
-    constexpr Result(Failure failed) noexcept { error_ = failed.error; }
+    constexpr Result(Failure failed) noexcept : Storage(failed.error) {}
 
     constexpr Result(const Result &other) requires std::is_trivially_copy_constructible_v<T>
     = default;
