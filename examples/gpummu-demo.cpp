@@ -123,6 +123,7 @@ void run_chip(const sim::ChipModel &chip, u64 vram_bytes, u64 buffer_bytes)
         std::printf("  self-test %-22s %s%s%s\n", result.name, result.passed ? "ok" : "FAILED",
                     result.passed ? "" : ": ", result.detail);
     }
+    std::printf("  self-tests: %zu of %zu passed\n", passed, report.count);
     check(report.all_passed(), "every self-test passed");
 
     // A buffer mapped through BAR1, written through BAR1, verified through PRAMIN.

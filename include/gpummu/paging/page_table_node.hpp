@@ -106,29 +106,30 @@ public:
     constexpr bool operator==(const EntryBits &) const noexcept = default;
 
 private:
-    template <class Visit>
-    constexpr void for_each_word(unsigned first, unsigned count, Visit &&visit) noexcept
+    // Calls visit(word, mask) for each 64-bit word the range [first, first + count) touches;
+    // `Words` is the array itself, const or not.
+    template <class Words, class Visit>
+    static constexpr void for_each_word(Words &words, unsigned first, unsigned count,
+                                        Visit &&visit) noexcept
     {
         while (count != 0) {
             unsigned bit = first & 63u;
             unsigned take = 64 - bit < count ? 64 - bit : count;
             u64 mask = (take == 64 ? ~u64{0} : ((u64{1} << take) - 1)) << bit;
-            visit(words_[first >> 6], mask);
+            visit(words[first >> 6], mask);
             first += take;
             count -= take;
         }
     }
     template <class Visit>
+    constexpr void for_each_word(unsigned first, unsigned count, Visit &&visit) noexcept
+    {
+        for_each_word(words_, first, count, visit);
+    }
+    template <class Visit>
     constexpr void for_each_word(unsigned first, unsigned count, Visit &&visit) const noexcept
     {
-        while (count != 0) {
-            unsigned bit = first & 63u;
-            unsigned take = 64 - bit < count ? 64 - bit : count;
-            u64 mask = (take == 64 ? ~u64{0} : ((u64{1} << take) - 1)) << bit;
-            visit(words_[first >> 6], mask);
-            first += take;
-            count -= take;
-        }
+        for_each_word(words_, first, count, visit);
     }
 
     std::array<u64, 8> words_{};

@@ -76,61 +76,42 @@ public:
     static constexpr std::size_t log_capacity = 512;
     static constexpr u32 all_ones32 = 0xFFFF'FFFFu;
 
-    class Bar0 {
+    // One BAR of the device as a BarIo: BAR0 (registers and PRAMIN) or BAR1 (the aperture).
+    enum class BarNumber : u8 { bar0, bar1 };
+    template <BarNumber Number>
+    class Bar {
     public:
-        explicit Bar0(Gpu &gpu) noexcept : gpu_(&gpu) {}
-        Result<u8> read8(u64 offset) noexcept { return gpu_->read_sized<u8>(offset); }
-        Result<u16> read16(u64 offset) noexcept { return gpu_->read_sized<u16>(offset); }
-        Result<u32> read32(u64 offset) noexcept { return gpu_->read_sized<u32>(offset); }
-        Result<u64> read64(u64 offset) noexcept { return gpu_->read_sized<u64>(offset); }
-        Result<void> write8(u64 offset, u8 value) noexcept
-        {
-            return gpu_->write_sized(offset, value);
-        }
-        Result<void> write16(u64 offset, u16 value) noexcept
-        {
-            return gpu_->write_sized(offset, value);
-        }
-        Result<void> write32(u64 offset, u32 value) noexcept
-        {
-            return gpu_->write_sized(offset, value);
-        }
-        Result<void> write64(u64 offset, u64 value) noexcept
-        {
-            return gpu_->write_sized(offset, value);
-        }
+        explicit Bar(Gpu &gpu) noexcept : gpu_(&gpu) {}
+        Result<u8> read8(u64 offset) noexcept { return read<u8>(offset); }
+        Result<u16> read16(u64 offset) noexcept { return read<u16>(offset); }
+        Result<u32> read32(u64 offset) noexcept { return read<u32>(offset); }
+        Result<u64> read64(u64 offset) noexcept { return read<u64>(offset); }
+        Result<void> write8(u64 offset, u8 value) noexcept { return write(offset, value); }
+        Result<void> write16(u64 offset, u16 value) noexcept { return write(offset, value); }
+        Result<void> write32(u64 offset, u32 value) noexcept { return write(offset, value); }
+        Result<void> write64(u64 offset, u64 value) noexcept { return write(offset, value); }
 
     private:
+        template <class T>
+        Result<T> read(u64 offset) noexcept
+        {
+            if constexpr (Number == BarNumber::bar0)
+                return gpu_->read_sized<T>(offset);
+            else
+                return gpu_->bar1_read<T>(offset);
+        }
+        template <class T>
+        Result<void> write(u64 offset, T value) noexcept
+        {
+            if constexpr (Number == BarNumber::bar0)
+                return gpu_->write_sized(offset, value);
+            else
+                return gpu_->bar1_write(offset, value);
+        }
         Gpu *gpu_;
     };
-
-    class Bar1 {
-    public:
-        explicit Bar1(Gpu &gpu) noexcept : gpu_(&gpu) {}
-        Result<u8> read8(u64 offset) noexcept { return gpu_->bar1_read<u8>(offset); }
-        Result<u16> read16(u64 offset) noexcept { return gpu_->bar1_read<u16>(offset); }
-        Result<u32> read32(u64 offset) noexcept { return gpu_->bar1_read<u32>(offset); }
-        Result<u64> read64(u64 offset) noexcept { return gpu_->bar1_read<u64>(offset); }
-        Result<void> write8(u64 offset, u8 value) noexcept
-        {
-            return gpu_->bar1_write(offset, value);
-        }
-        Result<void> write16(u64 offset, u16 value) noexcept
-        {
-            return gpu_->bar1_write(offset, value);
-        }
-        Result<void> write32(u64 offset, u32 value) noexcept
-        {
-            return gpu_->bar1_write(offset, value);
-        }
-        Result<void> write64(u64 offset, u64 value) noexcept
-        {
-            return gpu_->bar1_write(offset, value);
-        }
-
-    private:
-        Gpu *gpu_;
-    };
+    using Bar0 = Bar<BarNumber::bar0>;
+    using Bar1 = Bar<BarNumber::bar1>;
 
     static constexpr u64 bar0_bytes = 16u << 20;
     static constexpr u64 reserved_top = 2u << 20;  // GSP's share at the top of VRAM

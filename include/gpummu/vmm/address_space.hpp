@@ -144,13 +144,9 @@ public:
             size = *sum;
         }
         if (size == 0) return failure(Error::invalid_argument);
-        RangeRequest request;
-        request.size = size;
-        request.alignment =
-            placement.alignment != 0 ? placement.alignment : natural_alignment(segments, size);
-        request.window_begin = placement.window_begin;
-        request.window_end = placement.window_end;
-        request.top_down = placement.top_down;
+        const RangeRequest request = range_request(
+            size, placement,
+            placement.alignment != 0 ? placement.alignment : natural_alignment(segments, size));
         auto slot = take_slot();
         if (!slot) return failure(slot.error());
         auto range = ranges_->allocate(request);
@@ -200,12 +196,8 @@ public:
     [[nodiscard]] Result<Mapping> reserve_sparse(u64 size, Placement placement = {}) noexcept
     {
         GPUMMU_TRY(ready());
-        RangeRequest request;
-        request.size = size;
-        request.alignment = placement.alignment != 0 ? placement.alignment : 4096;
-        request.window_begin = placement.window_begin;
-        request.window_end = placement.window_end;
-        request.top_down = placement.top_down;
+        const RangeRequest request =
+            range_request(size, placement, placement.alignment != 0 ? placement.alignment : 4096);
         auto slot = take_slot();
         if (!slot) return failure(slot.error());
         auto range = ranges_->allocate(request);
@@ -340,6 +332,18 @@ private:
         while (alignment > 4096 && (alignment > size || (pa & (alignment - 1)) != 0))
             alignment >>= 1;
         return alignment;
+    }
+
+    [[nodiscard]] static RangeRequest range_request(u64 size, const Placement &placement,
+                                                    u64 alignment) noexcept
+    {
+        RangeRequest request;
+        request.size = size;
+        request.alignment = alignment;
+        request.window_begin = placement.window_begin;
+        request.window_end = placement.window_end;
+        request.top_down = placement.top_down;
+        return request;
     }
 
     [[nodiscard]] Result<u32> take_slot() noexcept
