@@ -38,7 +38,7 @@ double memset_seconds(std::size_t bytes)
 void pramin_bulk_write(benchmark::State &state)
 {
     std::vector<u64> vram((64 * mib) / 8, 0);
-    auto gpu = sim::Gpu::create(sim::ga102, vram).value();
+    auto gpu = sim::Gpu::create(state.range(0) == 2 ? sim::ga102 : sim::gh100, vram).value();
     auto pramin = Pramin<sim::Gpu::Bar0>::create(gpu.bar0(), gpu.record().window,
                                                  VramAddress{gpu.vram_bytes()})
                       .value();
@@ -88,7 +88,8 @@ void bar1_map_release_64m(benchmark::State &state)
         static_cast<double>(mm.pramin().moves() - moves) / cycles;
 }
 
-BENCHMARK(pramin_bulk_write)->Unit(benchmark::kMicrosecond);
+// Argument: the MMU version of the simulated chip (2: GA102, 3: GH100).
+BENCHMARK(pramin_bulk_write)->Arg(2)->Arg(3)->Unit(benchmark::kMicrosecond);
 BENCHMARK(bar1_map_release_64m)->Arg(2)->Arg(3)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

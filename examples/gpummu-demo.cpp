@@ -82,7 +82,8 @@ void run_chip(const sim::ChipModel &chip, u64 vram_bytes, u64 buffer_bytes)
         return;
     }
     auto gpu = std::make_unique<sim::Gpu>(std::move(*made));
-    auto layout = FbLayout::from_records(gpu->fb_regions(), gpu->bar1_pdb());
+    const sim::GspStaticInfo info = gpu->gsp_static_info();  // as GSP reports it
+    auto layout = FbLayout::from_records(info.fb_regions, VramAddress{info.bar1_pde_base});
     check(layout.has_value(), "GSP's FB layout is well formed");
     if (!layout) return;
 

@@ -71,6 +71,14 @@ struct CompletedInvalidate {
     u32 control = 0;
 };
 
+// What GSP firmware's static-info record tells a driver about memory (the part gpummu
+// needs): the FB region records and the BAR1 page directory it built.
+struct GspStaticInfo {
+    std::span<const FbRegionRecord> fb_regions;
+    u64 bar1_pde_base = 0;
+    u64 bar1_bytes = 0;
+};
+
 class Gpu {
 public:
     static constexpr std::size_t log_capacity = 512;
@@ -177,7 +185,11 @@ public:
 
     [[nodiscard]] Bar0 &bar0() noexcept { return bar0_; }
     [[nodiscard]] Bar1 &bar1() noexcept { return bar1_; }
-    // GSP static info: the FB region records and the BAR1 root it built.
+    [[nodiscard]] GspStaticInfo gsp_static_info() const noexcept
+    {
+        return GspStaticInfo{regions_, bar1_pdb_, bar1_bytes_};
+    }
+    // The same, piece by piece: the FB region records and the BAR1 root it built.
     [[nodiscard]] std::span<const FbRegionRecord> fb_regions() const noexcept { return regions_; }
     [[nodiscard]] VramAddress bar1_pdb() const noexcept { return VramAddress{bar1_pdb_}; }
     [[nodiscard]] u64 bar1_bytes() const noexcept { return bar1_bytes_; }
