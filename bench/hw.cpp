@@ -13,7 +13,7 @@
 
 #include "gpummu/hw/gpu_mm.hpp"
 #include "gpummu/sim/gpu.hpp"
-#include "support/sim_fixture_bench.hpp"
+#include "support/sim_rig.hpp"
 
 using namespace gpummu;
 
@@ -65,7 +65,11 @@ void pramin_bulk_write(benchmark::State &state)
 
 void bar1_map_release_64m(benchmark::State &state)
 {
-    testing::SimGpuBenchRig rig(state.range(0) == 2 ? sim::ga102 : sim::gh100);
+    testing::SimGpuRigStorage rig(state.range(0) == 2 ? sim::ga102 : sim::gh100);
+    if (!rig.ready) {
+        state.SkipWithError("simulated GPU not built");
+        return;
+    }
     auto &mm = *rig.mm;
     std::vector<BuddyBlock> blocks(64);
     auto allocation = mm.buddy().allocate(64 * mib, {}, blocks);

@@ -10,7 +10,10 @@ struct AllocateOnly {
         return gpummu::failure(gpummu::Error::out_of_memory);
     }
 #ifdef GPUMMU_COMPILE_FAIL_CONTROL
-    gpummu::Result<void> free_table(gpummu::TablePage, bool) { return gpummu::success(); }
+    gpummu::Result<void> free_table(gpummu::TablePage, bool)
+    {
+        return gpummu::success();
+    }
 #endif
 };
 

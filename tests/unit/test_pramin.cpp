@@ -79,7 +79,7 @@ TEST_CASE("bulk writes of N bytes move the window at most ceil(N / 1 MiB) + 1 ti
 {
     SimRig rig(sim::gh100, 32 * mib);
     auto pramin = rig.window();
-    std::vector<u64> words(((5 * mib) + 4096) / 8);
+    std::vector<u64> words(((3 * mib) + 4096) / 8);
     for (std::size_t i = 0; i < words.size(); ++i) words[i] = i * 0x9E3779B97F4A7C15ull;
     for (u64 start : {u64{0x3000}, u64{7 * mib + 0x18}, u64{mib}, u64{20 * mib - 8}}) {
         const u64 before = pramin.moves();

@@ -147,21 +147,17 @@ public:
         const RangeRequest request = range_request(
             size, placement,
             placement.alignment != 0 ? placement.alignment : natural_alignment(segments, size));
-        auto slot = take_slot();
-        if (!slot) return failure(slot.error());
-        auto range = ranges_->allocate(request);
-        if (!range) {
-            give_back_slot(*slot);
-            return failure(range.error());
-        }
+        auto claim = claim_range(request);
+        if (!claim) return failure(claim.error());
         auto batch =
-            table_->map(*range, segments, attributes, {.page_sizes = placement.page_sizes});
+            table_->map(claim->range, segments, attributes, {.page_sizes = placement.page_sizes});
         if (!batch) {
-            (void)ranges_->free(*range);
-            give_back_slot(*slot);
+            (void)ranges_->free(claim->range);
+            give_back_slot(claim->slot);
             return failure(batch.error());
         }
-        return finish_mapping(*slot, *range, MappingRecord::Kind::mapping, no_slot, *batch);
+        return finish_mapping(claim->slot, claim->range, MappingRecord::Kind::mapping, no_slot,
+                              *batch);
     }
 
     [[nodiscard]] Result<Mapping> map_fixed(VirtualRange range,
@@ -198,14 +194,9 @@ public:
         GPUMMU_TRY(ready());
         const RangeRequest request =
             range_request(size, placement, placement.alignment != 0 ? placement.alignment : 4096);
-        auto slot = take_slot();
-        if (!slot) return failure(slot.error());
-        auto range = ranges_->allocate(request);
-        if (!range) {
-            give_back_slot(*slot);
-            return failure(range.error());
-        }
-        return finish_sparse(*slot, *range);
+        auto claim = claim_range(request);
+        if (!claim) return failure(claim.error());
+        return finish_sparse(claim->slot, claim->range);
     }
 
     [[nodiscard]] Result<Mapping> reserve_sparse_fixed(VirtualRange range) noexcept
@@ -344,6 +335,23 @@ private:
         request.window_end = placement.window_end;
         request.top_down = placement.top_down;
         return request;
+    }
+
+    // A handle slot and a VA range for `request`, or neither.
+    struct Claim {
+        u32 slot;
+        VirtualRange range;
+    };
+    [[nodiscard]] Result<Claim> claim_range(const RangeRequest &request) noexcept
+    {
+        auto slot = take_slot();
+        if (!slot) return failure(slot.error());
+        auto range = ranges_->allocate(request);
+        if (!range) {
+            give_back_slot(*slot);
+            return failure(range.error());
+        }
+        return Claim{*slot, *range};
     }
 
     [[nodiscard]] Result<u32> take_slot() noexcept
