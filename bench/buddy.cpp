@@ -3,9 +3,12 @@
 //   B2   random power-of-two sizes 4 KiB..2 MiB at ~50% occupancy, 1M operations (ns/op),
 //        counting requests that failed although enough free space existed
 //   B2s  the same with mostly small sizes (~400k live blocks)
-//   B3   after B2, one contiguous 256 MiB allocation (ns)
+//   B3   after B2, one contiguous 256 MiB allocation and its free, repeated (ns per pair)
 //   B3x  16 GiB of 64 KiB blocks, a random half freed, then a scattered 256 MiB request
 //        (ns per returned block)
+//   B4   the exact search: 1 GiB of 8 KiB blocks at 64 KiB alignment freed alternately
+//        cleared and dirty, then every 64 KiB slot allocated (half of them need cleared and
+//        dirty chunks merged on demand; ns per 64 KiB allocation)
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -175,15 +178,15 @@ void b3_contiguous_after_churn(benchmark::State &state)
     for (long i = 0; i < 1'000'000; ++i) churn.step(random, pick);
     BuddyBlock block;
     long failures = 0;
+    // Allocation and free are timed together: pausing the timer around the free would cost
+    // more than the operations themselves.
     for (auto _ : state) {
         auto allocation =
             churn.vram.buddy.allocate(256 * MiB, {.contiguous = true}, std::span(&block, 1));
-        state.PauseTiming();
         if (allocation)
-            (void)churn.vram.buddy.free(block);
+            benchmark::DoNotOptimize(churn.vram.buddy.free(block));
         else
             ++failures;
-        state.ResumeTiming();
     }
     state.counters["failures"] = static_cast<double>(failures);
 }
@@ -214,6 +217,36 @@ void b3x_scattered_from_fragments(benchmark::State &state)
     state.counters["blocks_per_request"] = static_cast<double>(returned);
 }
 BENCHMARK(b3x_scattered_from_fragments)->Iterations(200)->Unit(benchmark::kMicrosecond);
+
+void b4_mixed_clear_fragments(benchmark::State &state)
+{
+    constexpr u64 size = 1 * GiB, slots = size / (64 * KiB);
+    long failures = 0, cleared_merges = 0;
+    for (auto _ : state) {
+        state.PauseTiming();
+        VramRange region = VramRange::from_size(VramAddress{0}, size).value();
+        std::span<const VramRange> regions(&region, 1);
+        std::vector<u64> storage(BuddyAllocator::metadata_words(regions).value());
+        BuddyAllocator buddy = BuddyAllocator::create(regions, storage).value();
+        std::vector<BuddyBlock> blocks(slots);
+        for (BuddyBlock &block : blocks)
+            (void)buddy.allocate(8 * KiB, {.alignment = 64 * KiB}, std::span(&block, 1));
+        for (std::size_t i = 0; i < blocks.size(); ++i)
+            (void)buddy.free(blocks[i], i % 4 == 0 || i % 4 == 3);
+        u64 cleared_before = buddy.cleared_bytes();
+        state.ResumeTiming();
+        for (BuddyBlock &block : blocks)
+            if (!buddy.allocate(64 * KiB, {.min_block_size = 64 * KiB}, std::span(&block, 1)))
+                ++failures;
+        state.PauseTiming();
+        cleared_merges = static_cast<long>((cleared_before - buddy.cleared_bytes()) / (8 * KiB));
+        state.ResumeTiming();
+    }
+    state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(slots));
+    state.counters["failures"] = static_cast<double>(failures);
+    state.counters["merged_on_demand"] = static_cast<double>(cleared_merges);
+}
+BENCHMARK(b4_mixed_clear_fragments)->Iterations(5)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

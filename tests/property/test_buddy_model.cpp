@@ -1,7 +1,9 @@
 // The buddy allocator against a naive reference model: one state per chunk (outside,
-// free dirty, free cleared, allocated). Random allocate / free / trim / reserve sequences;
-// every result is checked against the model (placement, size, options, no overlap), every
-// refusal must be justified by the model, and the free / cleared totals must agree.
+// free dirty, free cleared, allocated). Random allocate / free (cleared or dirty) / trim /
+// reserve / reset_clear / block_at sequences; every result is checked against the model
+// (placement, size, options, no overlap, the `cleared` flag of every block), and every
+// refusal must be justified: the model says no set of blocks meeting the options exists in
+// the free chunks, whatever their cleared state. The free / cleared totals must agree.
 //   - a long run (GPUMMU_BUDDY_OPERATIONS, default 2,000,000 operations);
 //   - a short run with the full invariant audit after every step.
 #include <doctest/doctest.h>
@@ -45,8 +47,14 @@ struct Model {
         return c < chunks.size() &&
                (chunks[c] == ChunkState::free_dirty || chunks[c] == ChunkState::free_clean);
     }
-    void take(const BuddyBlock &block)
+    // `fresh`: a block just handed out, whose `cleared` must say whether every chunk was.
+    void take(const BuddyBlock &block, bool fresh = true)
     {
+        bool all_clean = true;
+        for (u64 c = block.address.value() / chunk;
+             c < (block.address.value() + block.size) / chunk; ++c)
+            all_clean = all_clean && c < chunks.size() && chunks[c] == ChunkState::free_clean;
+        if (fresh) REQUIRE(block.cleared == all_clean);
         for (u64 c = block.address.value() / chunk;
              c < (block.address.value() + block.size) / chunk; ++c) {
             REQUIRE(is_free(c));  // never hand out memory twice
@@ -65,23 +73,71 @@ struct Model {
             if (cleared) ++clean_count;
         }
     }
-    // Is there an aligned run of 2^order free chunks of one kind in one region?
-    bool has_uniform_aligned_run(unsigned order, const std::vector<VramRange> &regions) const
+    void reset_clear(bool cleared)
     {
-        u64 run = u64{1} << order;
+        for (ChunkState &state : chunks)
+            if (state == ChunkState::free_dirty || state == ChunkState::free_clean)
+                state = cleared ? ChunkState::free_clean : ChunkState::free_dirty;
+        clean_count = cleared ? free_count : 0;
+    }
+    // run[c]: free chunks from c on inside c's region (one backward pass).
+    void free_runs(const std::vector<VramRange> &regions, std::vector<u64> &run) const
+    {
+        run.assign(chunks.size() + 1, 0);
         for (const VramRange &region : regions) {
-            u64 first = (region.begin().value() / chunk + run - 1) / run * run;
-            for (u64 c = first; c + run <= region.end().value() / chunk; c += run) {
-                ChunkState kind = chunks[c];
-                if (kind != ChunkState::free_dirty && kind != ChunkState::free_clean) continue;
-                bool uniform = true;
-                for (u64 i = 1; i < run && uniform; ++i) uniform = chunks[c + i] == kind;
-                if (uniform) return true;
-            }
+            u64 first = region.begin().value() / chunk, last = region.end().value() / chunk;
+            for (u64 c = last; c-- > first;)
+                run[c] = is_free(c) ? (c + 1 < last ? run[c + 1] : 0) + 1 : 0;
         }
-        return false;
     }
 };
+
+// What a request may expect, stated on chunks (sizes in chunks, window [begin, end)):
+//   contiguous: some start s, a multiple of max(M, A), with [s, s + size) free, inside one
+//     region and the window;
+//   scattered: blocks of powers of two >= M, each at a multiple of S = max(M, A) (and of its
+//     own size), free, inside one region and the window, summing to the size. Blocks of S or
+//     more tile whole S-slots, so what a slot at x can give is any power of two up to its cap
+//     min(S, free chunks from x) rounded down; whether caps can sum to the size is decided by
+//     the largest-caps-first greedy, which brute_force_agrees() checks on small cases.
+bool greedy_sums(std::vector<u64> caps, u64 size)
+{
+    std::sort(caps.rbegin(), caps.rend());
+    for (u64 cap : caps) {
+        if (size == 0) break;
+        size -= std::bit_floor(std::min(cap, size));
+    }
+    return size == 0;
+}
+bool brute_force_sums(const std::vector<u64> &caps, std::size_t i, u64 size)
+{
+    if (size == 0) return true;
+    if (i == caps.size()) return false;
+    if (brute_force_sums(caps, i + 1, size)) return true;
+    for (u64 piece = 1; piece <= caps[i] && piece <= size; piece *= 2)
+        if (brute_force_sums(caps, i + 1, size - piece)) return true;
+    return false;
+}
+
+bool placement_exists(const std::vector<u64> &run, u64 size, u64 min_block, u64 alignment,
+                      bool contiguous, u64 begin, u64 end)
+{
+    end = std::min<u64>(end, run.size() - 1);
+    auto free_length = [&](u64 x) { return std::min(run[x], end - x); };
+    if (contiguous) {
+        u64 step = std::max(min_block, alignment);
+        for (u64 s = (begin + step - 1) / step * step; s < end; s += step)
+            if (free_length(s) >= size) return true;
+        return false;
+    }
+    u64 slot = std::max(min_block, alignment);
+    std::vector<u64> caps;  // in units of the minimum block
+    for (u64 x = (begin + slot - 1) / slot * slot; x < end; x += slot) {
+        u64 length = std::min(free_length(x), slot);
+        if (length >= min_block) caps.push_back(std::bit_floor(length) / min_block);
+    }
+    return greedy_sums(caps, size / min_block);
+}
 
 struct Live {
     std::vector<BuddyBlock> blocks;
@@ -109,6 +165,7 @@ void run(u64 seed, long operations, bool audit_every_step)
     Model model(regions);
     std::vector<Live> live;
     std::vector<BuddyBlock> out(4096);
+    std::vector<u64> runs;
     long allocations = 0, refusals = 0;
 
     for (long step = 0; step < operations; ++step) {
@@ -129,11 +186,18 @@ void run(u64 seed, long operations, bool audit_every_step)
                 options.window_end = VramAddress{begin + (1 + random.below(4096)) * chunk};
             }
             u64 free_before = model.free_count;
+            u64 min_block = std::max(options.min_block_size, chunk);
+            u64 expected = (size + min_block - 1) / min_block * min_block;
+            u64 window_begin = windowed ? options.window_begin.value() / chunk : 0;
+            u64 window_end = windowed ? options.window_end.value() / chunk : model.chunks.size();
+            model.free_runs(regions, runs);
+            bool exists = placement_exists(runs, expected / chunk, min_block / chunk,
+                                           std::max(options.alignment, chunk) / chunk,
+                                           options.contiguous, window_begin, window_end);
             auto allocation = fixture.buddy.allocate(size, options, out);
             if (allocation) {
                 ++allocations;
-                u64 min_block = std::max(options.min_block_size, chunk);
-                u64 expected = (size + min_block - 1) / min_block * min_block;
+                REQUIRE(exists);
                 u64 total = 0;
                 for (const BuddyBlock &block : allocation->blocks) {
                     REQUIRE(std::has_single_bit(block.size));
@@ -164,16 +228,15 @@ void run(u64 seed, long operations, bool audit_every_step)
                 REQUIRE(model.free_count == free_before);
                 Error error = allocation.error();
                 REQUIRE((error == Error::out_of_memory || error == Error::out_of_range));
-                // A plain request (no window, no alignment, no minimum) may fail only when
-                // the model says it must: scattered needs enough free chunks; a power-of-two
-                // contiguous one needs an aligned free run of one kind.
-                bool plain = !windowed && options.alignment == 0 && options.min_block_size == 0;
-                if (plain && !options.contiguous) REQUIRE(model.free_count * chunk < size);
-                if (plain && options.contiguous && std::has_single_bit(size))
-                    REQUIRE_FALSE(model.has_uniform_aligned_run(
-                        static_cast<unsigned>(std::countr_zero(size / chunk)), regions));
+                // A refusal only when no placement exists, whatever the cleared state.
+                CAPTURE(size);
+                CAPTURE(options.contiguous);
+                CAPTURE(options.alignment);
+                CAPTURE(options.min_block_size);
+                CAPTURE(windowed);
+                REQUIRE_FALSE(exists);
             }
-        } else if (op < 85) {
+        } else if (op < 84) {
             std::size_t pick = static_cast<std::size_t>(random.below(live.size()));
             bool cleared = random.below(3) == 0;
             REQUIRE(fixture.buddy.free(live[pick].blocks, cleared));
@@ -196,12 +259,12 @@ void run(u64 seed, long operations, bool audit_every_step)
             for (const BuddyBlock &block : blocks) model.give(block, false);
             u64 total = 0;
             for (const BuddyBlock &block : room) {
-                model.take(block);
+                model.take(block, false);  // kept blocks keep the flag they were given
                 total += block.size;
             }
             REQUIRE(total == new_size);
             blocks = room;
-        } else {
+        } else if (op < 98) {
             u64 begin = random.below(model.chunks.size());
             u64 length = 1 + random.below(64);
             auto range = range_of(begin * chunk, length * chunk);
@@ -219,6 +282,27 @@ void run(u64 seed, long operations, bool audit_every_step)
                 REQUIRE(reserved.error() ==
                         (inside_one_region ? Error::overlap : Error::out_of_range));
             }
+        } else if (op < 99) {
+            bool cleared = random.coin();
+            fixture.buddy.reset_clear(cleared);
+            model.reset_clear(cleared);
+        } else {
+            // block_at names the live block holding a random chunk, or says it is free.
+            u64 c = random.below(model.chunks.size());
+            auto found = fixture.buddy.block_at(VramAddress{c * chunk});
+            if (model.chunks[c] == ChunkState::outside) {
+                REQUIRE(found.error() == Error::out_of_range);
+            } else if (model.chunks[c] != ChunkState::allocated) {
+                REQUIRE(found.error() == Error::not_allocated);
+            } else {
+                REQUIRE(found);
+                bool listed = false;
+                for (const Live &allocation : live)
+                    for (const BuddyBlock &block : allocation.blocks)
+                        listed = listed ||
+                                 (block.address == found->address && block.size == found->size);
+                REQUIRE(listed);
+            }
         }
         REQUIRE(fixture.buddy.free_bytes() == model.free_count * chunk);
         REQUIRE(fixture.buddy.stats().cleared_bytes == model.clean_count * chunk);
@@ -233,6 +317,18 @@ void run(u64 seed, long operations, bool audit_every_step)
 }
 
 }  // namespace
+
+TEST_CASE("the model's greedy over slot caps agrees with brute force")
+{
+    Random random(77);
+    for (int trial = 0; trial < 20000; ++trial) {
+        std::vector<u64> caps(1 + random.below(5));
+        for (u64 &cap : caps) cap = u64{1} << random.below(5);
+        u64 size = 1 + random.below(40);
+        CAPTURE(size);
+        REQUIRE(greedy_sums(caps, size) == brute_force_sums(caps, 0, size));
+    }
+}
 
 TEST_CASE("buddy vs reference model, audited after every step")
 {

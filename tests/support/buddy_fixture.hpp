@@ -25,6 +25,24 @@ struct BuddyFixture {
     }
 };
 
+// A snapshot that changes whenever any observable state changes: every node state and
+// counter (the fingerprint) plus the statistics.
+struct Snapshot {
+    BuddyStats stats;
+    u64 fingerprint;
+    bool operator==(const Snapshot &other) const
+    {
+        return stats.free_bytes == other.stats.free_bytes &&
+               stats.cleared_bytes == other.stats.cleared_bytes &&
+               stats.free_bytes_per_order == other.stats.free_bytes_per_order &&
+               fingerprint == other.fingerprint;
+    }
+};
+inline Snapshot snapshot(const BuddyFixture &fixture)
+{
+    return Snapshot{fixture.buddy.stats(), fixture.buddy.fingerprint()};
+}
+
 inline VramRange range_of(u64 begin, u64 size)
 {
     return VramRange::from_size(VramAddress{begin}, size).value();

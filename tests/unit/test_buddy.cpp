@@ -12,6 +12,8 @@
 using namespace gpummu;
 using testing::BuddyFixture;
 using testing::range_of;
+using testing::Snapshot;
+using testing::snapshot;
 
 namespace {
 constexpr u64 KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
@@ -23,23 +25,6 @@ u64 sum(std::span<const BuddyBlock> blocks)
     return total;
 }
 
-// A snapshot that changes whenever any observable state changes: every node state and
-// counter (the fingerprint) plus the statistics.
-struct Snapshot {
-    BuddyStats stats;
-    u64 fingerprint;
-    bool operator==(const Snapshot &other) const
-    {
-        return stats.free_bytes == other.stats.free_bytes &&
-               stats.cleared_bytes == other.stats.cleared_bytes &&
-               stats.free_bytes_per_order == other.stats.free_bytes_per_order &&
-               fingerprint == other.fingerprint;
-    }
-};
-Snapshot snapshot(const BuddyFixture &fixture)
-{
-    return Snapshot{fixture.buddy.stats(), fixture.buddy.fingerprint()};
-}
 // Takes `count` single 4 KiB chunks one request at a time (sequential, so buddies).
 std::vector<BuddyBlock> take_chunks(BuddyFixture &fixture, std::size_t count)
 {
@@ -455,7 +440,190 @@ TEST_CASE("the fingerprint sees every change of a block's state")
     CHECK(cleared != one);
     std::array<BuddyBlock, 1> again{};
     REQUIRE(fixture.buddy.allocate(4 * KiB, {.prefer_cleared = true}, again));
-    CHECK(again[0] == taken[0]);
+    CHECK(again[0].address == taken[0].address);
+    CHECK(again[0].cleared);  // handed out as known zero
     REQUIRE(fixture.buddy.free(again[0], false));
     CHECK(fixture.buddy.fingerprint() == empty);  // dirty again: identical to the start
+}
+
+// ---- no false refusals: one regression per case a user hit ------------------------------
+
+TEST_CASE("regression: 4 KiB pages freed alternately cleared and dirty still merge on demand")
+{
+    // Smallest case: two buddies of different kinds make one 8 KiB block.
+    auto pair = BuddyFixture::make({range_of(0, 8 * KiB)});
+    auto pages = take_chunks(pair, 2);
+    REQUIRE(pair.buddy.free(pages[0], true));
+    REQUIRE(pair.buddy.free(pages[1], false));
+    std::array<BuddyBlock, 2> out{};
+    auto merged = pair.buddy.allocate(8 * KiB, {.contiguous = true}, out);
+    REQUIRE(merged);
+    REQUIRE(merged->blocks.size() == 1);
+    CHECK(merged->blocks[0] == BuddyBlock{VramAddress{0}, 8 * KiB, false});  // dirty: mixed
+    CHECK(pair.buddy.cleared_bytes() == 0);
+    CHECK(pair.buddy.check_invariants());
+
+    // 16 MiB, every page free, alternately cleared and dirty: every order is available.
+    auto fixture = BuddyFixture::make({range_of(0, 16 * MiB)});
+    auto all = take_chunks(fixture, 4096);
+    for (std::size_t i = 0; i < all.size(); ++i) REQUIRE(fixture.buddy.free(all[i], i % 2 == 0));
+    CHECK(fixture.buddy.cleared_bytes() == 8 * MiB);
+    for (u64 size = 8 * KiB; size <= 16 * MiB; size *= 2) {
+        CAPTURE(size);
+        auto block = fixture.buddy.allocate(size, {.min_block_size = size}, out);
+        REQUIRE(block);
+        CHECK(block->blocks.size() == 1);
+        // Cleared bytes are accounted exactly: the merged block took half cleared pages.
+        CHECK(fixture.buddy.cleared_bytes() == 8 * MiB - size / 2);
+        REQUIRE(fixture.buddy.free(block->blocks, false));
+        fixture.buddy.reset_clear(false);
+        REQUIRE(fixture.buddy.free_bytes() == 16 * MiB);
+        // Make the mix again for the next order.
+        auto again = take_chunks(fixture, 4096);
+        for (std::size_t i = 0; i < again.size(); ++i)
+            REQUIRE(fixture.buddy.free(again[i], i % 2 == 0));
+    }
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("regression: contiguous sizes that are not powers of two use any long-enough run")
+{
+    std::array<BuddyBlock, 8> out{};
+    auto twelve = BuddyFixture::make({range_of(0, 12 * KiB)});
+    auto all = twelve.buddy.allocate(12 * KiB, {.contiguous = true}, out);
+    REQUIRE(all);
+    CHECK(sum(all->blocks) == 12 * KiB);
+
+    // Pages 1..6 of 8 free: 12 KiB contiguous fits at page 1 (or 2, 3, 4).
+    auto eight = BuddyFixture::make({range_of(0, 32 * KiB)});
+    auto pages = take_chunks(eight, 8);
+    for (std::size_t i = 1; i <= 6; ++i) REQUIRE(eight.buddy.free(pages[i]));
+    auto run = eight.buddy.allocate(12 * KiB, {.contiguous = true}, out);
+    REQUIRE(run);
+    CHECK(run->blocks[0].address == VramAddress{4 * KiB});  // the lowest run
+    auto top = eight.buddy.allocate(12 * KiB, {.top_down = true, .contiguous = true}, out);
+    REQUIRE(top);
+    CHECK(top->blocks[0].address == VramAddress{16 * KiB});  // pages 4..6, the rest
+    Snapshot full = snapshot(eight);
+    CHECK(eight.buddy.allocate(4 * KiB, {.contiguous = true}, out).error() == Error::out_of_memory);
+    CHECK(snapshot(eight) == full);
+    CHECK(eight.buddy.check_invariants());
+
+    // 10 GiB, completely free: 9 GiB contiguous is 8 GiB + 1 GiB.
+    auto ten = BuddyFixture::make({range_of(0, 10 * GiB)});
+    auto nine = ten.buddy.allocate(9 * GiB, {.contiguous = true}, out);
+    REQUIRE(nine);
+    CHECK(nine->blocks.size() == 2);
+    CHECK(nine->blocks[0] == BuddyBlock{VramAddress{0}, 8 * GiB, false});
+    CHECK(nine->blocks[1] == BuddyBlock{VramAddress{8 * GiB}, 1 * GiB, false});
+}
+
+TEST_CASE("regression: aligned searches are exact, bottom-up and top-down")
+{
+    for (bool top_down : {false, true}) {
+        CAPTURE(top_down);
+        auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
+        auto pages = take_chunks(fixture, 256);
+        for (std::size_t i = 1; i <= 129; i += 2) REQUIRE(fixture.buddy.free(pages[i]));
+        REQUIRE(fixture.buddy.free(pages[192]));
+        std::array<BuddyBlock, 1> out{};
+        auto aligned =
+            fixture.buddy.allocate(4 * KiB, {.alignment = 64 * KiB, .top_down = top_down}, out);
+        REQUIRE(aligned);
+        CHECK(out[0].address == VramAddress{192 * 4 * KiB});  // the only aligned free page
+        Snapshot before = snapshot(fixture);
+        CHECK(fixture.buddy.allocate(4 * KiB, {.alignment = 64 * KiB, .top_down = top_down}, out)
+                  .error() == Error::out_of_memory);
+        CHECK(snapshot(fixture) == before);
+        CHECK(fixture.buddy.check_invariants());
+    }
+}
+
+TEST_CASE("regression: scattered requests aligned beyond their minimum block are exact")
+{
+    // Free: [0, 16 KiB) and [64 KiB, 68 KiB). 20 KiB in blocks aligned to 64 KiB: one block
+    // of 16 KiB at 0 and one of 4 KiB at 64 KiB; 24 KiB has no answer.
+    auto fixture = BuddyFixture::make({range_of(0, 128 * KiB)});
+    auto pages = take_chunks(fixture, 32);
+    for (std::size_t i : {0u, 1u, 2u, 3u, 16u}) REQUIRE(fixture.buddy.free(pages[i], i == 1));
+    std::array<BuddyBlock, 4> out{};
+    Snapshot before = snapshot(fixture);
+    CHECK(fixture.buddy.allocate(24 * KiB, {.alignment = 64 * KiB}, out).error() ==
+          Error::out_of_memory);
+    CHECK(snapshot(fixture) == before);
+    auto twenty = fixture.buddy.allocate(20 * KiB, {.alignment = 64 * KiB}, out);
+    REQUIRE(twenty);
+    CHECK(twenty->blocks.size() == 2);
+    CHECK(sum(twenty->blocks) == 20 * KiB);
+    for (const BuddyBlock &block : twenty->blocks) {
+        CHECK(block.address.is_aligned_to(64 * KiB));
+        CHECK_FALSE(block.cleared);  // page 1 was cleared, the rest dirty
+    }
+    CHECK(fixture.buddy.free_bytes() == 0);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("reset_clear turns all free memory cleared or dirty and merges it")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
+    BuddyStats initial = fixture.buddy.stats();
+    auto pages = take_chunks(fixture, 256);
+    std::vector<BuddyBlock> kept;
+    for (std::size_t i = 0; i < pages.size(); ++i) {
+        if (i == 100)
+            kept.push_back(pages[i]);
+        else
+            REQUIRE(fixture.buddy.free(pages[i], i % 3 == 0));
+    }
+    fixture.buddy.reset_clear(true);
+    CHECK(fixture.buddy.cleared_bytes() == 1 * MiB - 4 * KiB);
+    CHECK(fixture.buddy.stats().largest_free_block == 512 * KiB);  // [512 KiB, 1 MiB)
+    std::array<BuddyBlock, 1> out{};
+    auto cleared = fixture.buddy.allocate(256 * KiB, {.min_block_size = 256 * KiB}, out);
+    REQUIRE(cleared);
+    CHECK(out[0].cleared);
+    REQUIRE(fixture.buddy.free(out[0], true));
+    fixture.buddy.reset_clear(false);
+    CHECK(fixture.buddy.cleared_bytes() == 0);
+    REQUIRE(fixture.buddy.free(kept));
+    CHECK(fixture.buddy.stats().free_bytes_per_order == initial.free_bytes_per_order);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("block_at finds the allocated block holding an address")
+{
+    auto fixture = BuddyFixture::make({range_of(1 * MiB, 1 * MiB), range_of(4 * MiB, 1 * MiB)});
+    std::array<BuddyBlock, 1> out{};
+    REQUIRE(fixture.buddy.allocate(64 * KiB, {.contiguous = true}, out));
+    BuddyBlock block = out[0];
+    auto found = fixture.buddy.block_at(block.address + 12345);
+    REQUIRE(found);
+    CHECK(found->address == block.address);
+    CHECK(found->size == block.size);
+    CHECK(fixture.buddy.block_at(block.address + block.size).error() == Error::not_allocated);
+    CHECK(fixture.buddy.block_at(VramAddress{3 * MiB}).error() == Error::out_of_range);  // gap
+    CHECK(fixture.buddy.block_at(VramAddress{~u64{0}}).error() == Error::out_of_range);
+    REQUIRE(fixture.buddy.free(block));
+    CHECK(fixture.buddy.block_at(block.address).error() == Error::not_allocated);
+}
+
+TEST_CASE("blocks say whether they were handed out cleared")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
+    std::array<BuddyBlock, 8> out{};
+    auto first = fixture.buddy.allocate(256 * KiB, {.contiguous = true}, out);
+    REQUIRE(first);
+    CHECK_FALSE(out[0].cleared);  // nothing is known to be zero at the start
+    REQUIRE(fixture.buddy.free(out[0], true));
+    auto again =
+        fixture.buddy.allocate(192 * KiB, {.contiguous = true, .prefer_cleared = true}, out);
+    REQUIRE(again);
+    for (const BuddyBlock &block : again->blocks) CHECK(block.cleared);
+    std::array<BuddyBlock, 4> reserved{};
+    auto firmware = fixture.buddy.reserve(range_of(192 * KiB, 128 * KiB), reserved);
+    REQUIRE(firmware);  // 64 KiB cleared + 64 KiB dirty: two blocks, told apart
+    REQUIRE(firmware->blocks.size() == 2);
+    CHECK(firmware->blocks[0].cleared);
+    CHECK_FALSE(firmware->blocks[1].cleared);
+    CHECK(fixture.buddy.check_invariants());
 }

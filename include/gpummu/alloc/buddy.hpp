@@ -5,13 +5,29 @@
 //     chunk-aligned, of any size) in power-of-two blocks of `chunk << order` bytes, every
 //     block aligned to its own size in physical addresses (so a 2 MiB block can back a
 //     2 MiB page).
-//   - allocate(size, options, out): one block (contiguous; a size that is not a power of
-//     two is met exactly, the rounded-up block's tail going straight back) or several
-//     (the default), with a minimum block size, an alignment larger than the size, an
-//     address window, bottom-up or top-down placement, and a preference for memory known
-//     to be zero. Blocks are written into a caller-supplied span: no heap.
-//   - free(blocks, cleared), trim(blocks, new size), reserve(exact range), stats().
+//   - allocate(size, options, out): one run of memory (contiguous) or several blocks (the
+//     default), with a minimum block size, an alignment larger than the size, an address
+//     window, bottom-up or top-down placement, and a preference for memory known to be
+//     zero. Blocks are written into a caller-supplied span: no heap. Each block says
+//     whether it was handed out cleared.
+//   - free(blocks, cleared), trim(blocks, new size), reserve(exact range), stats(),
+//     reset_clear(cleared) (all free memory becomes cleared or dirty), block_at(address).
 //   - check_invariants(): a full audit for tests and debug builds.
+//
+// No false refusals
+//   allocate() fails with out_of_memory only when no set of blocks meeting the options
+//   exists in the free chunks, whatever their cleared state:
+//     contiguous: no free run of the size inside one region and the window whose start is
+//       aligned to `alignment` (or the minimum block; a power-of-two size comes back as one
+//       naturally aligned block whenever such a block is free);
+//     scattered: no set of blocks, each a power of two >= the minimum block, aligned to its
+//       size and to `alignment`, free and inside one region and the window, summing to the
+//       size rounded up to the minimum block.
+//   The common case is a fast search over whole free blocks of one kind (O(log N)); when it
+//   fails, an exact search walks the free runs (see "the exact search" below for its bound)
+//   and collects blocks of both kinds on demand: a block made of cleared and dirty chunks
+//   is handed out dirty, and the cleared bytes drop by exactly the cleared chunks it took.
+//   Memory that is not free is never a placement; memory outside the regions never is.
 //
 // How (metadata is fixed, computed up front by metadata_words(), supplied by the caller)
 //   For every order k the tree level holds one 2-bit state per aligned 2^k-chunk node:
@@ -32,8 +48,14 @@
 // Invariants (check_invariants() proves them)
 //   - Every chunk of every region lies in exactly one block, free or allocated.
 //   - Two free buddies of the same kind never coexist: they merge. A cleared and a dirty
-//     buddy do not merge, so cleared memory never silently becomes "dirty". Blocks never
-//     merge across a region boundary.
+//     buddy do not merge by themselves, so cleared memory stays known as cleared until a
+//     request needs them together (then the allocated block is dirty). Blocks and
+//     contiguous runs never cross a region boundary: give adjacent memory as one region.
+//
+// Limits
+//   At most max_chunks (2^35) chunks from the first region's start to the last region's
+//   end (128 TiB of 4 KiB chunks, 2 PiB of 64 KiB chunks); a larger space is refused with
+//   space_too_large. At most 16 regions.
 //   - The counters, non-empty masks and summaries agree with the node states.
 //
 // What it does not do
@@ -56,7 +78,9 @@ namespace gpummu {
 
 struct BuddyBlock {
     VramAddress address{};
-    u64 size = 0;  // bytes, a power of two >= the chunk size
+    u64 size = 0;          // bytes, a power of two >= the chunk size
+    bool cleared = false;  // allocate/reserve: every byte was known to be zero when handed out
+                           // (free/trim ignore it; block_at cannot know it and says false)
     constexpr bool operator==(const BuddyBlock &) const noexcept = default;
 };
 
@@ -92,6 +116,10 @@ class BuddyAllocator {
 public:
     static constexpr std::size_t max_regions = 16;
     static constexpr unsigned max_orders = BuddyStats::max_orders;
+    // The most chunks from the first region's start to the last region's end: 2^35, so
+    // 128 TiB of 4 KiB chunks or 2 PiB of 64 KiB chunks (six summary levels of 64 bits over
+    // 32 nodes per word). A larger space is refused with space_too_large, never wrapped.
+    static constexpr u64 max_chunks = u64{1} << 35;
 
     // Words of metadata storage create() needs for these regions.
     [[nodiscard]] static Result<std::size_t> metadata_words(std::span<const VramRange> regions,
@@ -161,15 +189,22 @@ public:
             // One block: the common case, served by a direct descent of the summaries.
             unsigned order = static_cast<unsigned>(std::countr_zero(request.chunks));
             if (order < layout_.order_count) {
-                u64 start = take_whole_block(order, request.preferred, request.top_down);
+                Kind taken = dirty;
+                u64 start = take_whole_block(order, request.preferred, request.top_down, taken);
                 if (start != not_found) {
-                    out[0] = block_of(order, start >> order);
+                    out[0] = block_of(order, start >> order, taken == clean);
                     return BuddyAllocation{out.first(1), request.chunks << layout_.chunk_shift};
                 }
             }
         }
-        if (options.contiguous) return allocate_contiguous(request, out);
-        return allocate_scattered(request, out);
+        Result<BuddyAllocation> fast = options.contiguous ? allocate_contiguous(request, out)
+                                                          : allocate_scattered(request, out);
+        if (fast || fast.error() != Error::out_of_memory) return fast;
+        // The fast searches look only at whole free blocks of one kind and give up after a
+        // bounded number of misses; they left no trace. The exact search below looks at free
+        // chunks whatever their kind and refuses only when no placement exists.
+        return options.contiguous ? allocate_exact_run(request, out)
+                                  : allocate_exact_scattered(request, out);
     }
 
     // Frees blocks returned by allocate/reserve/trim. `cleared`: the caller zeroed them.
@@ -241,7 +276,8 @@ public:
         if (partial_chunks != 0) {
             Node node;
             (void)locate(straddling, node);
-            written += keep_prefix(node, partial_chunks, dirty, blocks.subspan(keep_whole));
+            written += keep_prefix(node, partial_chunks, dirty, straddling.cleared,
+                                   blocks.subspan(keep_whole));
         }
         return written;
     }
@@ -267,15 +303,42 @@ public:
             chunk += u64{1} << order;
         }
         if (pieces > out.size()) return failure(Error::invalid_argument);
-        std::size_t written = 0;
-        for (u64 chunk = first; chunk < end;) {
-            unsigned order = largest_order_at(chunk, end - chunk, layout_.order_count);
-            BuddyBlock block = block_of(order, chunk >> order);
-            (void)take_exact(block);
-            out[written++] = block;
-            chunk += u64{1} << order;
-        }
+        std::size_t written = collect(first, end, out);
         return BuddyAllocation{out.first(written), range.size()};
+    }
+
+    // Every free byte becomes cleared (`cleared`: a scrubber has zeroed all free memory) or
+    // dirty (after a suspend, or when nothing is known any more). Blocks that change kind
+    // merge with their buddies, so the free memory ends as its maximal aligned blocks.
+    // O(free blocks of the other kind x log N). Allocated blocks are not touched.
+    void reset_clear(bool cleared) noexcept
+    {
+        AuditOnExit audit{*this};
+        const Kind target = cleared ? clean : dirty;
+        const Kind other = cleared ? dirty : clean;
+        // Low orders first: a converted block merges upward into orders not yet visited,
+        // and never creates a block of the other kind.
+        for (unsigned order = 0; order < layout_.order_count; ++order) {
+            while (counts_[order][other] != 0) {
+                u64 index = find_extreme(order, other, false) + layout_.node_low[order];
+                remove_free(order, index, other, allocated);
+                release(order, index, target);
+            }
+        }
+    }
+
+    // The allocated block holding `address`. Errors: out_of_range (in no region),
+    // not_allocated (the chunk is free). The result's `cleared` is false: the allocator
+    // does not remember what a block was when handed out.
+    [[nodiscard]] Result<BuddyBlock> block_at(VramAddress address) const noexcept
+    {
+        u64 chunk = address.value() >> layout_.chunk_shift;
+        if (region_of(chunk, chunk + 1) < 0) return failure(Error::out_of_range);
+        Node node;
+        u64 value = none;
+        if (!block_holding(chunk, node, value) || value != allocated)
+            return failure(Error::not_allocated);
+        return block_of(node.order, node.index, false);
     }
 
     [[nodiscard]] BuddyStats stats() const noexcept
@@ -430,10 +493,10 @@ private:
             layout.total_chunks += layout.region_end[r] - layout.region_first[r];
             largest = std::max(largest, layout.region_end[r] - layout.region_first[r]);
         }
-        layout.order_count = static_cast<unsigned>(std::bit_width(largest));
-        if (layout.order_count > max_orders) return failure(Error::out_of_range);
         u64 hull_first = layout.region_first[0];
         u64 hull_last = layout.region_end[regions.size() - 1] - 1;
+        if (hull_last - hull_first >= max_chunks) return failure(Error::space_too_large);
+        layout.order_count = static_cast<unsigned>(std::bit_width(largest));
         std::size_t offset = 0;
         for (unsigned order = 0; order < layout.order_count; ++order) {
             layout.node_low[order] = hull_first >> order;
@@ -645,7 +708,7 @@ private:
 
     // A whole free block of 2^target chunks anywhere: best fit bottom-up (smallest order,
     // lowest block), or the highest block of any order top-down. Allocates it.
-    u64 take_whole_block(unsigned target, Kind preferred, bool top_down) noexcept
+    u64 take_whole_block(unsigned target, Kind preferred, bool top_down, Kind &taken) noexcept
     {
         for (Kind kind : {preferred, preferred == clean ? dirty : clean}) {
             u64 candidates = nonempty_[kind] & (~u64{0} << target);
@@ -667,7 +730,7 @@ private:
                     }
                 }
             }
-            split_to(source, target, best);
+            taken = split_to(source, target, best);
             return best;
         }
         return not_found;
@@ -791,10 +854,11 @@ private:
         return -1;
     }
 
-    [[nodiscard]] BuddyBlock block_of(unsigned order, u64 index) const noexcept
+    [[nodiscard]] BuddyBlock block_of(unsigned order, u64 index,
+                                      bool cleared = false) const noexcept
     {
         return BuddyBlock{VramAddress{(index << order) << layout_.chunk_shift},
-                          u64{1} << (order + layout_.chunk_shift)};
+                          u64{1} << (order + layout_.chunk_shift), cleared};
     }
 
     [[nodiscard]] Result<void> locate(const BuddyBlock &block, Node &node) const noexcept
@@ -844,40 +908,70 @@ private:
         return subtree_free(order - 1, 2 * index) && subtree_free(order - 1, 2 * index + 1);
     }
 
-    // Makes the (free) block exactly allocated, from a covering free block or by
-    // collecting a split subtree of free blocks. Used by reserve and by rollbacks.
+    // Makes the (free) block exactly allocated. Used by the rollback of free().
     Result<void> take_exact(const BuddyBlock &block) noexcept
     {
         Node node;
         GPUMMU_TRY(locate(block, node));
-        for (unsigned above = node.order; above < layout_.order_count; ++above) {
-            u64 index = node.index >> (above - node.order);
-            u64 value = state(above, index);
-            if (value == free_dirty || value == free_clean) {
-                split_to(Node{above, index}, node.order, node.index << node.order);
-                return success();
-            }
-            if (value == allocated) return failure(Error::overlap);
-        }
-        clear_subtree(node.order, node.index);
-        set_state(node.order, node.index, allocated);
+        if (!is_all_free(node.order, node.index)) return failure(Error::overlap);
+        (void)take_free(node.order, node.index);
         return success();
     }
-    void clear_subtree(unsigned order, u64 index) noexcept
+    // Makes node (order, index), every chunk of which is free, one allocated block: split
+    // out of a covering free block, or collected from the free blocks of a split subtree
+    // (cleared and dirty alike: the on-demand merge). Returns clean only if every chunk was.
+    Kind take_free(unsigned order, u64 index) noexcept
+    {
+        for (unsigned above = order; above < layout_.order_count; ++above) {
+            u64 covering = index >> (above - order);
+            u64 value = state(above, covering);
+            if (value == free_dirty || value == free_clean)
+                return split_to(Node{above, covering}, order, index << order);
+        }
+        bool all_clean = true;
+        clear_subtree(order, index, all_clean);
+        set_state(order, index, allocated);
+        return all_clean ? clean : dirty;
+    }
+    // Visits split nodes and free blocks only: O(free blocks under the node).
+    void clear_subtree(unsigned order, u64 index, bool &all_clean) noexcept
     {
         u64 value = state(order, index);
         if (value == free_dirty || value == free_clean) {
+            all_clean = all_clean && value == free_clean;
             remove_free(order, index, value == free_clean ? clean : dirty, none);
             return;
         }
         if (order == 0) return;
-        clear_subtree(order - 1, 2 * index);
-        clear_subtree(order - 1, 2 * index + 1);
+        clear_subtree(order - 1, 2 * index, all_clean);
+        clear_subtree(order - 1, 2 * index + 1, all_clean);
+    }
+    // Allocates exactly [first, end) (all free, inside one region) as its maximal aligned
+    // blocks, written to `out` (which has room: pieces_of()).
+    std::size_t collect(u64 first, u64 end, std::span<BuddyBlock> out) noexcept
+    {
+        std::size_t written = 0;
+        for (u64 chunk = first; chunk < end;) {
+            unsigned order = largest_order_at(chunk, end - chunk, layout_.order_count);
+            Kind kind = take_free(order, chunk >> order);
+            out[written++] = block_of(order, chunk >> order, kind == clean);
+            chunk += u64{1} << order;
+        }
+        return written;
+    }
+    [[nodiscard]] std::size_t pieces_of(u64 first, u64 end) const noexcept
+    {
+        std::size_t pieces = 0;
+        for (u64 chunk = first; chunk < end; ++pieces)
+            chunk += u64{1} << largest_order_at(chunk, end - chunk, layout_.order_count);
+        return pieces;
     }
 
     // Replaces allocated `node` by its first `keep` chunks (0 < keep < 2^order): frees the
-    // tail with `kind`, writes the kept blocks (at most popcount(keep)) to `out`.
-    std::size_t keep_prefix(Node node, u64 keep, Kind kind, std::span<BuddyBlock> out) noexcept
+    // tail with `kind`, writes the kept blocks (at most popcount(keep)) to `out`, each
+    // marked `cleared` as the node was.
+    std::size_t keep_prefix(Node node, u64 keep, Kind kind, bool cleared,
+                            std::span<BuddyBlock> out) noexcept
     {
         set_state(node.order, node.index, none);
         std::size_t written = 0;
@@ -887,7 +981,7 @@ private:
             u64 left = 2 * index, right = left + 1;
             if (keep >= half) {
                 set_state(order - 1, left, allocated);
-                out[written++] = block_of(order - 1, left);
+                out[written++] = block_of(order - 1, left, cleared);
                 keep -= half;
                 if (keep == 0) {
                     release_free_node(order - 1, right, kind);
@@ -977,19 +1071,19 @@ private:
         if (start == not_found) return failure(Error::out_of_memory);
         Kind taken = split_to(source, order, start);
         if (request.chunks == (u64{1} << order)) {
-            out[0] = block_of(order, start >> order);
+            out[0] = block_of(order, start >> order, taken == clean);
             return BuddyAllocation{out.first(1), request.chunks << layout_.chunk_shift};
         }
-        std::size_t written = keep_prefix(Node{order, start >> order}, request.chunks, taken, out);
+        std::size_t written =
+            keep_prefix(Node{order, start >> order}, request.chunks, taken, taken == clean, out);
         return BuddyAllocation{out.first(written), request.chunks << layout_.chunk_shift};
     }
 
     Result<BuddyAllocation> allocate_scattered(const Request &request,
                                                std::span<BuddyBlock> out) noexcept
     {
-        // While the request runs, bit 0 of each block's size (always zero: sizes are powers
-        // of two >= 4 KiB) remembers the kind it was taken from, so a rollback frees every
-        // block with its original kind and the merges rebuild exactly the previous state.
+        // Each block's `cleared` remembers the kind it was taken from, so a rollback frees
+        // every block with its original kind and the merges rebuild exactly the previous state.
         u64 remaining = request.chunks;
         std::size_t written = 0;
         unsigned order = std::min(static_cast<unsigned>(std::bit_width(remaining)) - 1u,
@@ -999,9 +1093,7 @@ private:
             Kind taken = dirty;
             u64 start = written < out.size() ? take_block(request, order, taken) : not_found;
             if (start != not_found) {
-                BuddyBlock block = block_of(order, start >> order);
-                block.size |= taken;
-                out[written++] = block;
+                out[written++] = block_of(order, start >> order, taken == clean);
                 remaining -= u64{1} << order;
                 continue;
             }
@@ -1012,15 +1104,323 @@ private:
             }
             Error error = written < out.size() ? Error::out_of_memory : Error::invalid_argument;
             for (std::size_t i = written; i-- > 0;) {
-                Kind kind = (out[i].size & 1u) != 0 ? clean : dirty;
-                out[i].size &= ~u64{1};
                 Node node;
                 (void)locate(out[i], node);
-                release(node.order, node.index, kind);
+                release(node.order, node.index, out[i].cleared ? clean : dirty);
             }
             return failure(error);
         }
-        for (std::size_t i = 0; i < written; ++i) out[i].size &= ~u64{1};
+        return BuddyAllocation{out.first(written), request.chunks << layout_.chunk_shift};
+    }
+
+    // ---- the exact search -----------------------------------------------------------------
+    // Used only after the fast searches failed. It walks free runs (maximal stretches of
+    // free chunks of any kind inside one region and the window) in address order, upward
+    // or downward, with two primitives: the nearest free block past a chunk (one summary
+    // descent per non-empty order and kind) and the block holding a chunk (one node load
+    // per order). Cost: O((free runs passed + free blocks read) x orders), every free run
+    // read at most once per request; a contiguous search stops growing a run as soon as it
+    // holds the placement. Nothing is written until a placement is known to exist.
+
+    // A free run: chunks [first, end), all free, inside one region and the window.
+    struct Run {
+        u64 first = 0;
+        u64 end = 0;
+    };
+
+    // The block holding `chunk` (the first order, from 0 up, whose node is not `none`) and
+    // its state; false where the chunk lies in no block (outside every region).
+    [[nodiscard]] bool block_holding(u64 chunk, Node &node, u64 &value) const noexcept
+    {
+        if (chunk < layout_.node_low[0] || chunk - layout_.node_low[0] >= layout_.node_count[0])
+            return false;
+        for (unsigned order = 0; order < layout_.order_count; ++order) {
+            value = state(order, chunk >> order);
+            if (value != none) {
+                node = Node{order, chunk >> order};
+                return true;
+            }
+        }
+        return false;
+    }
+    [[nodiscard]] bool free_at(u64 chunk, Node &node) const noexcept
+    {
+        u64 value = none;
+        return block_holding(chunk, node, value) && (value == free_dirty || value == free_clean);
+    }
+
+    // The lowest first chunk of a free block in [from, limit), or not_found.
+    [[nodiscard]] u64 next_free_block(u64 from, u64 limit) const noexcept
+    {
+        u64 best = limit;
+        for (Kind kind : {dirty, clean}) {
+            for (u64 orders = nonempty_[kind]; orders != 0; orders &= orders - 1) {
+                unsigned order = static_cast<unsigned>(std::countr_zero(orders));
+                u64 first_node =
+                    std::max((from + (u64{1} << order) - 1) >> order, layout_.node_low[order]);
+                if (best == 0) continue;
+                u64 last_node = (best - 1) >> order;  // blocks starting before `best`
+                if (first_node > last_node) continue;
+                u64 to = std::min(local(order, last_node), layout_.node_count[order] - 1);
+                u64 found = find_next(order, kind, 0, local(order, first_node), to);
+                if (found != not_found) best = (found + layout_.node_low[order]) << order;
+            }
+        }
+        return best < limit ? best : not_found;
+    }
+
+    // The highest end of a free block in (floor, to], or not_found.
+    [[nodiscard]] u64 previous_free_end(u64 to, u64 floor) const noexcept
+    {
+        u64 best = floor;
+        for (Kind kind : {dirty, clean}) {
+            for (u64 orders = nonempty_[kind]; orders != 0; orders &= orders - 1) {
+                unsigned order = static_cast<unsigned>(std::countr_zero(orders));
+                if ((to >> order) == 0) continue;
+                u64 last_node = (to >> order) - 1;  // blocks ending at or before `to`
+                u64 first_node = std::max(best >> order, layout_.node_low[order]);  // after best
+                if (last_node < first_node) continue;
+                u64 top = std::min(local(order, last_node), layout_.node_count[order] - 1);
+                u64 found = find_previous(order, kind, 0, local(order, first_node), top);
+                if (found != not_found) best = (found + layout_.node_low[order] + 1) << order;
+            }
+        }
+        return best > floor ? best : not_found;
+    }
+
+    // The lowest free run with a chunk in [from, window end), starting no lower than
+    // `from`; grown upward until it holds `length` chunks from its first `align`-aligned
+    // chunk, or cannot grow. False when there is none.
+    [[nodiscard]] bool next_run(const Request &request, u64 from, u64 align, u64 length,
+                                Run &run) const noexcept
+    {
+        if (from >= request.window_end) return false;
+        Node node;
+        u64 first = from;
+        if (!free_at(from, node)) {
+            first = next_free_block(from, request.window_end);
+            if (first == not_found) return false;
+            (void)free_at(first, node);
+        }
+        auto region = static_cast<std::size_t>(region_of(first, first + 1));
+        u64 limit = std::min(request.window_end, layout_.region_end[region]);
+        u64 wanted = (first + align - 1) / align * align + length;
+        u64 end = (node.index + 1) << node.order;
+        while (end < limit && end < wanted && free_at(end, node))
+            end = (node.index + 1) << node.order;
+        run = Run{first, std::min(end, limit)};
+        return true;
+    }
+
+    // The highest free run with a chunk in [window begin, to), ending no higher than `to`;
+    // grown downward until it holds an `align`-aligned start of `length` chunks.
+    [[nodiscard]] bool previous_run(const Request &request, u64 to, u64 align, u64 length,
+                                    Run &run) const noexcept
+    {
+        if (to <= request.window_first) return false;
+        Node node;
+        u64 end = to;
+        if (!free_at(to - 1, node)) {
+            end = previous_free_end(to, request.window_first);
+            if (end == not_found) return false;
+            (void)free_at(end - 1, node);
+        }
+        auto region = static_cast<std::size_t>(region_of(end - 1, end));
+        u64 floor = std::max(request.window_first, layout_.region_first[region]);
+        u64 wanted = end >= length ? align_down(end - length, align) : 0;
+        u64 first = node.index << node.order;
+        while (first > floor && first > wanted && free_at(first - 1, node))
+            first = node.index << node.order;
+        run = Run{std::max(first, floor), end};
+        return true;
+    }
+
+    // The lowest (top-down: highest) `align`-aligned start of `length` free chunks inside
+    // one region and the window, or not_found.
+    [[nodiscard]] u64 find_run(const Request &request, u64 length, u64 align) const noexcept
+    {
+        Run run;
+        if (!request.top_down) {
+            for (u64 from = request.window_first; next_run(request, from, align, length, run);
+                 from = run.end) {
+                u64 start = (run.first + align - 1) / align * align;
+                if (start < run.end && run.end - start >= length) return start;
+            }
+        } else {
+            for (u64 to = request.window_end; previous_run(request, to, align, length, run);
+                 to = run.first) {
+                if (run.end - run.first < length) continue;
+                u64 start = align_down(run.end - length, align);
+                if (start >= run.first) return start;
+            }
+        }
+        return not_found;
+    }
+
+    // A contiguous request: one free run of the size, its start aligned to the alignment
+    // (or the minimum block). If `out` cannot hold the blocks such a run splits into, the
+    // run is looked for again aligned to the size rounded up to a power of two, which
+    // splits into the fewest blocks (popcount of the size, checked by allocate_contiguous).
+    Result<BuddyAllocation> allocate_exact_run(const Request &request,
+                                               std::span<BuddyBlock> out) noexcept
+    {
+        const u64 length = request.chunks;
+        u64 align = u64{1} << std::max(request.min_order, request.align_order);
+        u64 start = find_run(request, length, align);
+        if (start == not_found) return failure(Error::out_of_memory);
+        if (pieces_of(start, start + length) > out.size()) {
+            align = std::max(align, std::bit_ceil(length));
+            start = find_run(request, length, align);
+            if (start == not_found) return failure(Error::invalid_argument);
+        }
+        std::size_t written = collect(start, start + length, out);
+        return BuddyAllocation{out.first(written), length << layout_.chunk_shift};
+    }
+
+    // A scattered request. Every block is a power of two >= the minimum block M and starts
+    // at a multiple of S = max(M, alignment). So free memory offers slots: each S-aligned
+    // chunk x that is free holds one block of at most min(S, free chunks from x), rounded
+    // down to a power of two (its cap), and runs of whole slots may hold larger blocks.
+    // Which caps can sum to exactly the request? Taking, from the largest cap down, the
+    // largest power of two <= min(cap, what is left) finds a sum whenever one exists (an
+    // exchange argument on powers of two; the model test checks it by brute force). The
+    // plan counts slots per cap, runs that greedy on the counts, then takes the pieces
+    // walking the runs again: full slots of one run as one range (its maximal blocks).
+    struct SlotPlan {
+        std::array<u64, max_orders> slots{};  // per level j: slots whose cap is M << j
+        std::array<u64, max_orders> full{};   // pieces of exactly M << j to take
+        std::array<u64, max_orders> tails{};  // smaller pieces to take in level-j slots
+        unsigned top = 0;                     // level of a whole slot: S = M << top
+    };
+
+    // Visits free runs in the request's direction while `visit` returns true. A run stops
+    // growing once it holds `length` chunks from its first `slot`-aligned chunk (whole slots
+    // enough for the request on their own); its rest is the next run. Both walks of a
+    // request pass the same length, so they see the same runs.
+    template <class Visit>
+    void for_each_run(const Request &request, u64 slot, u64 length, Visit &&visit) const noexcept
+    {
+        Run run;
+        if (!request.top_down) {
+            for (u64 from = request.window_first; next_run(request, from, slot, length, run);
+                 from = run.end)
+                if (!visit(run)) return;
+        } else {
+            for (u64 to = request.window_end; previous_run(request, to, slot, length, run);
+                 to = run.first)
+                if (!visit(run)) return;
+        }
+    }
+    // Greedy over the slot counts, largest caps first; true when the pieces sum to the
+    // request exactly (then plan.full and plan.tails say what to take).
+    static bool plan_pieces(SlotPlan &plan, u64 chunks, unsigned min_order) noexcept
+    {
+        u64 remaining = chunks;
+        for (unsigned level = plan.top + 1; level-- > 0;) {
+            u64 piece = u64{1} << (min_order + level);
+            plan.full[level] = std::min(plan.slots[level], remaining / piece);
+            plan.tails[level] = 0;
+            remaining -= plan.full[level] * piece;
+            for (u64 left = plan.slots[level] - plan.full[level]; left != 0 && remaining != 0;
+                 --left) {
+                u64 smaller = std::bit_floor(remaining);  // < piece, a multiple of M
+                plan.tails[level] |= smaller;
+                remaining -= smaller;
+            }
+        }
+        return remaining == 0;
+    }
+    [[nodiscard]] static bool plan_done(const SlotPlan &plan) noexcept
+    {
+        for (unsigned level = 0; level <= plan.top; ++level)
+            if (plan.full[level] != 0 || plan.tails[level] != 0) return false;
+        return true;
+    }
+
+    // Walks the slots of every run; with `commit`, takes the planned pieces. Returns the
+    // number of blocks the plan takes.
+    template <bool commit>
+    std::size_t take_slots(const Request &request, u64 run_length, SlotPlan plan,
+                           std::span<BuddyBlock> out) noexcept
+    {
+        const unsigned min_order = request.min_order;
+        const u64 slot = u64{1} << (min_order + plan.top);
+        std::size_t written = 0;
+        auto take = [&](u64 first, u64 end) {
+            if constexpr (commit) {
+                written += collect(first, end, out.subspan(written));
+            } else {
+                written += pieces_of(first, end);
+            }
+        };
+        auto take_tail_piece = [&](unsigned level, u64 at) {
+            if (plan.full[level] != 0) {
+                --plan.full[level];
+                take(at, at + (u64{1} << (min_order + level)));
+            } else if (plan.tails[level] != 0) {
+                u64 piece = std::bit_floor(plan.tails[level]);
+                plan.tails[level] &= ~piece;
+                take(at, at + piece);
+            }
+        };
+        for_each_run(request, slot, run_length, [&](const Run &run) {
+            u64 first = (run.first + slot - 1) / slot * slot;
+            if (first >= run.end) return true;
+            u64 whole = (run.end - first) / slot;
+            u64 tail = first + whole * slot;
+            // Top-down takes the highest slots first: the partial one at the top.
+            if (request.top_down && tail < run.end && run.end - tail >= (u64{1} << min_order))
+                take_tail_piece(level_of(run.end - tail, min_order), tail);
+            u64 ranged = std::min(whole, plan.full[plan.top]);
+            plan.full[plan.top] -= ranged;
+            if (ranged != 0) {
+                if (request.top_down)
+                    take(tail - ranged * slot, tail);
+                else
+                    take(first, first + ranged * slot);
+            }
+            for (u64 i = ranged; i < whole && plan.tails[plan.top] != 0; ++i) {
+                u64 at = request.top_down ? tail - (i + 1) * slot : first + i * slot;
+                take_tail_piece(plan.top, at);
+            }
+            if (!request.top_down && tail < run.end && run.end - tail >= (u64{1} << min_order))
+                take_tail_piece(level_of(run.end - tail, min_order), tail);
+            return !plan_done(plan);
+        });
+        return written;
+    }
+    // The level of the largest piece M << j that fits in `chunks` (>= M) chunks.
+    static unsigned level_of(u64 chunks, unsigned min_order) noexcept
+    {
+        return static_cast<unsigned>(std::bit_width(chunks)) - 1u - min_order;
+    }
+
+    Result<BuddyAllocation> allocate_exact_scattered(const Request &request,
+                                                     std::span<BuddyBlock> out) noexcept
+    {
+        SlotPlan plan;
+        const unsigned min_order = request.min_order;
+        plan.top = std::max(request.align_order, min_order) - min_order;
+        const u64 slot = u64{1} << (min_order + plan.top);
+        const u64 run_length = (request.chunks + slot - 1) / slot * slot;
+        bool enough = false;
+        // Count slots run by run; stop as soon as the slots seen can hold the request (more
+        // slots only add choices, so the greedy's answer cannot turn back to no).
+        for_each_run(request, slot, run_length, [&](const Run &run) {
+            u64 first = (run.first + slot - 1) / slot * slot;
+            if (first >= run.end) return true;
+            u64 whole = (run.end - first) / slot;
+            plan.slots[plan.top] += whole;
+            u64 tail = first + whole * slot;
+            if (tail < run.end && run.end - tail >= (u64{1} << min_order))
+                ++plan.slots[level_of(run.end - tail, min_order)];
+            enough = plan_pieces(plan, request.chunks, min_order);
+            return !enough;
+        });
+        if (!enough) return failure(Error::out_of_memory);
+        if (take_slots<false>(request, run_length, plan, out) > out.size())
+            return failure(Error::invalid_argument);
+        std::size_t written = take_slots<true>(request, run_length, plan, out);
         return BuddyAllocation{out.first(written), request.chunks << layout_.chunk_shift};
     }
 

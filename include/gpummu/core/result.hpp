@@ -45,9 +45,10 @@ enum class Error : std::uint8_t {
     read_only_device,         // a write to a device opened read-only
     unknown_chip,             // a BOOT_0 / BOOT_42 value no record describes
     malformed_record,         // a firmware record that contradicts itself
+    space_too_large,          // more memory than the allocator's fixed metadata can index
 };
 
-inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::malformed_record) + 1;
+inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::space_too_large) + 1;
 
 [[nodiscard]] constexpr const char *error_name(Error error) noexcept
 {
@@ -73,6 +74,7 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::malfo
     case Error::read_only_device: return "read_only_device";
     case Error::unknown_chip: return "unknown_chip";
     case Error::malformed_record: return "malformed_record";
+    case Error::space_too_large: return "space_too_large";
     }
     return "unknown_error";
 }
@@ -101,6 +103,9 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::malfo
     case Error::read_only_device: return "device is open read-only";
     case Error::unknown_chip: return "unknown chip";
     case Error::malformed_record: return "malformed firmware record";
+    case Error::space_too_large:
+        return "space too large: the buddy indexes at most 2^35 chunks from the first region's "
+               "start to the last region's end (128 TiB of 4 KiB chunks, 2 PiB of 64 KiB)";
     }
     return "unknown error";
 }
