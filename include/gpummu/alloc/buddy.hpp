@@ -189,22 +189,14 @@ public:
             // One block: the common case, served by a direct descent of the summaries.
             unsigned order = static_cast<unsigned>(std::countr_zero(request.chunks));
             if (order < layout_.order_count) {
-                Kind taken = dirty;
-                u64 start = take_whole_block(order, request.preferred, request.top_down, taken);
-                if (start != not_found) {
-                    out[0] = block_of(order, start >> order, taken == clean);
+                Taken taken = take_whole_block(order, request.preferred, request.top_down);
+                if (taken.start != not_found) {
+                    out[0] = block_of(order, taken.start >> order, taken.kind == clean);
                     return BuddyAllocation{out.first(1), request.chunks << layout_.chunk_shift};
                 }
             }
         }
-        Result<BuddyAllocation> fast = options.contiguous ? allocate_contiguous(request, out)
-                                                          : allocate_scattered(request, out);
-        if (fast || fast.error() != Error::out_of_memory) return fast;
-        // The fast searches look only at whole free blocks of one kind and give up after a
-        // bounded number of misses; they left no trace. The exact search below looks at free
-        // chunks whatever their kind and refuses only when no placement exists.
-        return options.contiguous ? allocate_exact_run(request, out)
-                                  : allocate_exact_scattered(request, out);
+        return allocate_searching(request, options.contiguous, out);
     }
 
     // Frees blocks returned by allocate/reserve/trim. `cleared`: the caller zeroed them.
@@ -708,7 +700,11 @@ private:
 
     // A whole free block of 2^target chunks anywhere: best fit bottom-up (smallest order,
     // lowest block), or the highest block of any order top-down. Allocates it.
-    u64 take_whole_block(unsigned target, Kind preferred, bool top_down, Kind &taken) noexcept
+    struct Taken {
+        u64 start = not_found;
+        Kind kind = dirty;
+    };
+    Taken take_whole_block(unsigned target, Kind preferred, bool top_down) noexcept
     {
         for (Kind kind : {preferred, preferred == clean ? dirty : clean}) {
             u64 candidates = nonempty_[kind] & (~u64{0} << target);
@@ -730,10 +726,10 @@ private:
                     }
                 }
             }
-            taken = split_to(source, target, best);
-            return best;
+            split_to(source, target, best);
+            return Taken{best, kind};
         }
-        return not_found;
+        return Taken{};
     }
 
     // A free block of `kind` holding an aligned 2^target-chunk piece inside the request's
@@ -1037,6 +1033,21 @@ private:
         return success();
     }
 
+    // Everything but a whole free block: kept out of allocate() so that the common case
+    // stays small where it is inlined.
+    GPUMMU_NOINLINE Result<BuddyAllocation>
+    allocate_searching(const Request &request, bool contiguous, std::span<BuddyBlock> out) noexcept
+    {
+        Result<BuddyAllocation> fast =
+            contiguous ? allocate_contiguous(request, out) : allocate_scattered(request, out);
+        if (fast || fast.error() != Error::out_of_memory) return fast;
+        // The fast searches look only at whole free blocks of one kind and give up after a
+        // bounded number of misses; they left no trace. The exact search below looks at free
+        // chunks whatever their kind and refuses only when no placement exists.
+        return contiguous ? allocate_exact_run(request, out)
+                          : allocate_exact_scattered(request, out);
+    }
+
     // One allocated block of 2^order chunks, or not_found; `taken` is the kind it had.
     u64 take_block(const Request &request, unsigned order, Kind &taken) noexcept
     {
@@ -1261,8 +1272,8 @@ private:
     // (or the minimum block). If `out` cannot hold the blocks such a run splits into, the
     // run is looked for again aligned to the size rounded up to a power of two, which
     // splits into the fewest blocks (popcount of the size, checked by allocate_contiguous).
-    Result<BuddyAllocation> allocate_exact_run(const Request &request,
-                                               std::span<BuddyBlock> out) noexcept
+    GPUMMU_NOINLINE Result<BuddyAllocation> allocate_exact_run(const Request &request,
+                                                               std::span<BuddyBlock> out) noexcept
     {
         const u64 length = request.chunks;
         u64 align = u64{1} << std::max(request.min_order, request.align_order);
@@ -1395,8 +1406,8 @@ private:
         return static_cast<unsigned>(std::bit_width(chunks)) - 1u - min_order;
     }
 
-    Result<BuddyAllocation> allocate_exact_scattered(const Request &request,
-                                                     std::span<BuddyBlock> out) noexcept
+    GPUMMU_NOINLINE Result<BuddyAllocation>
+    allocate_exact_scattered(const Request &request, std::span<BuddyBlock> out) noexcept
     {
         SlotPlan plan;
         const unsigned min_order = request.min_order;

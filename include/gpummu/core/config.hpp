@@ -57,10 +57,12 @@
 #define GPUMMU_ALWAYS_INLINE inline __attribute__((always_inline))
 #define GPUMMU_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GPUMMU_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define GPUMMU_NOINLINE __attribute__((noinline))  // a rarer path kept out of its caller
 #else
 #define GPUMMU_ALWAYS_INLINE inline
 #define GPUMMU_LIKELY(x) (x)
 #define GPUMMU_UNLIKELY(x) (x)
+#define GPUMMU_NOINLINE
 #endif
 
 namespace gpummu::detail {
