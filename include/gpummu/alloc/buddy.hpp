@@ -905,7 +905,7 @@ private:
     }
 
     // Makes the (free) block exactly allocated. Used by the rollback of free().
-    Result<void> take_exact(const BuddyBlock &block) noexcept
+    GPUMMU_NOINLINE Result<void> take_exact(const BuddyBlock &block) noexcept
     {
         Node node;
         GPUMMU_TRY(locate(block, node));
