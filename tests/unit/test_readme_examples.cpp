@@ -52,6 +52,27 @@ Result<void> buddy_example(std::size_t &block_count, u64 &allocated, bool &all_f
     return success();
 }
 
+// "No false refusals": every other page freed cleared, the rest dirty, then 2 MiB.
+Result<void> merged_on_demand_example(bool &handed_out_dirty, u64 &zeroed)
+{
+    std::array regions{VramRange::from_size(VramAddress{0}, 16ull << 20).value()};
+    std::vector<u64> metadata(BuddyAllocator::metadata_words(regions).value());
+    BuddyAllocator vram = BuddyAllocator::create(regions, metadata).value();
+    std::vector<BuddyBlock> pages(4096);
+    for (BuddyBlock &page : pages) GPUMMU_TRY(vram.allocate(4096, {}, std::span(&page, 1)));
+    for (std::size_t i = 0; i < pages.size(); ++i) GPUMMU_TRY(vram.free(pages[i], i % 2 == 0));
+    std::array<BuddyBlock, 64> blocks;
+    auto zero = [&zeroed](const BuddyBlock &block) { zeroed += block.size; };
+
+    // Every other page freed cleared, the rest dirty: no two free buddies share a kind, yet a
+    // 2 MiB block is there, merged on demand (and handed out dirty).
+    auto big = vram.allocate(2 << 20, {.min_block_size = 2 << 20}, blocks);  // ok
+    if (!big->blocks[0].cleared) zero(big->blocks[0]);
+
+    handed_out_dirty = !big->blocks[0].cleared;
+    return success();
+}
+
 // "Page tables and address spaces": an address space over a VRAM image.
 struct Recorder {  // a TlbInvalidator; on a GPU this is hw/tlb.hpp
     unsigned invalidates = 0;
@@ -138,4 +159,13 @@ TEST_CASE("README buddy example")
     CHECK(allocated == 3 * 1024 * 1024 + 64 * 1024);  // rounded up to the 64 KiB minimum block
     CHECK(blocks == 3);                               // 2 MiB + 1 MiB + 64 KiB
     CHECK(all_free_again);
+}
+
+TEST_CASE("README no-false-refusal example")
+{
+    bool handed_out_dirty = false;
+    u64 zeroed = 0;
+    REQUIRE(merged_on_demand_example(handed_out_dirty, zeroed));
+    CHECK(handed_out_dirty);
+    CHECK(zeroed == 2u << 20);
 }
