@@ -96,7 +96,13 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "gpummu-probe: BAR0 is too small to hold BOOT_42\n");
         return exit_no_device;
     }
-    const ChipId id = decode_boot(*boot0, *boot42);
+    auto identified = identify_chip(*boot0, *boot42);
+    if (!identified) {
+        std::fprintf(stderr, "gpummu-probe: BOOT_0 0x%08x, BOOT_42 0x%08x: %s\n", *boot0, *boot42,
+                     error_message(identified.error()));
+        return exit_no_device;
+    }
+    const ChipId id = *identified;
     std::printf("BOOT_0 0x%08x, BOOT_42 0x%08x: architecture 0x%02x, implementation 0x%x, "
                 "revision %X%X, chip id 0x%03x (from BOOT_%s)\n",
                 *boot0, *boot42, id.architecture_code, id.implementation, id.major_revision,

@@ -53,6 +53,17 @@ make_device "$work/volta" 0000:03:00.0 nvidia 0x140000A1 0x140A1000 0x1700 0
 out=$("$tool" --sysfs "$work/volta" 2>&1); rc=$?
 [ $rc -eq 1 ] && [[ "$out" == *"unknown to gpummu"* ]]; check unknown-chip $? "rc=$rc $out"
 
+# A GPU that fell off the bus reads all-ones: said so, not taken for a chip.
+make_device "$work/lost" 0000:04:00.0 nvidia 0xFFFFFFFF 0xFFFFFFFF 0x1700 0xFFFFFFFF
+out=$("$tool" --sysfs "$work/lost" 2>&1); rc=$?
+[ $rc -eq 3 ] && [[ "$out" == *"device lost"* ]]; check device-lost $? "rc=$rc $out"
+
+# The resource table claims 16 MiB but the file is shorter: refused, no SIGBUS.
+make_device "$work/short" 0000:05:00.0 nvidia 0x172000A1 0x172A1000 0x1700 0x10
+truncate -s 4096 "$work/short/0000:05:00.0/resource0"
+out=$("$tool" --sysfs "$work/short" 2>&1); rc=$?
+[ $rc -eq 3 ] && [[ "$out" == *"cannot map"* ]]; check short-resource-file $? "rc=$rc $out"
+
 mkdir -p "$work/empty"
 out=$("$tool" --sysfs "$work/empty" 2>&1); rc=$?
 [ $rc -eq 3 ] && [[ "$out" == *"no NVIDIA"* ]]; check no-device $? "rc=$rc $out"

@@ -58,6 +58,19 @@ TEST_CASE("each architecture's record")
     }
 }
 
+TEST_CASE("all-ones and poison reads are a lost device, not a chip")
+{
+    for (u32 dead : {0xFFFF'FFFFu, 0xBADF'1100u, 0xBADF'5040u, 0xBAD0'AC01u}) {
+        CAPTURE(dead);
+        CHECK(is_dead_register_value(dead));
+        CHECK(identify_chip(dead, 0x17200000u).error() == Error::device_lost);
+        CHECK(identify_chip(0x172000A1u, dead).error() == Error::device_lost);
+    }
+    CHECK_FALSE(is_dead_register_value(0x172000A1u));
+    CHECK(identify_chip(0x172000A1u, 0x17200000u)->chip_id() == 0x172);
+    CHECK(identify_chip(0x172000A1u, 0)->from_boot42 == false);  // BOOT_42 of 0: use BOOT_0
+}
+
 TEST_CASE("unknown chips are an error")
 {
     CHECK(chip_record(decode_boot42(0x15000000u)).error() == Error::unknown_chip);  // Volta

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gpummu/hw/selftest.hpp"
+#include "support/random.hpp"
 #include "support/sim_fixture.hpp"
 
 using namespace gpummu;
@@ -45,6 +46,102 @@ TEST_CASE("FB layout: every usable region, VRAM end, BAR1 root; malformed record
     refuse({{0, 64 * mib - 1}, {64 * mib, 65 * mib - 1, true}}, 65 * mib);      // PDB outside
     refuse({{0, 64 * mib - 1}, {64 * mib, 65 * mib - 1, true}}, 64 * mib + 8);  // PDB unaligned
     refuse({{2 * mib, mib - 1}, {64 * mib, 65 * mib - 1, true}}, 64 * mib);     // base > limit
+}
+
+TEST_CASE("FB layout: a limit at the top of the 64-bit space never wraps VRAM's end")
+{
+    const u64 top = ~u64{0};
+    // A reserved record up to 2^64 - 1 once wrapped the end to 0, so that a later usable
+    // record inside the reserved one was accepted and firmware memory reached the buddy.
+    const FbRegionRecord wrapping[] = {
+        {0, 64 * mib - 1, false, false, false, false},
+        {64 * mib, top, true, false, false, false},
+        {128 * mib, 129 * mib - 1, false, false, false, false},
+    };
+    CHECK(FbLayout::from_records(wrapping, VramAddress{64 * mib}).error() ==
+          Error::malformed_record);
+    const FbRegionRecord usable_to_top[] = {{top - 64 * mib + 1, top}};
+    CHECK(FbLayout::from_records(usable_to_top, VramAddress{0}).error() == Error::malformed_record);
+    // The highest end that is representable is fine.
+    const FbRegionRecord highest[] = {{top - 128 * mib + 1, top - 64 * mib},
+                                      {top - 64 * mib + 1, top - 4096, true}};
+    auto layout = FbLayout::from_records(highest, VramAddress{top - 64 * mib + 1});
+    REQUIRE(layout);
+    CHECK(layout->vram_end().value() == top - 4095);
+}
+
+TEST_CASE("FB layout: random records, limits at the edges, against a plain model")
+{
+    testing::Random random(0xfb);
+    const u64 top = ~u64{0};
+    long accepted = 0;
+    for (int trial = 0; trial < 200000; ++trial) {
+        std::vector<FbRegionRecord> records(1 + random.below(5));
+        u64 cursor = random.below(4) == 0 ? top - (random.below(64) << 20) : random.below(64) << 20;
+        for (FbRegionRecord &record : records) {
+            record.base = cursor & ~u64{0xFFF};
+            if (random.below(16) == 0) record.base |= random.below(0x1000);  // misaligned
+            u64 length = (1 + random.below(64)) << 20;
+            record.limit = record.base + length - 1;  // may wrap: that record is invalid
+            if (random.below(8) == 0) record.limit = top;
+            if (random.below(16) == 0) record.limit -= random.below(0x1000);
+            record.reserved = random.below(3) == 0;
+            record.protected_memory = random.below(5) == 0;
+            cursor = record.limit + 1 + (random.below(3) == 0 ? random.below(8) << 20 : 0);
+            if (random.below(10) == 0) cursor = record.base;  // overlap
+        }
+        u64 pdb = random.below(3) == 0 ? records.back().base : (random.below(256) << 20);
+        if (random.below(8) == 0) pdb |= 8;
+        // The model: every record aligned, base <= limit < 2^64 - 1, strictly after the
+        // previous limit; some record usable; the PDB aligned, below the end, not usable.
+        bool valid = true, any_usable = false;
+        for (std::size_t i = 0; i < records.size(); ++i) {
+            const FbRegionRecord &record = records[i];
+            valid = valid && (record.base & 0xFFF) == 0 && (record.limit & 0xFFF) == 0xFFF &&
+                    record.base <= record.limit && record.limit != top &&
+                    (i == 0 || record.base > records[i - 1].limit);
+            any_usable = any_usable || (!record.reserved && !record.protected_memory);
+        }
+        valid = valid && any_usable && (pdb & 0xFFF) == 0 && pdb <= records.back().limit;
+        for (const FbRegionRecord &record : records)
+            if (!record.reserved && !record.protected_memory && pdb >= record.base &&
+                pdb <= record.limit)
+                valid = false;
+        auto layout = FbLayout::from_records(records, VramAddress{pdb});
+        CAPTURE(trial);
+        REQUIRE(layout.has_value() == valid);
+        if (!layout) {
+            CHECK(layout.error() == Error::malformed_record);
+            continue;
+        }
+        ++accepted;
+        CHECK(layout->vram_end().value() == records.back().limit + 1);
+        std::size_t next = 0;
+        for (const FbRegionRecord &record : records) {
+            if (record.reserved || record.protected_memory) continue;
+            REQUIRE(next < layout->usable_regions().size());
+            CHECK(layout->usable_regions()[next].begin().value() == record.base);
+            CHECK(layout->usable_regions()[next].end().value() == record.limit + 1);
+            ++next;
+        }
+        CHECK(next == layout->usable_regions().size());
+    }
+    CHECK(accepted > 1000);
+}
+
+TEST_CASE("GpuMm refuses a GPU that reads all-ones: device_lost, nothing built")
+{
+    testing::SimGpuRigStorage rig(sim::ga102);
+    REQUIRE(rig.ready);
+    rig.gpu->fall_off_bus(true);
+    auto layout = FbLayout::from_records(rig.gpu->fb_regions(), rig.gpu->bar1_pdb());
+    REQUIRE(layout);
+    testing::SimGpuRigStorage::Mm fresh;
+    auto created = fresh.create(
+        rig.gpu->bar0(), rig.gpu->bar1(), *layout, rig.gpu->bar1_bytes(),
+        {rig.buddy_metadata,
+         {{rig.range_nodes, {rig.nodes, rig.children}, rig.slots, rig.records}, rig.scratch}});
+    CHECK(created.error() == Error::device_lost);
 }
 
 TEST_CASE("GpuMm builds itself from BAR0 and the GSP layout")

@@ -33,9 +33,9 @@ struct FakeDevice {
         write("device", "0x2204\n");
         write("class", "0x030000\n");
         const char *flags0 = bar0_64bit ? "0x0000000000140204" : "0x0000000000040200";
-        write("resource", std::string("0x00000000fb000000 0x00000000fbffffff ") + flags0 +
+        write("resource", std::string("0x00000000fb000000 0x00000000fb00ffff ") + flags0 +
                               "\n0x0000000000000000 0x0000000000000000 0x0000000000000000\n"
-                              "0x000000e000000000 0x000000e00fffffff 0x000000000014220c\n");
+                              "0x000000e000000000 0x000000e00000ffff 0x000000000014220c\n");
         std::vector<char> zeros(1 << 16, 0);
         write("resource0", std::string(zeros.begin(), zeros.end()));
         write("resource2", std::string(zeros.begin(), zeros.end()));
@@ -111,13 +111,26 @@ TEST_CASE("vfio-pci or no driver: writes reach the BAR when asked for")
     }
 }
 
+TEST_CASE("a resource file shorter than the BAR it claims is refused, not mapped")
+{
+    FakeDevice device("vfio-pci");
+    device.write("resource0", std::string(4096, '\0'));  // the table says 64 KiB
+    auto inspected = PciDevice::inspect(device.dir.c_str());
+    REQUIRE(inspected);
+    auto bar0 = PciBar::open_device(*inspected, 0, false);
+    CHECK(bar0.error() == Error::out_of_range);
+    auto whole_file = PciBar::open_file((device.dir + "/resource0").c_str(), 0, false);
+    REQUIRE(whole_file);
+    CHECK(whole_file->size() == 4096);
+}
+
 TEST_CASE("BAR1 is resource 2 behind a 64-bit BAR0, else resource 1")
 {
     FakeDevice wide(nullptr, true), narrow(nullptr, false);
     CHECK(PciDevice::inspect(wide.dir.c_str())->bar1_resource() == 2);
     CHECK(PciDevice::inspect(narrow.dir.c_str())->bar1_resource() == 1);
     auto device = PciDevice::inspect(wide.dir.c_str());
-    CHECK(device->resource(2).size() == 256ull << 20);
+    CHECK(device->resource(2).size() == 64ull << 10);  // as its file: 64 KiB
     CHECK(PciBar::open_device(*device, 1, false).error() == Error::out_of_range);  // empty slot
     CHECK(PciDevice::inspect("/nonexistent/gpummu").error() == Error::device_error);
     CHECK(PciBar::open_file("/nonexistent/gpummu", 4096, false).error() == Error::device_error);

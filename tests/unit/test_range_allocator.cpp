@@ -180,3 +180,37 @@ TEST_CASE("create refuses bad spaces and pools")
     std::vector<RangeNode> tiny(1);
     CHECK(RangeAllocator::create(range(0, 1 * MiB), tiny).error() == Error::invalid_argument);
 }
+
+TEST_CASE("the top of the 64-bit range: huge sizes refused, no placement wraps")
+{
+    const u64 top = ~u64{0} - 4095;  // the highest granule-aligned end
+    auto fixture = Fixture::make(top - 1024 * GiB, 1024 * GiB);
+    // Sizes whose power-of-two ceiling would not exist in 64 bits.
+    CHECK(fixture.ranges.allocate({.size = (u64{1} << 63) + 4096}).error() ==
+          Error::invalid_argument);
+    CHECK(fixture.ranges.allocate({.size = ~u64{0}}).error() == Error::invalid_argument);
+    // An alignment whose rounding wraps past 2^64: no aligned start exists in the space.
+    CHECK(fixture.ranges.allocate({.size = 4 * KiB, .alignment = u64{1} << 63}).error() ==
+          Error::out_of_memory);
+    CHECK(fixture.ranges.allocate({.size = 4 * KiB, .alignment = u64{1} << 62}).error() ==
+          Error::out_of_memory);
+    // Placements right up to the end stay inside the space.
+    auto high = fixture.ranges.allocate({.size = 1 * GiB, .alignment = 4 * KiB, .top_down = true});
+    REQUIRE(high);
+    CHECK(high->end().value() == top);
+    CHECK(high->begin().value() == top - 1 * GiB);
+    auto aligned = fixture.ranges.allocate({.size = 4 * KiB, .alignment = 64 * GiB});
+    REQUIRE(aligned);
+    CHECK(aligned->begin().is_aligned_to(64 * GiB));
+    CHECK(aligned->end().value() > aligned->begin().value());
+    for (int i = 0; i < 100; ++i) {
+        auto more = fixture.ranges.allocate({.size = 4 * GiB, .alignment = 8 * GiB});
+        if (!more) {
+            CHECK(more.error() == Error::out_of_memory);
+            break;
+        }
+        CHECK(more->end().value() <= top);
+        CHECK(more->begin().value() >= top - 1024 * GiB);
+    }
+    CHECK(fixture.ranges.check_invariants());
+}

@@ -102,6 +102,22 @@ TEST_CASE("bad requests and a hung invalidate are errors")
     CHECK(gpu.invalidate_count() == 2);  // the hung one finished first, then the retry
 }
 
+TEST_CASE("a GPU that fell off the bus is device_lost at once, not a timeout")
+{
+    std::vector<u64> vram(1 << 20);
+    auto gpu = sim::Gpu::create(sim::ga102, vram).value();
+    NoFence fence;
+    Tlb<sim::Gpu::Bar0> tlb(gpu.bar0(), gpu.record().invalidate, fence, 1'000'000);
+    gpu.fall_off_bus(true);
+    TlbBatch batch(PhysicalAddress{0x10000}, Aperture::video, false);
+    batch.record_write(Level{0});
+    CHECK(batch.finish(tlb).error() == Error::device_lost);
+    CHECK(batch.pending());
+    CHECK(gpu.log_size() < 10);  // gave up on the first all-ones read, did not poll a million
+    gpu.fall_off_bus(false);
+    REQUIRE(batch.finish(tlb).has_value());
+}
+
 TEST_CASE("PRAMIN orders its writes before the invalidate")
 {
     std::vector<u64> vram(1 << 20);

@@ -67,6 +67,8 @@ class RangeAllocator {
 public:
     static constexpr u64 granule = 4096;
     static constexpr unsigned tight_fit_scan_limit = 32;
+    // The largest request: its power-of-two ceiling (the block search) must exist in u64.
+    static constexpr u64 max_size = u64{1} << 63;
 
     // Pool slots for up to `ranges` live allocations (each may split a hole in three).
     [[nodiscard]] static constexpr std::size_t nodes_for(std::size_t ranges) noexcept
@@ -102,12 +104,12 @@ public:
     RangeAllocator(const RangeAllocator &) = delete;
     RangeAllocator &operator=(const RangeAllocator &) = delete;
 
-    // Errors: invalid_argument (size 0, alignment not a power of two, empty window),
-    // out_of_range (window outside the space), out_of_memory (no hole fits, or no pool
-    // slot for the split).
+    // Errors: invalid_argument (size 0 or above 2^63, alignment not a power of two, empty
+    // window), out_of_range (window outside the space), out_of_memory (no hole fits, or no
+    // pool slot for the split). No placement's end wraps past 2^64.
     [[nodiscard]] Result<VirtualRange> allocate(const RangeRequest &request) noexcept
     {
-        if (request.size == 0 || !is_power_of_two(request.alignment))
+        if (request.size == 0 || request.size > max_size || !is_power_of_two(request.alignment))
             return failure(Error::invalid_argument);
         auto size = align_up(request.size, granule);
         if (!size) return failure(Error::out_of_memory);
@@ -233,7 +235,7 @@ private:
         u64 block = std::bit_floor(end - begin);
         for (; block >= granule; block /= 2) {
             u64 start = (begin + block - 1) & ~(block - 1);
-            if (start >= begin && start + block <= end) return block;
+            if (start >= begin && start <= end && end - start >= block) return block;  // no wrap
         }
         return 0;
     }
@@ -249,8 +251,8 @@ private:
             u64 start = (end - fit.size) & ~(fit.alignment - 1);
             return start >= begin ? start : not_found;
         }
-        u64 start = (begin + fit.alignment - 1) & ~(fit.alignment - 1);
-        return start >= begin && start + fit.size <= end ? start : not_found;
+        u64 start = (begin + fit.alignment - 1) & ~(fit.alignment - 1);  // wraps below begin
+        return start >= begin && start <= end && end - start >= fit.size ? start : not_found;
     }
 
     [[nodiscard]] bool subtree_guarantees(u32 node, const Fit &fit) const noexcept

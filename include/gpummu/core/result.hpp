@@ -46,9 +46,10 @@ enum class Error : std::uint8_t {
     unknown_chip,             // a BOOT_0 / BOOT_42 value no record describes
     malformed_record,         // a firmware record that contradicts itself
     space_too_large,          // more memory than the allocator's fixed metadata can index
+    device_lost,              // registers read all-ones or a poison value: the GPU is gone
 };
 
-inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::space_too_large) + 1;
+inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::device_lost) + 1;
 
 [[nodiscard]] constexpr const char *error_name(Error error) noexcept
 {
@@ -75,6 +76,7 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::space
     case Error::unknown_chip: return "unknown_chip";
     case Error::malformed_record: return "malformed_record";
     case Error::space_too_large: return "space_too_large";
+    case Error::device_lost: return "device_lost";
     }
     return "unknown_error";
 }
@@ -106,6 +108,9 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::space
     case Error::space_too_large:
         return "space too large: the buddy indexes at most 2^35 chunks from the first region's "
                "start to the last region's end (128 TiB of 4 KiB chunks, 2 PiB of 64 KiB)";
+    case Error::device_lost:
+        return "device lost: a register read all-ones or a poison value (off the bus, "
+               "powered down, or not answering)";
     }
     return "unknown error";
 }

@@ -168,6 +168,24 @@ inline constexpr std::array<WindowOverride, 3> window_overrides{{
     {0x1B, 0xC, 25},
 }};
 
+// A register value that no live GPU returns: all-ones (a read of a device that fell off the
+// bus, or of an unpowered device through vfio) or a poison pattern (0xBADFxxxx from a
+// register that did not answer, 0xBAD0ACxx from an access the GPU refused).
+[[nodiscard]] constexpr bool is_dead_register_value(u32 value) noexcept
+{
+    return value == 0xFFFF'FFFFu || (value & 0xFFFF'0000u) == 0xBADF'0000u ||
+           (value & 0xFFFF'FF00u) == 0xBAD0'AC00u;
+}
+
+// The record for BOOT_0 / BOOT_42 as read: device_lost for dead values, unknown_chip for
+// an architecture no record describes.
+[[nodiscard]] constexpr Result<ChipId> identify_chip(u32 boot0, u32 boot42) noexcept
+{
+    if (is_dead_register_value(boot0) || is_dead_register_value(boot42))
+        return failure(Error::device_lost);
+    return decode_boot(boot0, boot42);
+}
+
 // The record for a decoded chip, with implementation-specific data applied.
 [[nodiscard]] constexpr Result<ChipRecord> chip_record(const ChipId &id) noexcept
 {
@@ -187,7 +205,10 @@ inline constexpr std::array<WindowOverride, 3> window_overrides{{
 static_assert(detail::pbus_window.reach() == u64{1} << 40);
 static_assert(detail::xal_window(22).reach() == u64{1} << 38);
 static_assert(detail::xal_window(23).reach() == u64{1} << 39);
-static_assert(decode_boot42(0x17200000u).chip_id() == 0x172);        // GA102
+static_assert(decode_boot42(0x17200000u).chip_id() == 0x172);  // GA102
+static_assert(identify_chip(0xFFFF'FFFFu, 0xFFFF'FFFFu).error() == Error::device_lost);
+static_assert(identify_chip(0x0, 0xBADF'1100u).error() == Error::device_lost);
+static_assert(identify_chip(0x0, 0x17200000u).has_value());
 static_assert(decode_boot0(0x180000A1u).chip_id() == 0x180);         // GH100 through BOOT_0
 static_assert(decode_boot0(0x0B2001A1u).architecture_code == 0x2B);  // ARCHITECTURE_1 is bit 5
 static_assert(chip_record(decode_boot42(0x18000000u))->mmu_version == MmuVersion::v3);

@@ -15,8 +15,11 @@
 //   - It does not read firmware memory: callers copy the records out of GSP's static info
 //     (the simulator hands them over directly).
 //   - Malformed input is Error::malformed_record: an unaligned base or limit, base > limit,
-//     records out of order or overlapping, no usable region, more than `max_regions`
-//     records, or a BAR1 PDB that is unaligned, outside VRAM or inside a usable region.
+//     a limit at the top of the 64-bit space (VRAM's end would wrap to 0), records out of
+//     order or overlapping, no usable region, more than `max_regions` records, or a BAR1
+//     PDB that is unaligned, outside VRAM or inside a usable region. Records come from
+//     firmware and are not trusted: every comparison is exact, nothing wraps, and a
+//     refused list leaves nothing behind.
 #pragma once
 
 #include <array>
@@ -50,14 +53,16 @@ public:
         for (std::size_t i = 0; i < records.size(); ++i) {
             const FbRegionRecord &record = records[i];
             if (record.base > record.limit || (record.base & 0xFFF) != 0 ||
-                (record.limit & 0xFFF) != 0xFFF)
+                (record.limit & 0xFFF) != 0xFFF || record.limit == ~u64{0})
                 return failure(Error::malformed_record);
             if (i != 0 && record.base < previous_end) return failure(Error::malformed_record);
-            previous_end = record.limit + 1;  // limit & 0xFFF == 0xFFF: cannot wrap
-            if (!record.reserved && !record.protected_memory)
-                layout.usable_[layout.usable_count_++] =
-                    VramRange::from_bounds(VramAddress{record.base}, VramAddress{record.limit + 1})
-                        .value();
+            previous_end = record.limit + 1;  // limit < 2^64 - 1: exact, never 0
+            if (!record.reserved && !record.protected_memory) {
+                auto usable =
+                    VramRange::from_bounds(VramAddress{record.base}, VramAddress{previous_end});
+                if (!usable) return failure(Error::malformed_record);
+                layout.usable_[layout.usable_count_++] = *usable;
+            }
         }
         if (layout.usable_count_ == 0) return failure(Error::malformed_record);
         layout.end_ = VramAddress{previous_end};

@@ -67,7 +67,9 @@ public:
         if (!boot0) return failure(boot0.error());
         auto boot42 = bar0.read32(boot_registers::boot_42);
         if (!boot42) return failure(boot42.error());
-        chip_id_ = decode_boot(*boot0, *boot42);
+        auto id = identify_chip(*boot0, *boot42);  // all-ones or poison: device_lost
+        if (!id) return failure(id.error());
+        chip_id_ = *id;
         auto record = chip_record(chip_id_);
         if (!record) return failure(record.error());
         record_ = *record;

@@ -142,20 +142,24 @@ public:
     }
     ~PciBar() { close(); }
 
-    // Any file as a BAR: `size` bytes from its start (0: the file's size).
+    // Any file as a BAR: `size` bytes from its start (0: the file's size). A file shorter
+    // than `size` is out_of_range: mapping past its end would fault (SIGBUS) on access.
     [[nodiscard]] static Result<PciBar> open_file(const char *path, u64 size,
                                                   bool writable) noexcept
     {
         const int descriptor = ::open(path, writable ? O_RDWR | O_CLOEXEC : O_RDONLY | O_CLOEXEC);
         if (descriptor < 0)
             return failure(errno == EACCES ? Error::read_only_device : Error::device_error);
-        if (size == 0) {
-            struct stat status {};
-            if (::fstat(descriptor, &status) != 0 || status.st_size <= 0) {
-                ::close(descriptor);
-                return failure(Error::device_error);
-            }
-            size = static_cast<u64>(status.st_size);
+        struct stat status {};
+        if (::fstat(descriptor, &status) != 0 || status.st_size <= 0) {
+            ::close(descriptor);
+            return failure(Error::device_error);
+        }
+        const u64 file_size = static_cast<u64>(status.st_size);
+        if (size == 0) size = file_size;
+        if (file_size < size) {  // sysfs resource files report the BAR's length
+            ::close(descriptor);
+            return failure(Error::out_of_range);
         }
         void *base = ::mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
                             MAP_SHARED, descriptor, 0);

@@ -50,6 +50,7 @@ public:
             return failure(Error::invalid_argument);
         Pramin pramin(bar0, window, vram_end);
         auto current = bar0.read32(window.offset);
+        if (current && is_dead_register_value(*current)) return failure(Error::device_lost);
         if (current) {
             const u64 base_field = *current & ((u64{1} << window.base_bits) - 1);
             const bool vram_target =

@@ -91,6 +91,8 @@ private:
         for (unsigned poll = 0; poll < max_polls_; ++poll) {
             auto control = registers_->read32(layout_.control);
             if (!control) return failure(control.error());
+            // All-ones has TRIGGER set forever: a lost device, not a slow one.
+            if (is_dead_register_value(*control)) return failure(Error::device_lost);
             if ((*control & invalidate_control::trigger) == 0) return success();
         }
         return failure(Error::timeout);

@@ -220,6 +220,8 @@ public:
     void set_invalidate_polls(unsigned polls) noexcept { invalidate_polls_ = polls; }
     // Make invalidates never finish (a hung device, for timeout tests).
     void hang_invalidates(bool hang) noexcept { hang_ = hang; }
+    // Every register then reads all-ones, as a GPU that fell off the bus does.
+    void fall_off_bus(bool lost) noexcept { lost_ = lost; }
 
     // Register accesses outside PRAMIN, oldest first.
     [[nodiscard]] std::size_t log_size() const noexcept
@@ -395,6 +397,7 @@ private:
         } else if (offset == record_.invalidate.upper_pdb) {
             value = upper_pdb_;
         }
+        if (lost_) value = 0xFFFF'FFFFu;
         log(offset, value, false);
         return value;
     }
@@ -450,6 +453,7 @@ private:
     unsigned pending_ = 0;
     unsigned invalidate_polls_ = 3;
     bool hang_ = false;
+    bool lost_ = false;
     std::array<CompletedInvalidate, 64> completed_{};
     u64 invalidates_ = 0;
     std::array<RegisterAccess, log_capacity> log_{};
