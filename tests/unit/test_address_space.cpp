@@ -102,7 +102,63 @@ TEST_CASE_TEMPLATE("handles: release, stale handles, slot reuse", F, MmuV2, MmuV
     CHECK(space.map({&segment, 1}, attributes_at(0)).error() == Error::out_of_memory);
     CHECK(rig.buddy.buddy.free_bytes() == free_now);
     CHECK(space.stats().mappings == 2);
-    CHECK(space.release(MappingHandle{}).error() == Error::stale_handle);
+    CHECK(space.release(MappingHandle{}).error() == Error::foreign_handle);  // never issued
+    MappingHandle beyond = again->handle;
+    beyond.index = 1000;
+    CHECK(space.release(beyond).error() == Error::stale_handle);
+}
+
+TEST_CASE_TEMPLATE("handles are bound to their space: foreign handles change nothing", F, MmuV2,
+                   MmuV3)
+{
+    // Two contexts over one VRAM and one buddy, each with its own storage.
+    Rig rig;
+    std::vector<RangeNode> other_ranges(RangeAllocator::nodes_for(64));
+    std::vector<PageTableNode> other_nodes(1024);
+    std::vector<PageTableChildren> other_children(32);
+    std::vector<BigTableSlot> other_slots(32);
+    std::vector<MappingRecord> other_records(16);
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> first, second;
+    REQUIRE(
+        first.create(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(), rig.config()));
+    REQUIRE(second.create(rig.memory, rig.buddy.buddy, rig.invalidator,
+                          {other_ranges, {other_nodes, other_children}, other_slots, other_records},
+                          rig.config()));
+    const PhysicalSegment segment{PhysicalAddress{64 * mib}, 64 * kib};
+    auto mine = first.map({&segment, 1}, attributes_at(0));
+    auto theirs = second.map({&segment, 1}, attributes_at(0));
+    REQUIRE(mine);
+    REQUIRE(theirs);
+    // Same slot and generation in both spaces: only the space tells them apart.
+    CHECK(mine->handle.index == theirs->handle.index);
+    CHECK(mine->handle.generation == theirs->handle.generation);
+    const u64 free_before = rig.buddy.buddy.free_bytes();
+    const auto invalidations = rig.invalidator.seen.size();
+    CHECK(first.release(theirs->handle).error() == Error::foreign_handle);
+    CHECK(first.range_of(theirs->handle).error() == Error::foreign_handle);
+    CHECK(first.translate(mine->range.begin())->state == TranslationState::mapped);
+    CHECK(first.stats().mappings == 1);
+    CHECK(rig.buddy.buddy.free_bytes() == free_before);
+    CHECK(rig.invalidator.seen.size() == invalidations);
+    REQUIRE(second.release(theirs->handle));
+    REQUIRE(first.release(mine->handle));
+
+    // A space made again over the same storage does not take the old space's handles.
+    auto kept = first.map({&segment, 1}, attributes_at(0));
+    REQUIRE(kept);
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> again;
+    std::vector<RangeNode> again_ranges(RangeAllocator::nodes_for(64));
+    std::vector<PageTableNode> again_nodes(1024);
+    std::vector<PageTableChildren> again_children(32);
+    std::vector<BigTableSlot> again_slots(32);
+    REQUIRE(again.create(rig.memory, rig.buddy.buddy, rig.invalidator,
+                         {again_ranges, {again_nodes, again_children}, again_slots, rig.records},
+                         rig.config()));
+    auto fresh = again.map({&segment, 1}, attributes_at(0));
+    REQUIRE(fresh);
+    CHECK(fresh->handle.index == kept->handle.index);
+    CHECK(again.release(kept->handle).error() == Error::stale_handle);
+    CHECK(again.stats().mappings == 1);
 }
 
 TEST_CASE_TEMPLATE("fixed maps and sparse reservations", F, MmuV2, MmuV3)

@@ -47,9 +47,10 @@ enum class Error : std::uint8_t {
     malformed_record,         // a firmware record that contradicts itself
     space_too_large,          // more memory than the allocator's fixed metadata can index
     device_lost,              // registers read all-ones or a poison value: the GPU is gone
+    foreign_handle,           // a handle that another address space (or object) issued
 };
 
-inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::device_lost) + 1;
+inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::foreign_handle) + 1;
 
 [[nodiscard]] constexpr const char *error_name(Error error) noexcept
 {
@@ -77,6 +78,7 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::devic
     case Error::malformed_record: return "malformed_record";
     case Error::space_too_large: return "space_too_large";
     case Error::device_lost: return "device_lost";
+    case Error::foreign_handle: return "foreign_handle";
     }
     return "unknown_error";
 }
@@ -111,6 +113,7 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::devic
     case Error::device_lost:
         return "device lost: a register read all-ones or a poison value (off the bus, "
                "powered down, or not answering)";
+    case Error::foreign_handle: return "the handle belongs to another address space";
     }
     return "unknown error";
 }

@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdint>
 #include <span>
 #include <utility>
 
@@ -51,9 +52,14 @@
 
 namespace gpummu {
 
+// Names one mapping or reservation of one address space. `space` identifies the issuing
+// space (its record storage), so a handle given to another space is foreign_handle; the
+// generation makes a released handle stale_handle, even after its slot is reused or the
+// space is destroyed and made again over the same storage.
 struct MappingHandle {
     u32 index = 0xFFFF'FFFFu;
     u32 generation = 0;
+    std::uintptr_t space = 0;
     constexpr bool operator==(const MappingHandle &) const noexcept = default;
 };
 
@@ -298,7 +304,11 @@ private:
         invalidator_ = &invalidator;
         records_ = storage.mappings;
         for (std::size_t i = 0; i < records_.size(); ++i) {
+            // Generations carry on from whatever the storage held (even garbage), one up:
+            // handles of an earlier space over this storage stay stale.
+            const u32 generation = records_[i].generation + 1;
             records_[i] = MappingRecord{};
+            records_[i].generation = generation;
             records_[i].next_free = i + 1 < records_.size() ? static_cast<u32>(i + 1) : no_slot;
         }
         free_slot_ = 0;
@@ -370,8 +380,13 @@ private:
         record.next_free = free_slot_;
         free_slot_ = slot;
     }
+    [[nodiscard]] std::uintptr_t space_tag() const noexcept
+    {
+        return reinterpret_cast<std::uintptr_t>(records_.data());
+    }
     [[nodiscard]] Result<u32> lookup(MappingHandle handle) const noexcept
     {
+        if (handle.space != space_tag()) return failure(Error::foreign_handle);
         if (handle.index >= records_.size()) return failure(Error::stale_handle);
         const MappingRecord &record = records_[handle.index];
         if (record.kind == MappingRecord::Kind::free || record.generation != handle.generation)
@@ -403,7 +418,7 @@ private:
         ++stats_.mappings;
         stats_.mapped_bytes += range.size();
         GPUMMU_TRY(flush(batch));
-        return Mapping{{slot, record.generation}, range};
+        return Mapping{{slot, record.generation, space_tag()}, range};
     }
 
     [[nodiscard]] Result<Mapping> finish_sparse(u32 slot, VirtualRange range) noexcept
@@ -419,7 +434,7 @@ private:
         record.range = range;
         ++stats_.sparse_reservations;
         GPUMMU_TRY(flush(*batch));
-        return Mapping{{slot, record.generation}, range};
+        return Mapping{{slot, record.generation, space_tag()}, range};
     }
 
     [[nodiscard]] Result<void> flush(TlbBatch &batch) noexcept
