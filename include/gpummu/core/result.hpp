@@ -48,9 +48,10 @@ enum class Error : std::uint8_t {
     space_too_large,          // more memory than the allocator's fixed metadata can index
     device_lost,              // registers read all-ones or a poison value: the GPU is gone
     foreign_handle,           // a handle that another address space (or object) issued
+    in_use,                   // still holds something that must be released first
 };
 
-inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::foreign_handle) + 1;
+inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::in_use) + 1;
 
 [[nodiscard]] constexpr const char *error_name(Error error) noexcept
 {
@@ -79,6 +80,7 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::forei
     case Error::space_too_large: return "space_too_large";
     case Error::device_lost: return "device_lost";
     case Error::foreign_handle: return "foreign_handle";
+    case Error::in_use: return "in_use";
     }
     return "unknown_error";
 }
@@ -114,6 +116,7 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::forei
         return "device lost: a register read all-ones or a poison value (off the bus, "
                "powered down, or not answering)";
     case Error::foreign_handle: return "the handle belongs to another address space";
+    case Error::in_use: return "still in use: release what it holds first";
     }
     return "unknown error";
 }

@@ -15,9 +15,10 @@
 //     reservation it maps over the sparse pages.
 //   - reserve_sparse / reserve_sparse_fixed: a VA range whose pages read zero until mapped.
 //   - release(handle): unmaps a mapping (pages inside a sparse reservation go back to
-//     sparse) or drops a sparse reservation (which must hold no mappings), invalidates,
-//     frees the emptied tables and the VA. Handles carry a generation: a released handle is
-//     Error::stale_handle afterwards, even after its slot is reused.
+//     sparse) or drops a sparse reservation (one that still holds mappings is in_use),
+//     invalidates, frees the emptied tables and the VA. Handles carry their space and a
+//     generation: another space's handle is Error::foreign_handle, a released one
+//     Error::stale_handle, even after its slot is reused.
 //   - translate(va), stats().
 //   Every mutation ends with the TLB invalidate done and emptied tables freed, so callers
 //   hold no TlbBatch. `AnyAddressSpace` chooses the MMU format once at run time; everything
@@ -227,7 +228,7 @@ public:
         if (!slot) return failure(slot.error());
         MappingRecord &record = records_[*slot];
         if (record.kind == MappingRecord::Kind::sparse && record.children != 0)
-            return failure(Error::already_mapped);
+            return failure(Error::in_use);  // mappings inside it: release those first
         auto batch = record.kind == MappingRecord::Kind::sparse ? table_->clear_sparse(record.range)
                                                                 : table_->unmap(record.range);
         if (!batch) return failure(batch.error());
