@@ -224,3 +224,72 @@ TEST_CASE("the MMU format is chosen at run time")
         REQUIRE(space.check_invariants().has_value());
     }
 }
+
+TEST_CASE_TEMPLATE("destroy returns every table to the buddy after one invalidate", F, MmuV2, MmuV3)
+{
+    Rig rig;
+    const u64 free_at_start = rig.buddy.buddy.free_bytes();
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> space;
+    REQUIRE(
+        space.create(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(), rig.config()));
+    const PhysicalSegment small{PhysicalAddress{64 * mib}, 68 * kib};  // 64 KiB + 4 KiB pages
+    const PhysicalSegment large{PhysicalAddress{512 * mib}, 4 * mib};  // 2 MiB pages
+    auto first = space.map({&small, 1}, attributes_at(0));
+    auto second = space.map({&large, 1}, attributes_at(0));
+    auto reservation = space.reserve_sparse_fixed(va_range(8 * gib, 8 * mib));
+    REQUIRE(first);
+    REQUIRE(second);
+    REQUIRE(reservation);
+    const PhysicalSegment chunk{PhysicalAddress{96 * mib}, 64 * kib};
+    auto inside =
+        space.map_fixed(va_range(8 * gib + 2 * mib, 64 * kib), {&chunk, 1}, attributes_at(0));
+    REQUIRE(inside);
+    std::size_t visited = 0, in_reservation = 0;
+    space.visit_mappings([&](const MappingInfo &info) {
+        ++visited;
+        if (info.reservation == reservation->handle) ++in_reservation;
+    });
+    CHECK(visited == 4);
+    CHECK(in_reservation == 1);
+    CHECK(space.stats().tables.tables() > 4);
+    const auto invalidations = rig.invalidator.seen.size();
+
+    REQUIRE(space.destroy());
+    CHECK(rig.invalidator.seen.size() == invalidations + 1);  // one for everything
+    CHECK(rig.buddy.buddy.free_bytes() == free_at_start);     // root and every table back
+    CHECK(rig.buddy.buddy.check_invariants());
+    CHECK(space.translate(VirtualAddress{8 * gib}).error() == Error::invalid_argument);
+    CHECK(space.destroy().error() == Error::invalid_argument);
+
+    // Made again over the same storage: the old handles are stale, the space works.
+    REQUIRE(
+        space.create(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(), rig.config()));
+    CHECK(space.release(first->handle).error() == Error::stale_handle);
+    CHECK(space.release(inside->handle).error() == Error::stale_handle);
+    auto again = space.map({&large, 1}, attributes_at(0));
+    REQUIRE(again);
+    REQUIRE(space.destroy());
+    CHECK(rig.buddy.buddy.free_bytes() == free_at_start);
+}
+
+TEST_CASE_TEMPLATE("destroy over a caller's root leaves the root, its entries invalid", F, MmuV2,
+                   MmuV3)
+{
+    Rig rig;
+    std::array<BuddyBlock, 1> root_block{};
+    REQUIRE(rig.buddy.buddy.allocate(4 * kib, {.contiguous = true}, root_block));
+    const VramAddress root = root_block[0].address;
+    const u64 free_at_start = rig.buddy.buddy.free_bytes();
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> space;
+    REQUIRE(space.create_with_root(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(),
+                                   rig.config(), root));
+    const PhysicalSegment segment{PhysicalAddress{64 * mib}, 2 * mib + 4 * kib};
+    REQUIRE(space.map({&segment, 1}, attributes_at(0)));
+    REQUIRE(space.reserve_sparse(16 * mib));
+    REQUIRE(space.destroy());
+    CHECK(rig.buddy.buddy.free_bytes() == free_at_start);  // the root is not freed
+    CHECK(rig.buddy.buddy.block_at(root)->address == root);
+    std::array<u64, 512> words{};
+    REQUIRE(rig.memory.read(root, std::span<u64>(words.data(), F::levels[0].table_bytes() / 8)));
+    for (u64 word : words) CHECK(word == 0);
+}

@@ -317,6 +317,31 @@ public:
         return success();
     }
 
+    // The end of the table's life: frees the root page (unless the caller owns it) once
+    // nothing is left below it. Preconditions, each an error that changes nothing
+    // (invalid_argument / in_use): no prepared map outstanding, no retired table waiting
+    // for a flush, and only the root left with every entry invalid (unmap and clear the
+    // sparse ranges first, then flush). Afterwards the table must not be used.
+    [[nodiscard]] Result<void> release_root() noexcept
+    {
+        if (root_ == no_table_node) return failure(Error::invalid_argument);
+        if (prepared_head_ != no_table_node || retired_ != no_table_node)
+            return failure(Error::in_use);
+        if (stats_.tables() != 1) return failure(Error::in_use);
+        std::array<u64, 512> words{};
+        constexpr std::size_t root_words = F::levels[0].table_bytes() / sizeof(u64);
+        const PageTableNode &root = nodes_[root_];
+        GPUMMU_TRY(memory_->read(root.page.address, std::span<u64>(words.data(), root_words)));
+        for (std::size_t i = 0; i < root_words; ++i)
+            if (words[i] != 0) return failure(Error::in_use);
+        if (!root.has(PageTableNode::caller_root))
+            GPUMMU_TRY(pages_->free_table(root.page, true));  // every word invalid: zero
+        free_node(root_);
+        root_ = no_table_node;
+        stats_ = PageTableStats{};
+        return success();
+    }
+
     // ---- queries -----------------------------------------------------------------------
 
     // What the MMU would do with `va`. The directories are followed in the shadow (host

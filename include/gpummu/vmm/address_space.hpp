@@ -80,6 +80,14 @@ struct MappingRecord {
     Kind kind = Kind::free;
 };
 
+// What visit_mappings() reports for one live handle.
+struct MappingInfo {
+    MappingHandle handle{};
+    VirtualRange range{};
+    bool sparse_reservation = false;  // a reservation, not a mapping
+    MappingHandle reservation{};      // a mapping inside a reservation: the reservation
+};
+
 struct AddressSpaceStorage {
     std::span<RangeNode> range_nodes;  // RangeAllocator::nodes_for(live ranges)
     PageTableStorage tables;           // see page_table_node.hpp for sizing
@@ -254,12 +262,87 @@ public:
         GPUMMU_TRY(ready());
         return table_->translate(va);
     }
+    // Ends the address space: unmaps every mapping and drops every sparse reservation
+    // (their handles go stale), with one TLB invalidate for all of it, then frees every
+    // table it made, root included, so all their VRAM is back in the buddy. A root the
+    // caller owns (create_with_root, e.g. GSP's BAR1 root) is left in place, its entries
+    // invalid again. Afterwards the object may be created again. Errors: invalid_argument
+    // (not created); a device error from the invalidate or table writes (then the space is
+    // half torn down: the device needs attention, as for any failed invalidate).
+    [[nodiscard]] Result<void> destroy() noexcept
+    {
+        GPUMMU_TRY(ready());
+        Deferred<TlbBatch> all;
+        auto collect = [&](Result<TlbBatch> batch) -> Result<void> {
+            if (!batch) return failure(batch.error());
+            if (!all.engaged()) {
+                all.emplace(std::move(*batch));
+                return success();
+            }
+            return (*all).merge(std::move(*batch));
+        };
+        auto fail = [&](Error error) -> Result<void> {
+            if (all.engaged()) (*all).abandon();
+            return failure(error);
+        };
+        // Mappings first (those inside a reservation turn sparse), then the reservations.
+        for (MappingRecord::Kind pass :
+             {MappingRecord::Kind::mapping, MappingRecord::Kind::sparse}) {
+            for (u32 slot = 0; slot < records_.size(); ++slot) {
+                MappingRecord &record = records_[slot];
+                const bool mapping = record.kind == MappingRecord::Kind::mapping ||
+                                     record.kind == MappingRecord::Kind::mapping_in_sparse;
+                if (pass == MappingRecord::Kind::mapping
+                        ? !mapping
+                        : record.kind != MappingRecord::Kind::sparse)
+                    continue;
+                auto collected = collect(mapping ? table_->unmap(record.range)
+                                                 : table_->clear_sparse(record.range));
+                if (!collected) return fail(collected.error());
+                if (record.kind != MappingRecord::Kind::mapping_in_sparse)
+                    (void)ranges_->free(record.range);
+                give_back_slot(slot);
+            }
+        }
+        if (all.engaged()) {
+            auto flushed = flush(*all);
+            if (!flushed) return flushed;
+        }
+        GPUMMU_TRY(table_->release_root());
+        table_.reset();
+        pages_.reset();
+        ranges_.reset();
+        invalidator_ = nullptr;
+        stats_ = AddressSpaceStats{};
+        created_ = false;
+        return success();
+    }
+
     // The range a live handle names.
     [[nodiscard]] Result<VirtualRange> range_of(MappingHandle handle) const noexcept
     {
         auto slot = lookup(handle);
         if (!slot) return failure(slot.error());
         return records_[*slot].range;
+    }
+
+    // Calls visit(const MappingInfo &) for every live mapping and sparse reservation, in
+    // slot order (not VA order). O(handle slots).
+    template <class Visit>
+    void visit_mappings(Visit &&visit) const noexcept
+    {
+        for (u32 slot = 0; slot < records_.size(); ++slot) {
+            const MappingRecord &record = records_[slot];
+            if (record.kind == MappingRecord::Kind::free) continue;
+            MappingInfo info;
+            info.handle = MappingHandle{slot, record.generation, space_tag()};
+            info.range = record.range;
+            info.sparse_reservation = record.kind == MappingRecord::Kind::sparse;
+            if (record.kind == MappingRecord::Kind::mapping_in_sparse)
+                info.reservation =
+                    MappingHandle{record.parent, records_[record.parent].generation, space_tag()};
+            visit(info);
+        }
     }
 
     [[nodiscard]] AddressSpaceStats stats() const noexcept
@@ -513,9 +596,29 @@ public:
     {
         return visit([&](auto &space) { return space.release(handle); });
     }
+    [[nodiscard]] Result<void> destroy() noexcept
+    {
+        return visit([&](auto &space) { return space.destroy(); });
+    }
     [[nodiscard]] Result<Translation> translate(VirtualAddress va) const noexcept
     {
         return visit([&](const auto &space) { return space.translate(va); });
+    }
+    [[nodiscard]] Result<VirtualRange> range_of(MappingHandle handle) const noexcept
+    {
+        return visit([&](const auto &space) { return space.range_of(handle); });
+    }
+    template <class Visit>
+    void visit_mappings(Visit &&visit_mapping) const noexcept
+    {
+        visit([&](const auto &space) { space.visit_mappings(visit_mapping); });
+    }
+    // The page table of the format chosen: calls with(table) with PageTable<MmuV2, ...> or
+    // PageTable<MmuV3, ...>, as a generic lambda.
+    template <class With>
+    decltype(auto) with_page_table(With &&with) noexcept
+    {
+        return visit([&](auto &space) -> decltype(auto) { return with(space.page_table()); });
     }
     [[nodiscard]] AddressSpaceStats stats() const noexcept
     {
