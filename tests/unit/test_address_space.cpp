@@ -293,3 +293,36 @@ TEST_CASE_TEMPLATE("destroy over a caller's root leaves the root, its entries in
     REQUIRE(rig.memory.read(root, std::span<u64>(words.data(), F::levels[0].table_bytes() / 8)));
     for (u64 word : words) CHECK(word == 0);
 }
+
+TEST_CASE_TEMPLATE("regression: replacing inside a reservation leaves one record per page", F,
+                   MmuV2, MmuV3)
+{
+    Rig rig;
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> space;
+    REQUIRE(
+        space.create(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(), rig.config()));
+    auto reservation = space.reserve_sparse_fixed(va_range(4 * gib, 4 * mib));
+    REQUIRE(reservation);
+    const PhysicalSegment old_pages{PhysicalAddress{64 * mib}, 64 * kib};
+    const PhysicalSegment new_pages{PhysicalAddress{128 * mib}, 64 * kib};
+    auto first = space.map_fixed(va_range(4 * gib, 64 * kib), {&old_pages, 1}, attributes_at(0));
+    REQUIRE(first);
+    auto second = space.map_fixed(va_range(4 * gib, 64 * kib), {&new_pages, 1}, attributes_at(0),
+                                  {.replace = true});
+    REQUIRE(second);
+    CHECK(space.stats().mappings == 1);  // the first mapping was replaced
+    CHECK(space.release(first->handle).error() == Error::stale_handle);
+    CHECK(space.translate(VirtualAddress{4 * gib})->address == PhysicalAddress{128 * mib});
+    // A replace that would cut a mapping in two is refused and changes nothing.
+    const PhysicalSegment half{PhysicalAddress{192 * mib}, 32 * kib};
+    CHECK(
+        space
+            .map_fixed(va_range(4 * gib, 32 * kib), {&half, 1}, attributes_at(0), {.replace = true})
+            .error() == Error::overlap);
+    CHECK(space.translate(VirtualAddress{4 * gib})->address == PhysicalAddress{128 * mib});
+    REQUIRE(space.release(second->handle));
+    CHECK(space.translate(VirtualAddress{4 * gib})->state == TranslationState::sparse);
+    REQUIRE(space.release(reservation->handle));  // nothing leaked: the reservation is empty
+    CHECK(space.stats().mappings == 0);
+    CHECK(space.stats().sparse_reservations == 0);
+}

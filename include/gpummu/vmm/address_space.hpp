@@ -12,7 +12,9 @@
 //   - map(segments, attributes): picks a VA (aligned to the largest page size the physical
 //     layout allows, so large pages can be used), writes the tables, invalidates, and
 //     returns a handle. map_fixed(range, ...) does the same at a given VA; inside a sparse
-//     reservation it maps over the sparse pages.
+//     reservation it maps over the sparse pages, and with `replace` over mappings there:
+//     those the range covers whole are replaced (their handles go stale), one the range
+//     would cut is refused with overlap, so every mapped page has exactly one record.
 //   - reserve_sparse / reserve_sparse_fixed: a VA range whose pages read zero until mapped.
 //   - release(handle): unmaps a mapping (pages inside a sparse reservation go back to
 //     sparse) or drops a sparse reservation (one that still holds mappings is in_use),
@@ -192,11 +194,37 @@ public:
                 return failure(reserved.error());
             }
         }
+        // Replacing inside a reservation: a mapping the range covers whole is replaced (its
+        // handle goes stale); one the range would cut is refused, so that every mapped page
+        // keeps exactly one record (cutting mappings is for bind jobs).
+        if (parent != no_slot && options.replace) {
+            for (u32 other = 0; other < records_.size(); ++other) {
+                const MappingRecord &record = records_[other];
+                if (record.kind != MappingRecord::Kind::mapping_in_sparse ||
+                    record.parent != parent || !record.range.overlaps(range) ||
+                    range.contains(record.range))
+                    continue;
+                give_back_slot(*slot);
+                return failure(Error::overlap);
+            }
+        }
         auto batch = table_->map(range, segments, attributes, options);
         if (!batch) {
             if (parent == no_slot) (void)ranges_->free(range);
             give_back_slot(*slot);
             return failure(batch.error());
+        }
+        if (parent != no_slot && options.replace) {
+            for (u32 other = 0; other < records_.size(); ++other) {
+                const MappingRecord &record = records_[other];
+                if (other == *slot || record.kind != MappingRecord::Kind::mapping_in_sparse ||
+                    record.parent != parent || !range.contains(record.range))
+                    continue;
+                --stats_.mappings;
+                stats_.mapped_bytes -= record.range.size();
+                --records_[parent].children;
+                give_back_slot(other);
+            }
         }
         return finish_mapping(*slot, range,
                               parent == no_slot ? MappingRecord::Kind::mapping
