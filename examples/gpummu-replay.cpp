@@ -237,7 +237,7 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
     auto buddy = BuddyAllocator::create({&all, 1}, metadata, 4096);
     if (!buddy) usage_error("cannot create the buddy allocator");
     // Shadow storage: up to 65536 tables (enough for 256 GiB of 4 KiB mappings); past
-    // that, or past the VRAM, map lines fail with out_of_memory.
+    // that map lines fail with out_of_storage, past the VRAM with out_of_memory.
     const u64 pages_total = vram / 4096;
     const std::size_t table_limit = static_cast<std::size_t>(std::min<u64>(pages_total, 65536));
     std::vector<BigTableSlot> slots(table_limit / 16 + 1);

@@ -126,17 +126,19 @@ void run(u64 seed, long steps)
             const PhysicalSegment segment{PhysicalAddress{pa}, size};
             PageAttributes attributes;
             attributes.address = PhysicalAddress{pa};
+            const bool full = space.model.size() >= space.records.size();
             auto mapping = space.space.map({&segment, 1}, attributes);
             if (mapping)
                 space.model.push_back({mapping->handle, mapping->range, pa});
-            else
-                CHECK(mapping.error() == Error::out_of_memory);  // slots or VRAM ran out
+            else  // handle slots, else VRAM for tables ran out
+                CHECK(mapping.error() == (full ? Error::out_of_storage : Error::out_of_memory));
         } else if (op < 35) {                                    // a reservation
+            const bool full = space.model.size() >= space.records.size();
             auto reservation = space.space.reserve_sparse((1 + random.below(16)) * 2 * mib);
             if (reservation)
                 space.model.push_back({reservation->handle, reservation->range, 0, true});
             else
-                CHECK(reservation.error() == Error::out_of_memory);
+                CHECK(reservation.error() == (full ? Error::out_of_storage : Error::out_of_memory));
         } else if (op < 60) {  // map_fixed inside a reservation, sometimes replacing
             std::vector<std::size_t> reservations;
             for (std::size_t i = 0; i < space.model.size(); ++i)
@@ -182,13 +184,13 @@ void run(u64 seed, long steps)
                 any_cut = any_cut || !range.contains(record.range);
             }
             const u64 invalidations = invalidator.seen.size();
-            // Every handle slot taken: out_of_memory is a valid answer too.
+            // Every handle slot taken: out_of_storage is a valid answer too.
             const bool full = space.model.size() >= space.records.size();
             auto mapping = space.space.map_fixed(range, {&segment, 1}, attributes,
                                                  MapOptions{.replace = replace});
             auto refused_with = [&](Error expected) {
                 return !mapping && (mapping.error() == expected ||
-                                    (full && mapping.error() == Error::out_of_memory));
+                                    (full && mapping.error() == Error::out_of_storage));
             };
             if (any_mapped && !replace) {
                 CHECK(refused_with(Error::already_mapped));
@@ -198,7 +200,7 @@ void run(u64 seed, long steps)
                 CHECK(invalidator.seen.size() == invalidations);
                 ++cut_refused;
             } else if (!mapping) {
-                CHECK(mapping.error() == Error::out_of_memory);
+                CHECK(mapping.error() == (full ? Error::out_of_storage : Error::out_of_memory));
             } else {
                 auto covered = [&](const Record &record) {
                     return !record.reservation && range.contains(record.range);

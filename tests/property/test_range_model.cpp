@@ -82,7 +82,7 @@ void run(u64 seed, long operations, bool audit)
                 REQUIRE(result->end().value() <= model.end);
                 REQUIRE_FALSE(model.overlaps(result->begin().value(), result->end().value()));
                 model.allocated[result->begin().value()] = result->end().value();
-            } else if (result.error() == Error::out_of_memory && model.allocated.size() < 2000) {
+            } else if (result.error() == Error::out_of_va) {
                 u64 window_begin = std::max(request.window_begin.value(), model.begin);
                 u64 window_end = std::min(request.window_end.value(), model.end);
                 REQUIRE_FALSE(

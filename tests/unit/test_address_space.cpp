@@ -99,7 +99,7 @@ TEST_CASE_TEMPLATE("handles: release, stale handles, slot reuse", F, MmuV2, MmuV
     auto other = space.map({&segment, 1}, attributes_at(0));
     REQUIRE(other.has_value());
     const u64 free_now = rig.buddy.buddy.free_bytes();
-    CHECK(space.map({&segment, 1}, attributes_at(0)).error() == Error::out_of_memory);
+    CHECK(space.map({&segment, 1}, attributes_at(0)).error() == Error::out_of_storage);
     CHECK(rig.buddy.buddy.free_bytes() == free_now);
     CHECK(space.stats().mappings == 2);
     CHECK(space.release(MappingHandle{}).error() == Error::foreign_handle);  // never issued

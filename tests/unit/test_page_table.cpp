@@ -429,10 +429,10 @@ TEST_CASE_TEMPLATE("every error, each leaving the page table unchanged", F, MmuV
         refuse(Error::not_mapped, [&] { return table.unmap(va_range(2 * gib, 4 * mib)); });
         refuse(Error::not_mapped, [&] { return table.unmap(va_range(8 * gib, 4 * kib)); });
     }
-    SUBCASE("out_of_memory: node pool and VRAM")
+    SUBCASE("out_of_storage: the node pool; out_of_memory: VRAM")
     {
         // 64 nodes: mapping 4 KiB pages across 64 PD0 entries needs more.
-        refuse(Error::out_of_memory, [&] {
+        refuse(Error::out_of_storage, [&] {
             return table.map(va_range(8 * gib, 128 * mib), at(gib),
                              {.page_sizes = {PageSize::size_4k()}});
         });

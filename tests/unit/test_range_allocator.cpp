@@ -67,7 +67,7 @@ TEST_CASE("sizes round up to 4 KiB; bad requests are refused")
     CHECK(fixture.ranges.allocate({.size = 0}).error() == Error::invalid_argument);
     CHECK(fixture.ranges.allocate({.size = 4 * KiB, .alignment = 3 * KiB}).error() ==
           Error::invalid_argument);
-    CHECK(fixture.ranges.allocate({.size = 32 * MiB}).error() == Error::out_of_memory);
+    CHECK(fixture.ranges.allocate({.size = 32 * MiB}).error() == Error::out_of_va);
     CHECK(fixture.ranges.allocate({.size = 4 * KiB, .window_begin = VirtualAddress{64 * MiB}})
               .error() == Error::out_of_range);
     CHECK(fixture.ranges
@@ -98,7 +98,7 @@ TEST_CASE("a window confines placement")
               .allocate({.size = 2 * MiB,
                          .window_begin = VirtualAddress{10 * MiB},
                          .window_end = VirtualAddress{11 * MiB}})
-              .error() == Error::out_of_memory);
+              .error() == Error::out_of_va);
     CHECK(fixture.ranges.check_invariants());
 }
 
@@ -149,7 +149,7 @@ TEST_CASE("an exhausted node pool refuses and changes nothing")
     for (;;) {
         auto next = fixture.ranges.allocate({.size = 4 * KiB, .alignment = 64 * KiB});
         if (!next) {
-            CHECK(next.error() == Error::out_of_memory);
+            CHECK(next.error() == Error::out_of_storage);  // the pool, not the VA
             break;
         }
         held.push_back(*next);
@@ -191,9 +191,9 @@ TEST_CASE("the top of the 64-bit range: huge sizes refused, no placement wraps")
     CHECK(fixture.ranges.allocate({.size = ~u64{0}}).error() == Error::invalid_argument);
     // An alignment whose rounding wraps past 2^64: no aligned start exists in the space.
     CHECK(fixture.ranges.allocate({.size = 4 * KiB, .alignment = u64{1} << 63}).error() ==
-          Error::out_of_memory);
+          Error::out_of_va);
     CHECK(fixture.ranges.allocate({.size = 4 * KiB, .alignment = u64{1} << 62}).error() ==
-          Error::out_of_memory);
+          Error::out_of_va);
     // Placements right up to the end stay inside the space.
     auto high = fixture.ranges.allocate({.size = 1 * GiB, .alignment = 4 * KiB, .top_down = true});
     REQUIRE(high);

@@ -106,7 +106,7 @@ TEST_CASE("refusals: unknown, double, misaligned, out of slots, out of memory")
               .error() == Error::not_allocated);
     for (int i = 1; i < 16; ++i) REQUIRE(rig.pages.allocate_table(TableSize::big_page));
     CHECK(rig.pages.allocate_table(TableSize::big_page).error() ==
-          Error::out_of_memory);  // one slot only
+          Error::out_of_storage);  // one slot only
     REQUIRE(rig.pages.allocate_table(TableSize::small_page_or_directory));
     REQUIRE(rig.pages.allocate_table(TableSize::small_page_or_directory));
     REQUIRE(rig.pages.allocate_table(TableSize::small_page_or_directory));

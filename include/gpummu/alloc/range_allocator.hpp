@@ -24,7 +24,7 @@
 //   found in one descent. Only when no hole passes either test are tight holes (big
 //   enough, but whose fit depends on where their aligned points fall) tried, walking at
 //   most `tight_fit_scan_limit` segments from the window's edge: the allocator may refuse a request
-//   that only a tight hole further along could have met, and says so by Error::out_of_memory.
+//   that only a tight hole further along could have met, and says so by Error::out_of_va.
 //   Bottom-up placement takes the lowest hole found this way, top-down the highest.
 //
 // What it does not do
@@ -105,14 +105,14 @@ public:
     RangeAllocator &operator=(const RangeAllocator &) = delete;
 
     // Errors: invalid_argument (size 0 or above 2^63, alignment not a power of two, empty
-    // window), out_of_range (window outside the space), out_of_memory (no hole fits, or no
-    // pool slot for the split). No placement's end wraps past 2^64.
+    // window), out_of_range (window outside the space), out_of_va (no hole fits),
+    // out_of_storage (no pool slot for the split). No placement's end wraps past 2^64.
     [[nodiscard]] Result<VirtualRange> allocate(const RangeRequest &request) noexcept
     {
         if (request.size == 0 || request.size > max_size || !is_power_of_two(request.alignment))
             return failure(Error::invalid_argument);
         auto size = align_up(request.size, granule);
-        if (!size) return failure(Error::out_of_memory);
+        if (!size) return failure(Error::out_of_va);
         u64 alignment = std::max(request.alignment, granule);
         if (request.window_end <= request.window_begin) return failure(Error::invalid_argument);
         auto rounded_begin = align_up(request.window_begin.value(), granule);
@@ -121,13 +121,13 @@ public:
         u64 window_end =
             std::min(align_down(request.window_end.value(), granule), space_.end().value());
         if (window_end <= window_begin) return failure(Error::out_of_range);
-        if (free_slots_ < 2) return failure(Error::out_of_memory);
+        if (free_slots_ < 2) return failure(Error::out_of_storage);
 
         Fit fit{*size, alignment, window_begin, window_end, request.top_down};
         u64 start = 0;
         u32 hole = find_guaranteed(root_, fit, start);
         if (hole == 0) hole = find_tight(fit, start);
-        if (hole == 0) return failure(Error::out_of_memory);
+        if (hole == 0) return failure(Error::out_of_va);
         carve(hole, start, start + *size);
         ++live_;
         return VirtualRange::from_bounds(VirtualAddress{start}, VirtualAddress{start + *size});
@@ -143,7 +143,7 @@ public:
         u32 node = find_containing(range.begin().value());
         if (!pool_[node].free || pool_[node].end < range.end().value())
             return failure(Error::overlap);
-        if (free_slots_ < 2) return failure(Error::out_of_memory);
+        if (free_slots_ < 2) return failure(Error::out_of_storage);
         carve(node, range.begin().value(), range.end().value());
         ++live_;
         return range;

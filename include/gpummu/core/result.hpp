@@ -33,7 +33,7 @@ enum class Error : std::uint8_t {
     conflicting_fields,       // two inputs that contradict each other
     page_size_not_supported,  // a page size the format, level or chip cannot map
     arithmetic_overflow,      // address arithmetic wrapped around
-    out_of_memory,            // no space left for the request
+    out_of_memory,            // no memory left for the request (VRAM for blocks or tables)
     double_free,              // freeing something already free
     not_allocated,            // freeing or changing something never allocated
     overlap,                  // the request overlaps something that exists
@@ -49,9 +49,11 @@ enum class Error : std::uint8_t {
     device_lost,              // registers read all-ones or a poison value: the GPU is gone
     foreign_handle,           // a handle that another address space (or object) issued
     in_use,                   // still holds something that must be released first
+    out_of_va,                // no free virtual-address range fits the request
+    out_of_storage,           // a caller-supplied bookkeeping pool is full (handles, nodes)
 };
 
-inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::in_use) + 1;
+inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::out_of_storage) + 1;
 
 [[nodiscard]] constexpr const char *error_name(Error error) noexcept
 {
@@ -81,6 +83,8 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::in_us
     case Error::device_lost: return "device_lost";
     case Error::foreign_handle: return "foreign_handle";
     case Error::in_use: return "in_use";
+    case Error::out_of_va: return "out_of_va";
+    case Error::out_of_storage: return "out_of_storage";
     }
     return "unknown_error";
 }
@@ -117,6 +121,9 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::in_us
                "powered down, or not answering)";
     case Error::foreign_handle: return "the handle belongs to another address space";
     case Error::in_use: return "still in use: release what it holds first";
+    case Error::out_of_va: return "no free virtual address range fits";
+    case Error::out_of_storage:
+        return "bookkeeping storage is full: give more handle slots, range or table nodes";
     }
     return "unknown error";
 }

@@ -19,7 +19,7 @@
 //   - No locking. A Bar1Mapping is a view: after release() its accesses reach unmapped BAR1
 //     (they fault on hardware; the caller must not use it).
 //   - Blocks beyond the scratch capacity given at creation (one segment per block) are
-//     Error::out_of_memory.
+//     Error::out_of_storage.
 #pragma once
 
 #include <span>
@@ -155,7 +155,7 @@ public:
     {
         if (bar1_ == nullptr) return failure(Error::invalid_argument);
         if (blocks.empty()) return failure(Error::invalid_argument);
-        if (blocks.size() > scratch_.size()) return failure(Error::out_of_memory);
+        if (blocks.size() > scratch_.size()) return failure(Error::out_of_storage);
         for (std::size_t i = 0; i < blocks.size(); ++i)
             scratch_[i] = PhysicalSegment{physical(blocks[i].address), blocks[i].size};
         attributes.aperture = Aperture::video;

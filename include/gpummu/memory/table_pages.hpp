@@ -21,7 +21,8 @@
 //   - No locking. Host pages of big tables are tracked in a caller-supplied slot array
 //     (`BigTableSlot`), found by a linear walk: cost O(host pages that hold big tables),
 //     which is 1/16 of the big tables in use.
-//   - Errors leave everything unchanged: out_of_memory (buddy exhausted or no free slot),
+//   - Errors leave everything unchanged: out_of_memory (buddy exhausted), out_of_storage
+//     (no free big-table slot),
 //     not_allocated / double_free for a table this source did not hand out, device errors
 //     from the fill.
 #pragma once
@@ -139,7 +140,7 @@ private:
                 empty = &slot;
                 break;
             }
-        if (empty == nullptr) return failure(Error::out_of_memory);
+        if (empty == nullptr) return failure(Error::out_of_storage);
         auto page = allocate_zeroed_page();
         if (!page) return failure(page.error());
         *empty = BigTableSlot{*page, 1, true};

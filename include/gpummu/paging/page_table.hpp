@@ -450,8 +450,8 @@ private:
     [[nodiscard]] Result<u32> allocate_node(unsigned depth, bool big) noexcept
     {
         const bool directory = !big && depth < small_depth;
-        if (free_nodes_ == no_table_node) return failure(Error::out_of_memory);
-        if (directory && free_children_ == no_table_node) return failure(Error::out_of_memory);
+        if (free_nodes_ == no_table_node) return failure(Error::out_of_storage);
+        if (directory && free_children_ == no_table_node) return failure(Error::out_of_storage);
         u32 node = free_nodes_;
         free_nodes_ = nodes_[node].next;
         nodes_[node] = PageTableNode{};

@@ -478,7 +478,7 @@ private:
 
     [[nodiscard]] Result<u32> take_slot() noexcept
     {
-        if (free_slot_ == no_slot) return failure(Error::out_of_memory);
+        if (free_slot_ == no_slot) return failure(Error::out_of_storage);
         const u32 slot = free_slot_;
         free_slot_ = records_[slot].next_free;
         return slot;
