@@ -326,3 +326,26 @@ TEST_CASE_TEMPLATE("regression: replacing inside a reservation leaves one record
     CHECK(space.stats().mappings == 0);
     CHECK(space.stats().sparse_reservations == 0);
 }
+
+TEST_CASE_TEMPLATE("regression: a VRAM address beyond the end of VRAM is refused", F, MmuV2, MmuV3)
+{
+    Rig rig;
+    AddressSpaceConfig config = rig.config();
+    config.vram_end = VramAddress{256 * mib};  // a 256 MiB GPU
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> space;
+    REQUIRE(space.create(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(), config));
+    const u64 free_before = rig.buddy.buddy.free_bytes();
+    const PhysicalSegment beyond{PhysicalAddress{256 * gib}, 64 * kib};
+    CHECK(space.map({&beyond, 1}, attributes_at(0)).error() == Error::out_of_range);
+    const PhysicalSegment straddling{PhysicalAddress{256 * mib - 4 * kib}, 8 * kib};
+    CHECK(space.map({&straddling, 1}, attributes_at(0)).error() == Error::out_of_range);
+    CHECK(space.map_fixed(va_range(2 * gib, 64 * kib), {&beyond, 1}, attributes_at(0)).error() ==
+          Error::out_of_range);
+    CHECK(space.stats().mappings == 0);
+    CHECK(rig.buddy.buddy.free_bytes() == free_before);
+    const PhysicalSegment last{PhysicalAddress{256 * mib - 64 * kib}, 64 * kib};
+    CHECK(space.map({&last, 1}, attributes_at(0)));  // up to the end is fine
+    PageAttributes system = attributes_at(0);
+    system.aperture = Aperture::system_coherent;  // system memory is not VRAM
+    CHECK(space.map({&beyond, 1}, system));
+}

@@ -134,15 +134,16 @@ public:
     Bar1User(const Bar1User &) = delete;
     Bar1User &operator=(const Bar1User &) = delete;
 
-    // `root`: the BAR1 page directory firmware reported; `bar1_bytes`: the aperture size.
+    // `root`: the BAR1 page directory firmware reported; `bar1_bytes`: the aperture size;
+    // `vram_end`: blocks ending beyond it are refused (out_of_range).
     [[nodiscard]] Result<void> create(MmuVersion version, PageSizeSet page_sizes, M &memory,
                                       BuddyAllocator &buddy, T &invalidator, B &bar1,
-                                      u64 bar1_bytes, VramAddress root,
-                                      Bar1Storage storage) noexcept
+                                      u64 bar1_bytes, VramAddress root, Bar1Storage storage,
+                                      VramAddress vram_end = VramAddress{~u64{0}}) noexcept
     {
         auto space = VirtualRange::from_size(VirtualAddress{0}, bar1_bytes);
         if (!space || bar1_bytes == 0) return failure(Error::invalid_argument);
-        AddressSpaceConfig config{*space, {page_sizes, true}};  // BAR spaces: hub-only
+        AddressSpaceConfig config{*space, {page_sizes, true}, vram_end};  // BAR: hub-only
         GPUMMU_TRY(space_.create_with_root(version, memory, buddy, invalidator, storage.space,
                                            config, root));
         bar1_ = &bar1;

@@ -82,8 +82,9 @@ public:
         window_.emplace(std::move(*window));
         tlb_.emplace(bar0, record_.invalidate, *window_);
         layout_ = layout;
-        auto made = bar1_.create(record_.mmu_version, record_.page_sizes, *window_, *buddy_, *tlb_,
-                                 bar1, bar1_bytes, layout.bar1_pdb(), storage.bar1);
+        auto made =
+            bar1_.create(record_.mmu_version, record_.page_sizes, *window_, *buddy_, *tlb_, bar1,
+                         bar1_bytes, layout.bar1_pdb(), storage.bar1, layout.vram_end());
         if (!made) {
             tlb_.reset();
             window_.reset();

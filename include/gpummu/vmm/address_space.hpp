@@ -100,6 +100,9 @@ struct AddressSpaceStorage {
 struct AddressSpaceConfig {
     VirtualRange space{};  // the VAs this address space hands out (and accepts as fixed)
     PageTableConfig page_table{};
+    // The end of VRAM: a video-aperture segment ending beyond it is out_of_range (the
+    // default accepts any address the format can encode).
+    VramAddress vram_end{~u64{0}};
 };
 
 // Where map() and reserve_sparse() may place a range.
@@ -161,6 +164,7 @@ public:
             size = *sum;
         }
         if (size == 0) return failure(Error::invalid_argument);
+        GPUMMU_TRY(check_segments(segments, attributes));
         const RangeRequest request = range_request(
             size, placement,
             placement.alignment != 0 ? placement.alignment : natural_alignment(segments, size));
@@ -184,6 +188,7 @@ public:
     {
         GPUMMU_TRY(ready());
         if (!space_.contains(range)) return failure(Error::out_of_range);
+        GPUMMU_TRY(check_segments(segments, attributes));
         auto slot = take_slot();
         if (!slot) return failure(slot.error());
         const u32 parent = sparse_holding(range);
@@ -425,6 +430,7 @@ private:
         }
         free_slot_ = 0;
         space_ = config.space;
+        vram_end_ = config.vram_end;
         created_ = true;
         return success();
     }
@@ -432,6 +438,18 @@ private:
     [[nodiscard]] Result<void> ready() const noexcept
     {
         return created_ ? success() : failure(Error::invalid_argument);
+    }
+
+    // VRAM segments must lie below the end of VRAM given at creation.
+    [[nodiscard]] Result<void> check_segments(std::span<const PhysicalSegment> segments,
+                                              const PageAttributes &attributes) const noexcept
+    {
+        if (attributes.aperture != Aperture::video) return success();
+        for (const PhysicalSegment &segment : segments) {
+            auto end = checked_add(segment.address.value(), segment.size);
+            if (!end || *end > vram_end_.value()) return failure(Error::out_of_range);
+        }
+        return success();
     }
 
     // The largest power of two (4 KiB .. 512 MiB, at most the size) that the first
@@ -565,6 +583,7 @@ private:
     std::span<MappingRecord> records_{};
     u32 free_slot_ = no_slot;
     VirtualRange space_{};
+    VramAddress vram_end_{~u64{0}};
     AddressSpaceStats stats_{};
     bool created_ = false;
 };
