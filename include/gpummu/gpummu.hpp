@@ -24,6 +24,7 @@
 #include "gpummu/hw/chip.hpp"
 #include "gpummu/hw/fb_layout.hpp"
 #include "gpummu/hw/gpu_mm.hpp"
+#include "gpummu/hw/instance_block.hpp"
 #include "gpummu/hw/pramin.hpp"
 #include "gpummu/hw/register_io_concepts.hpp"
 #include "gpummu/hw/selftest.hpp"

@@ -286,3 +286,104 @@ TEST_CASE("a corrupted PTE makes the BAR1 self-test fail")
         CHECK(bar1_failed);
     }
 }
+
+namespace {
+struct ContextStorage {
+    std::vector<RangeNode> range_nodes = std::vector<RangeNode>(RangeAllocator::nodes_for(64));
+    std::vector<PageTableNode> nodes = std::vector<PageTableNode>(512);
+    std::vector<PageTableChildren> children = std::vector<PageTableChildren>(32);
+    std::vector<BigTableSlot> slots = std::vector<BigTableSlot>(32);
+    std::vector<MappingRecord> records = std::vector<MappingRecord>(32);
+    AddressSpaceStorage get() { return {range_nodes, {nodes, children}, slots, records}; }
+};
+}  // namespace
+
+TEST_CASE("GPU contexts: two address spaces over one buddy, walked through instance blocks")
+{
+    for (const sim::ChipModel *chip : {&sim::ga102, &sim::gh100}) {
+        INFO(chip->name);
+        SimGpuRig rig(*chip);
+        auto &mm = *rig.mm;
+        const u64 free_at_start = mm.buddy().free_bytes();
+        ContextStorage storage_a, storage_b;
+        testing::SimGpuRigStorage::Mm::Context first, second;
+        REQUIRE(mm.create_context(first, storage_a.get()));
+        REQUIRE(mm.create_context(second, storage_b.get()));
+        CHECK(mm.create_context(first, storage_a.get()).error() == Error::invalid_argument);
+        CHECK(first.version() == mm.chip().mmu_version);
+
+        // One 4 MiB buffer mapped in both contexts; one instance block per context.
+        std::array<BuddyBlock, 8> buffer{};
+        auto allocated = mm.buddy().allocate(4 * mib, {.contiguous = true}, buffer);
+        REQUIRE(allocated);
+        std::array<BuddyBlock, 2> blocks{};
+        REQUIRE(mm.buddy().allocate(4 * kib, {}, std::span(&blocks[0], 1)));
+        REQUIRE(mm.buddy().allocate(4 * kib, {}, std::span(&blocks[1], 1)));
+        const PhysicalSegment segment{PhysicalAddress{buffer[0].address.value()}, 4 * mib};
+        PageAttributes attributes;
+        auto in_first = first.map({&segment, 1}, attributes);
+        auto in_second = second.map({&segment, 1}, attributes);
+        REQUIRE(in_first);
+        REQUIRE(in_second);
+        auto pdb_first = mm.page_directory_base(first);
+        auto pdb_second = mm.page_directory_base(second);
+        REQUIRE(pdb_first);
+        REQUIRE(pdb_second);
+        CHECK(pdb_first->root != pdb_second->root);
+        REQUIRE(write_page_directory_base(mm.pramin(), blocks[0].address, *pdb_first));
+        REQUIRE(write_page_directory_base(mm.pramin(), blocks[1].address, *pdb_second));
+
+        // An engine bound to either block finds the buffer (the reference MMU decodes the
+        // instance block and the tables with its own masks).
+        sim::ReferenceMmu reference(mm.chip().mmu_version == MmuVersion::v2
+                                        ? sim::MmuGeneration::ver2
+                                        : sim::MmuGeneration::ver3,
+                                    rig.vram);
+        for (u64 offset : {u64{0}, 2 * mib + 12 * kib, 4 * mib - 8}) {
+            for (auto [block, mapping] :
+                 {std::pair{blocks[0], *in_first}, std::pair{blocks[1], *in_second}}) {
+                auto walked = reference.walk_instance(block.address.value(),
+                                                      mapping.range.begin().value() + offset);
+                REQUIRE(walked.kind == sim::ReferenceTranslation::Kind::mapped);
+                CHECK(walked.pa == buffer[0].address.value() + offset);
+            }
+        }
+        // Per-space accounting.
+        CHECK(first.stats().mapped_bytes == 4 * mib);
+        CHECK(first.stats().table_vram_bytes >= first.stats().tables.table_bytes);
+        CHECK(first.stats().table_vram_bytes > 0);
+        // Releasing in one context leaves the other mapped.
+        REQUIRE(first.release(in_first->handle));
+        CHECK(reference.walk_instance(blocks[0].address.value(), in_first->range.begin().value())
+                  .kind == sim::ReferenceTranslation::Kind::unmapped);
+        CHECK(reference.walk_instance(blocks[1].address.value(), in_second->range.begin().value())
+                  .kind == sim::ReferenceTranslation::Kind::mapped);
+        // Destroying both gives every table back.
+        REQUIRE(first.destroy());
+        REQUIRE(second.destroy());
+        REQUIRE(mm.buddy().free(blocks));
+        REQUIRE(mm.buddy().free(allocated->blocks));
+        CHECK(mm.buddy().free_bytes() == free_at_start);
+    }
+}
+
+TEST_CASE("GPU contexts: a VRAM budget bounds a context's tables; VRAM's end bounds its maps")
+{
+    SimGpuRig rig(sim::ga102);
+    auto &mm = *rig.mm;
+    ContextStorage storage;
+    testing::SimGpuRigStorage::Mm::Context context;
+    REQUIRE(mm.create_context(context, storage.get(), {.vram_budget = 8 * kib}));
+    CHECK(context.stats().table_vram_bytes == 4 * kib);  // the root
+    const u64 free_before = mm.buddy().free_bytes();
+    const PhysicalSegment small{PhysicalAddress{0}, 64 * kib};
+    PageAttributes attributes;
+    // A 4 KiB-page map needs PD2, PD1, PD0 and a PT: more than the 4 KiB left.
+    CHECK(context.map({&small, 1}, attributes, {.page_sizes = {PageSize::size_4k()}}).error() ==
+          Error::out_of_memory);
+    CHECK(mm.buddy().free_bytes() == free_before);
+    CHECK(context.stats().mappings == 0);
+    const PhysicalSegment beyond{PhysicalAddress{mm.layout().vram_end().value()}, 64 * kib};
+    CHECK(context.map({&beyond, 1}, attributes).error() == Error::out_of_range);
+    REQUIRE(context.destroy());
+}

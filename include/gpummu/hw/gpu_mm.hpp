@@ -10,11 +10,24 @@
 //        before each invalidate);
 //     5. builds the BAR1 user over the BAR1 root firmware reported, writing its tables
 //        through PRAMIN, taking table pages from the buddy.
+//   `create_context(context, storage, options)` makes a GPU-context address space (a
+//   channel's VA space) over the same buddy, PRAMIN window and TLB: format and page sizes
+//   from the chip, physical addresses checked against the end of VRAM, its own root, an
+//   optional VRAM budget for its tables. `page_directory_base(context)` is what a channel's
+//   instance block must hold (hw/instance_block.hpp writes it); `destroy()` on the context
+//   gives every table back.
 //
-//       GpuMm --- BuddyAllocator (usable regions) ---+
-//         |------ Pramin (BAR0 window) <--- page tables of BAR1
-//         |------ Tlb (BAR0 registers, fenced by Pramin)
+//       GpuMm --- BuddyAllocator (usable regions) ---+---------------+
+//         |------ Pramin (BAR0 window) <--- page tables of BAR1 and of every context
+//         |------ Tlb (BAR0 registers, fenced by Pramin): one invalidate per change
 //         +------ Bar1User (AnyAddressSpace over the GSP root, BAR1 aperture)
+//                 Context, Context, ... (AnyAddressSpace each, own root, caller-owned)
+//
+// Locking
+//   Every context and the BAR1 space share one buddy, one PRAMIN window (a register that
+//   moves) and one TLB invalidate sequence. One GPU-wide lock must cover any call that
+//   maps, unmaps, makes or destroys a space, and any PRAMIN or BAR1-view access. Reads of
+//   stats and translations of one space need only that space not to change meanwhile.
 //
 // What it does not do
 //   - No locking: the owner serialises every call. Nothing here allocates from the heap;
@@ -31,6 +44,7 @@
 #include "gpummu/hw/bar1.hpp"
 #include "gpummu/hw/chip.hpp"
 #include "gpummu/hw/fb_layout.hpp"
+#include "gpummu/hw/instance_block.hpp"
 #include "gpummu/hw/pramin.hpp"
 #include "gpummu/hw/register_io_concepts.hpp"
 #include "gpummu/hw/tlb.hpp"
@@ -42,12 +56,19 @@ struct GpuMmStorage {
     Bar1Storage bar1;
 };
 
+struct ContextOptions {
+    VirtualRange space = VirtualRange::from_size(VirtualAddress{1ull << 32}, 1ull << 40).value();
+    u64 vram_budget = ~u64{0};  // the most VRAM the context's tables may hold
+};
+
 template <BarIo Bar0, BarIo Bar1>
 class GpuMm {
 public:
     using Window = Pramin<Bar0>;
     using Invalidator = Tlb<Bar0, Window>;
     using Bar1Space = Bar1User<Window, Invalidator, Bar1>;
+    // A GPU context's address space: tables in VRAM through PRAMIN, invalidated by the TLB.
+    using Context = AnyAddressSpace<Window, Invalidator>;
     static constexpr u64 chunk_bytes = 4096;
 
     [[nodiscard]] static Result<std::size_t> buddy_metadata_words(const FbLayout &layout) noexcept
@@ -102,6 +123,28 @@ public:
     [[nodiscard]] Window &pramin() noexcept { return *window_; }
     [[nodiscard]] Invalidator &tlb() noexcept { return *tlb_; }
     [[nodiscard]] Bar1Space &bar1() noexcept { return bar1_; }
+
+    // Makes `context` (an uncreated object the caller keeps in place) a GPU-context address
+    // space of this GPU. Errors: invalid_argument (GpuMm not created, or the context is),
+    // out_of_range (a VA range beyond the chip's format), out_of_memory (no VRAM for the
+    // root), storage errors from the sizes given.
+    [[nodiscard]] Result<void> create_context(Context &context, AddressSpaceStorage storage,
+                                              ContextOptions options = {}) noexcept
+    {
+        if (!created_) return failure(Error::invalid_argument);
+        AddressSpaceConfig config{
+            options.space, {record_.page_sizes, false}, layout_.vram_end(), options.vram_budget};
+        return context.create(record_.mmu_version, *window_, *buddy_, *tlb_, storage, config);
+    }
+    // What a channel's instance block holds to run in `context` (video-memory root, this
+    // chip's format).
+    [[nodiscard]] Result<PageDirectoryBase>
+    page_directory_base(const Context &context) const noexcept
+    {
+        const TablePointer root = context.root();
+        if (!created_ || root.aperture != Aperture::video) return failure(Error::invalid_argument);
+        return PageDirectoryBase{Aperture::video, root.address, record_.mmu_version};
+    }
 
 private:
     bool created_ = false;

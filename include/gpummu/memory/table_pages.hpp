@@ -94,8 +94,15 @@ public:
         if (!table.address.is_aligned_to(page_bytes)) return failure(Error::misaligned);
         if (slots_in_use_ != 0 && find_slot(table.address) != nullptr)
             return failure(Error::not_allocated);  // hosts big tables
-        return buddy_.free(BuddyBlock{table.address, page_bytes}, known_zero);
+        return give_back_page(table.address, known_zero);
     }
+
+    // At most `bytes` of VRAM held at once (host pages of tables; a page holding big tables
+    // counts whole). Past it allocate_table is out_of_memory. A budget below what is held
+    // now only stops further growth.
+    void set_budget(u64 bytes) noexcept { budget_ = bytes; }
+    [[nodiscard]] u64 budget() const noexcept { return budget_; }
+    [[nodiscard]] u64 vram_bytes() const noexcept { return held_; }
 
     // Counters for tests and benchmarks.
     [[nodiscard]] u64 fills() const noexcept { return fills_; }
@@ -105,23 +112,30 @@ public:
 private:
     Result<VramAddress> allocate_zeroed_page() noexcept
     {
+        if (page_bytes > budget_ || held_ > budget_ - page_bytes)
+            return failure(Error::out_of_memory);  // this source's VRAM budget
         BuddyBlock block;
-        u64 cleared_before = buddy_.cleared_bytes();
         auto allocation = buddy_.allocate(page_bytes, {.contiguous = true, .prefer_cleared = true},
                                           std::span<BuddyBlock>(&block, 1));
         if (!allocation) return failure(allocation.error());
-        // The buddy took cleared memory iff its cleared total dropped by a page (the
-        // allocator is single-threaded by contract, so nothing else moved it).
-        if (buddy_.cleared_bytes() + page_bytes == cleared_before) {
+        // The buddy says whether the page was known to be zero: only a dirty one is filled.
+        if (block.cleared) {
             ++fills_skipped_;
-            return block.address;
-        }
-        if (auto zeroed = memory_.fill(block.address, 0, page_bytes / sizeof(u64)); !zeroed) {
+        } else if (auto zeroed = memory_.fill(block.address, 0, page_bytes / sizeof(u64));
+                   !zeroed) {
             (void)buddy_.free(block);
             return failure(zeroed.error());
+        } else {
+            ++fills_;
         }
-        ++fills_;
+        held_ += page_bytes;
         return block.address;
+    }
+    Result<void> give_back_page(VramAddress page, bool known_zero) noexcept
+    {
+        GPUMMU_TRY(buddy_.free(BuddyBlock{page, page_bytes}, known_zero));
+        held_ -= page_bytes;
+        return success();
     }
 
     Result<TablePage> allocate_big_table() noexcept
@@ -161,7 +175,7 @@ private:
             return failure(zeroed.error());
         slot->used = static_cast<u16>(slot->used & ~bit);
         if (slot->used == 0) {
-            (void)buddy_.free(BuddyBlock{slot->page, page_bytes}, true);  // all sixteen zeroed
+            (void)give_back_page(slot->page, true);  // all sixteen zeroed
             *slot = BigTableSlot{};
             --slots_in_use_;
         }
@@ -181,6 +195,8 @@ private:
     std::size_t slots_in_use_ = 0;  // host pages holding big tables
     u64 fills_ = 0;
     u64 fills_skipped_ = 0;
+    u64 budget_ = ~u64{0};
+    u64 held_ = 0;  // bytes of host pages taken from the buddy
 };
 
 }  // namespace gpummu

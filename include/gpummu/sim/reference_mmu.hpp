@@ -14,6 +14,8 @@
 //
 //     Big PTE first: valid maps 64 KiB, sparse is sparse, "no valid 4K" means unmapped,
 //     plain invalid defers to the small PTE.
+//   - `walk_instance(block, va)`: the same walk with the PDB read from an instance block's
+//     words 128/129, as an engine bound to that block would find it.
 //   - `translate(pdb, va)` goes through a small TLB (64 entries, round robin) that keeps a
 //     translation until `invalidate(pdb)`: a caller that forgets to invalidate sees the
 //     stale answer, as on hardware.
@@ -55,6 +57,20 @@ public:
         last_entry_ = ~u64{0};
         return generation_ == MmuGeneration::ver2 ? walk_ver2(pdb, va) : walk_ver3(pdb, va);
     }
+    // A walk as an engine bound to the instance block at `block` does it: the PDB from
+    // bytes 0x200..0x207 (TARGET 1:0 must be video memory; on ver2 bit 10 must select the
+    // ver2 format, else the instance is unbound; address 63:12), then walk(). An unbound or
+    // unreadable block, or a PDB outside video memory, is a fault.
+    [[nodiscard]] ReferenceTranslation walk_instance(u64 block, u64 va) const noexcept
+    {
+        last_entry_ = ~u64{0};
+        u64 word = 0;
+        if ((block & 0xFFF) != 0 || !load(block + 0x200, word)) return fault();
+        if ((word & 3) != 0) return fault();  // 1 unbound; 2, 3 system memory: not modelled
+        if (generation_ == MmuGeneration::ver2 && ((word >> 10) & 1) == 0) return fault();
+        return walk(word & ~u64{0xFFF}, va);
+    }
+
     // The VRAM address of the last entry the previous walk() read (for a mapped address: its
     // PTE), or ~0. The simulator uses it to corrupt PTEs on purpose.
     [[nodiscard]] u64 last_entry() const noexcept { return last_entry_; }

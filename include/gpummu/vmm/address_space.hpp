@@ -103,6 +103,9 @@ struct AddressSpaceConfig {
     // The end of VRAM: a video-aperture segment ending beyond it is out_of_range (the
     // default accepts any address the format can encode).
     VramAddress vram_end{~u64{0}};
+    // The most VRAM this space's tables may hold at once (root included); past it a map
+    // is out_of_memory. The default is no limit beyond the buddy's.
+    u64 vram_budget = ~u64{0};
 };
 
 // Where map() and reserve_sparse() may place a range.
@@ -120,6 +123,7 @@ struct AddressSpaceStats {
     u64 sparse_reservations = 0;
     u64 mapped_bytes = 0;
     u64 tlb_invalidations = 0;
+    u64 table_vram_bytes = 0;  // VRAM the tables hold from the buddy (whole host pages)
 };
 
 template <MmuFormat F, TableMemory M, TlbInvalidator T>
@@ -381,10 +385,17 @@ public:
     [[nodiscard]] AddressSpaceStats stats() const noexcept
     {
         AddressSpaceStats out = stats_;
+        if (!created_) return out;
         out.tables = table_->stats();
+        out.table_vram_bytes = (*pages_).vram_bytes();
         return out;
     }
-    [[nodiscard]] TablePointer root() const noexcept { return table_->root(); }
+    // The root table ("no table" before create and after destroy).
+    [[nodiscard]] TablePointer root() const noexcept
+    {
+        return created_ ? table_->root() : TablePointer{};
+    }
+    [[nodiscard]] bool created() const noexcept { return created_; }
     [[nodiscard]] Result<void> check_invariants() const noexcept
     {
         GPUMMU_TRY(ready());
@@ -408,6 +419,7 @@ private:
         auto ranges = RangeAllocator::create(config.space, storage.range_nodes);
         if (!ranges) return failure(ranges.error());
         pages_.emplace(buddy, memory, storage.big_table_pages);
+        (*pages_).set_budget(config.vram_budget);
         auto table =
             root == nullptr
                 ? Table::create(memory, *pages_, storage.tables, config.page_table)
@@ -600,6 +612,7 @@ public:
                                       T &invalidator, AddressSpaceStorage storage,
                                       AddressSpaceConfig config) noexcept
     {
+        if (created()) return failure(Error::invalid_argument);
         version_ = version;
         return visit(
             [&](auto &space) { return space.create(memory, buddy, invalidator, storage, config); });
@@ -610,12 +623,14 @@ public:
                                                 AddressSpaceConfig config,
                                                 VramAddress root) noexcept
     {
+        if (created()) return failure(Error::invalid_argument);
         version_ = version;
         return visit([&](auto &space) {
             return space.create_with_root(memory, buddy, invalidator, storage, config, root);
         });
     }
     [[nodiscard]] MmuVersion version() const noexcept { return version_; }
+    [[nodiscard]] bool created() const noexcept { return v2_.created() || v3_.created(); }
 
     [[nodiscard]] Result<Mapping> map(std::span<const PhysicalSegment> segments,
                                       const PageAttributes &attributes,
