@@ -7,6 +7,8 @@
 
 #include <gpummu/gpummu.hpp>
 
+#include "support/sim_fixture.hpp"
+
 using namespace gpummu;
 
 namespace {
@@ -70,6 +72,27 @@ Result<void> merged_on_demand_example(bool &handed_out_dirty, u64 &zeroed)
     if (!big->blocks[0].cleared) zero(big->blocks[0]);
 
     handed_out_dirty = !big->blocks[0].cleared;
+    return success();
+}
+
+// "GPU contexts", as a driver function over a GpuMm.
+using Mm = testing::SimGpuRigStorage::Mm;
+Result<void> context_example(Mm &mm, AddressSpaceStorage storage,
+                             std::span<const PhysicalSegment> segments, VramAddress instance_block,
+                             u64 &root, u64 &mapped)
+{
+    Mm::Context context;  // kept in place by the caller
+    if (auto made = mm.create_context(context, storage, {.vram_budget = 1 << 20}); !made)
+        return made;
+    auto mapping = context.map(segments, PageAttributes{});  // VA chosen for large pages
+    if (!mapping) return failure(mapping.error());
+    auto pdb = mm.page_directory_base(context);  // for the channel's RAMIN
+    if (!pdb) return failure(pdb.error());
+    GPUMMU_TRY(write_page_directory_base(mm.pramin(), instance_block, *pdb));
+    // ... the channel runs ...
+    root = pdb->root.value();
+    mapped = context.stats().mapped_bytes;
+    GPUMMU_TRY(context.destroy());  // every table back to the buddy
     return success();
 }
 
@@ -168,4 +191,29 @@ TEST_CASE("README no-false-refusal example")
     REQUIRE(merged_on_demand_example(handed_out_dirty, zeroed));
     CHECK(handed_out_dirty);
     CHECK(zeroed == 2u << 20);
+}
+
+TEST_CASE("README GPU contexts example")
+{
+    testing::SimGpuRig rig(sim::ga102);
+    std::vector<RangeNode> range_nodes(RangeAllocator::nodes_for(16));
+    std::vector<PageTableNode> nodes(256);
+    std::vector<PageTableChildren> children(16);
+    std::vector<BigTableSlot> slots(16);
+    std::vector<MappingRecord> records(16);
+    std::array<BuddyBlock, 2> blocks{};
+    REQUIRE(rig.mm->buddy().allocate(2u << 20, {.contiguous = true}, std::span(&blocks[0], 1)));
+    REQUIRE(rig.mm->buddy().allocate(4096, {}, std::span(&blocks[1], 1)));
+    const u64 free_before = rig.mm->buddy().free_bytes();
+    const PhysicalSegment segment{PhysicalAddress{blocks[0].address.value()}, 2u << 20};
+    u64 root = 0, mapped = 0;
+    REQUIRE(context_example(*rig.mm, {range_nodes, {nodes, children}, slots, records},
+                            {&segment, 1}, blocks[1].address, root, mapped));
+    CHECK(mapped == 2u << 20);
+    CHECK(rig.mm->buddy().free_bytes() == free_before);  // the context gave everything back
+    // The instance block names the context's (now freed) root, in the v2 format.
+    auto word = rig.mm->pramin().read64(blocks[1].address + 0x200);
+    REQUIRE(word);
+    CHECK((*word & ~u64{0xFFF}) == root);
+    CHECK((*word & 0xC00) == 0xC00);
 }
