@@ -349,3 +349,18 @@ TEST_CASE_TEMPLATE("regression: a VRAM address beyond the end of VRAM is refused
     system.aperture = Aperture::system_coherent;  // system memory is not VRAM
     CHECK(space.map({&beyond, 1}, system));
 }
+
+TEST_CASE_TEMPLATE("regression: the segments say where; attributes.address is not used", F, MmuV2,
+                   MmuV3)
+{
+    Rig rig;
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> space;
+    REQUIRE(
+        space.create(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(), rig.config()));
+    const PhysicalSegment segment{PhysicalAddress{64 * mib}, 64 * kib};
+    PageAttributes attributes;
+    attributes.address = PhysicalAddress{0x123};  // garbage: it used to be validated
+    auto mapping = space.map({&segment, 1}, attributes);
+    REQUIRE(mapping);
+    CHECK(space.translate(mapping->range.begin())->address == PhysicalAddress{64 * mib});
+}

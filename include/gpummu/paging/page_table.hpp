@@ -223,6 +223,9 @@ public:
 
     // ---- mutations ---------------------------------------------------------------------
 
+    // Maps `range` onto `segments` (in order, their sizes summing to the range's) with
+    // `attributes` for every page; `attributes.address` is not used (the segments say
+    // where): each segment's first and last page must encode in the format.
     [[nodiscard]] Result<Prepared> prepare_map(VirtualRange range,
                                                std::span<const PhysicalSegment> segments,
                                                const PageAttributes &attributes,
@@ -560,7 +563,8 @@ private:
             if (!last) return failure(Error::arithmetic_overflow);
             // The address field is linear: if the first and last page encode, every page
             // between them does.
-            PageAttributes probe = request.attributes;
+            PageAttributes probe = request.attributes;  // its own address is not used
+            probe.address = segment.address;
             GPUMMU_TRY(F::Pte::map(probe));
             probe.address = PhysicalAddress{*last};
             GPUMMU_TRY(F::Pte::map(probe));
