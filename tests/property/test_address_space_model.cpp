@@ -18,6 +18,7 @@
 #include "support/buddy_fixture.hpp"
 #include "support/page_table_fixture.hpp"
 #include "support/random.hpp"
+#include "support/space_storage.hpp"
 
 using namespace gpummu;
 
@@ -37,15 +38,12 @@ struct Record {
 
 template <MmuFormat F>
 struct Space {
-    std::vector<RangeNode> range_nodes = std::vector<RangeNode>(RangeAllocator::nodes_for(128));
-    std::vector<PageTableNode> nodes = std::vector<PageTableNode>(2048);
-    std::vector<PageTableChildren> children = std::vector<PageTableChildren>(64);
-    std::vector<BigTableSlot> slots = std::vector<BigTableSlot>(64);
-    std::vector<MappingRecord> records = std::vector<MappingRecord>(64);
+    testing::SpaceStorage storage_vectors{64, 2048, 64};
+    std::vector<MappingRecord> &records = storage_vectors.records;
     AddressSpace<F, HostMemory, testing::RecordingInvalidator> space;
     bool live = false;
     std::vector<Record> model;
-    AddressSpaceStorage storage() { return {range_nodes, {nodes, children}, slots, records}; }
+    AddressSpaceStorage storage() { return storage_vectors.get(); }
 };
 
 VirtualRange range_at(u64 begin, u64 size)
@@ -132,7 +130,7 @@ void run(u64 seed, long steps)
                 space.model.push_back({mapping->handle, mapping->range, pa});
             else  // handle slots, else VRAM for tables ran out
                 CHECK(mapping.error() == (full ? Error::out_of_storage : Error::out_of_memory));
-        } else if (op < 35) {                                    // a reservation
+        } else if (op < 35) {  // a reservation
             const bool full = space.model.size() >= space.records.size();
             auto reservation = space.space.reserve_sparse((1 + random.below(16)) * 2 * mib);
             if (reservation)

@@ -6,6 +6,7 @@
 
 #include "gpummu/hw/selftest.hpp"
 #include "support/random.hpp"
+#include "support/space_storage.hpp"
 #include "support/sim_fixture.hpp"
 
 using namespace gpummu;
@@ -287,16 +288,7 @@ TEST_CASE("a corrupted PTE makes the BAR1 self-test fail")
     }
 }
 
-namespace {
-struct ContextStorage {
-    std::vector<RangeNode> range_nodes = std::vector<RangeNode>(RangeAllocator::nodes_for(64));
-    std::vector<PageTableNode> nodes = std::vector<PageTableNode>(512);
-    std::vector<PageTableChildren> children = std::vector<PageTableChildren>(32);
-    std::vector<BigTableSlot> slots = std::vector<BigTableSlot>(32);
-    std::vector<MappingRecord> records = std::vector<MappingRecord>(32);
-    AddressSpaceStorage get() { return {range_nodes, {nodes, children}, slots, records}; }
-};
-}  // namespace
+using ContextStorage = testing::SpaceStorage;
 
 TEST_CASE("GPU contexts: two address spaces over one buddy, walked through instance blocks")
 {

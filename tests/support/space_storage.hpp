@@ -1,0 +1,30 @@
+// Test helper: the caller-supplied storage of one address space, in vectors (tests may
+// allocate; the address space itself never does).
+#pragma once
+
+#include <vector>
+
+#include "gpummu/vmm/address_space.hpp"
+
+namespace gpummu::testing {
+
+struct SpaceStorage {
+    std::vector<RangeNode> range_nodes;
+    std::vector<PageTableNode> nodes;
+    std::vector<PageTableChildren> children;
+    std::vector<BigTableSlot> slots;
+    std::vector<MappingRecord> records;
+
+    explicit SpaceStorage(std::size_t handles = 32, std::size_t table_nodes = 512,
+                          std::size_t directories = 32)
+        : range_nodes(RangeAllocator::nodes_for(2 * handles)),
+          nodes(table_nodes),
+          children(directories),
+          slots(directories),
+          records(handles)
+    {
+    }
+    AddressSpaceStorage get() { return {range_nodes, {nodes, children}, slots, records}; }
+};
+
+}  // namespace gpummu::testing
