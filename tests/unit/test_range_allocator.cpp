@@ -214,3 +214,23 @@ TEST_CASE("the top of the 64-bit range: huge sizes refused, no placement wraps")
     }
     CHECK(fixture.ranges.check_invariants());
 }
+
+TEST_CASE("allocated ranges keep their owner tag")
+{
+    auto fixture = Fixture::make(0, 1 * GiB);
+    auto first = fixture.ranges.allocate({.size = 64 * KiB, .owner = 7});
+    auto second = fixture.ranges.reserve(range(512 * MiB, 2 * MiB), 9);
+    REQUIRE(first);
+    REQUIRE(second);
+    auto owned = fixture.ranges.owner_of(first->begin() + 4 * KiB);
+    REQUIRE(owned);
+    CHECK(owned->owner == 7);
+    CHECK(owned->range == *first);
+    CHECK(fixture.ranges.owner_of(VirtualAddress{512 * MiB + 1 * MiB})->owner == 9);
+    CHECK(fixture.ranges.owner_of(VirtualAddress{256 * MiB}).error() == Error::not_mapped);
+    CHECK(fixture.ranges.owner_of(VirtualAddress{2 * GiB}).error() == Error::out_of_range);
+    // Tags survive the neighbours' frees and coalescing.
+    REQUIRE(fixture.ranges.free(*first));
+    CHECK(fixture.ranges.owner_of(VirtualAddress{512 * MiB})->owner == 9);
+    CHECK(fixture.ranges.check_invariants());
+}

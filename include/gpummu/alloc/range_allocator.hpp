@@ -51,9 +51,11 @@ struct RangeNode {
     u64 own_block = 0;      // that block for this segment alone (0 when allocated)
     u32 left = 0;           // 0: none (slot 0 is never used)
     u32 right = 0;
-    u32 priority = 0;
-    bool free = false;
+    u32 owner = 0;          // allocated: the caller's tag (RangeRequest::owner)
+    u32 priority : 31 = 0;  // treap heap order
+    u32 free : 1 = 0;
 };
+static_assert(sizeof(RangeNode) == 56, "a node stays 56 bytes: the tree is cache-bound");
 
 struct RangeRequest {
     u64 size = 0;
@@ -61,6 +63,13 @@ struct RangeRequest {
     VirtualAddress window_begin{0};  // only inside [window_begin, window_end)
     VirtualAddress window_end{~u64{0}};
     bool top_down = false;
+    u32 owner = 0;  // a tag kept with the range, for owner_of()
+};
+
+// An allocated range and the tag it was given.
+struct OwnedRange {
+    VirtualRange range{};
+    u32 owner = 0;
 };
 
 class RangeAllocator {
@@ -128,13 +137,13 @@ public:
         u32 hole = find_guaranteed(root_, fit, start);
         if (hole == 0) hole = find_tight(fit, start);
         if (hole == 0) return failure(Error::out_of_va);
-        carve(hole, start, start + *size);
+        carve(hole, start, start + *size, request.owner);
         ++live_;
         return VirtualRange::from_bounds(VirtualAddress{start}, VirtualAddress{start + *size});
     }
 
-    // Takes exactly `range` (granule-aligned, inside the space, entirely free).
-    [[nodiscard]] Result<VirtualRange> reserve(VirtualRange range) noexcept
+    // Takes exactly `range` (granule-aligned, inside the space, entirely free), tagged `owner`.
+    [[nodiscard]] Result<VirtualRange> reserve(VirtualRange range, u32 owner = 0) noexcept
     {
         if (range.empty()) return failure(Error::invalid_argument);
         if (!range.begin().is_aligned_to(granule) || !range.end().is_aligned_to(granule))
@@ -144,7 +153,7 @@ public:
         if (!pool_[node].free || pool_[node].end < range.end().value())
             return failure(Error::overlap);
         if (free_slots_ < 2) return failure(Error::out_of_storage);
-        carve(node, range.begin().value(), range.end().value());
+        carve(node, range.begin().value(), range.end().value(), owner);
         ++live_;
         return range;
     }
@@ -189,6 +198,16 @@ public:
         const RangeNode &node = pool_[find_containing(address.value())];
         if (node.free) return failure(Error::not_mapped);
         return VirtualRange::from_bounds(VirtualAddress{node.begin}, VirtualAddress{node.end});
+    }
+    // The allocated range holding `address` and its owner tag: O(log n).
+    [[nodiscard]] Result<OwnedRange> owner_of(VirtualAddress address) const noexcept
+    {
+        if (!space_.contains(address)) return failure(Error::out_of_range);
+        const RangeNode &node = pool_[find_containing(address.value())];
+        if (node.free) return failure(Error::not_mapped);
+        return OwnedRange{
+            VirtualRange::from_bounds(VirtualAddress{node.begin}, VirtualAddress{node.end}).value(),
+            node.owner};
     }
 
     [[nodiscard]] std::size_t live_ranges() const noexcept { return live_; }
@@ -322,10 +341,11 @@ private:
     // Splits free segment `node` around [begin, end) and marks that part allocated: the
     // node itself becomes the allocated part (its key moves within its own old extent, so
     // the tree order holds), and the remainders are inserted as new free nodes.
-    void carve(u32 node, u64 begin, u64 end) noexcept
+    void carve(u32 node, u64 begin, u64 end, u32 owner) noexcept
     {
         u64 hole_begin = pool_[node].begin, hole_end = pool_[node].end;
         set_segment(node, begin, end, false);
+        pool_[node].owner = owner;
         refresh(root_, begin);
         if (hole_begin < begin) root_ = insert(root_, make_node(hole_begin, begin, true));
         if (end < hole_end) root_ = insert(root_, make_node(end, hole_end, true));
@@ -363,7 +383,7 @@ private:
         seed_ ^= seed_ >> 17;
         seed_ ^= seed_ << 5;
         pool_[index] = RangeNode{};
-        pool_[index].priority = seed_;
+        pool_[index].priority = seed_ & 0x7FFF'FFFFu;
         set_segment(index, begin, end, is_free);
         update(index);
         return index;

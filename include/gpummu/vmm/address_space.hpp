@@ -197,7 +197,7 @@ public:
         if (!slot) return failure(slot.error());
         const u32 parent = sparse_holding(range);
         if (parent == no_slot) {
-            auto reserved = ranges_->reserve(range);
+            auto reserved = ranges_->reserve(range, *slot);
             if (!reserved) {
                 give_back_slot(*slot);
                 return failure(reserved.error());
@@ -257,7 +257,7 @@ public:
         if (!space_.contains(range)) return failure(Error::out_of_range);
         auto slot = take_slot();
         if (!slot) return failure(slot.error());
-        auto reserved = ranges_->reserve(range);
+        auto reserved = ranges_->reserve(range, *slot);
         if (!reserved) {
             give_back_slot(*slot);
             return failure(reserved.error());
@@ -498,7 +498,9 @@ private:
     {
         auto slot = take_slot();
         if (!slot) return failure(slot.error());
-        auto range = ranges_->allocate(request);
+        RangeRequest owned = request;
+        owned.owner = *slot;  // the VA range names its record: sparse_holding() in O(log n)
+        auto range = ranges_->allocate(owned);
         if (!range) {
             give_back_slot(*slot);
             return failure(range.error());
@@ -536,16 +538,17 @@ private:
         return handle.index;
     }
 
-    // The sparse reservation that contains all of `range`, if any.
+    // The sparse reservation that contains all of `range`, if any: the VA range's owner
+    // tag is its record's slot (O(log n), no scan of the records).
     [[nodiscard]] u32 sparse_holding(VirtualRange range) const noexcept
     {
-        auto holder = ranges_->find(range.begin());
-        if (!holder || !holder->contains(range)) return no_slot;
-        for (u32 slot = 0; slot < records_.size(); ++slot)
-            if (records_[slot].kind == MappingRecord::Kind::sparse &&
-                records_[slot].range == *holder)
-                return slot;
-        return no_slot;
+        auto holder = ranges_->owner_of(range.begin());
+        if (!holder || !holder->range.contains(range) || holder->owner >= records_.size())
+            return no_slot;
+        const MappingRecord &record = records_[holder->owner];
+        return record.kind == MappingRecord::Kind::sparse && record.range == holder->range
+                   ? holder->owner
+                   : no_slot;
     }
 
     [[nodiscard]] Result<Mapping> finish_mapping(u32 slot, VirtualRange range,
