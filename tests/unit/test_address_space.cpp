@@ -364,3 +364,45 @@ TEST_CASE_TEMPLATE("regression: the segments say where; attributes.address is no
     REQUIRE(mapping);
     CHECK(space.translate(mapping->range.begin())->address == PhysicalAddress{64 * mib});
 }
+
+TEST_CASE_TEMPLATE("regression: pages unmapped back to sparse fold, so large pages fit again", F,
+                   MmuV2, MmuV3)
+{
+    Rig rig;
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> space;
+    REQUIRE(
+        space.create(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(), rig.config()));
+    auto reservation = space.reserve_sparse_fixed(va_range(4 * gib, 4 * mib));
+    REQUIRE(reservation);
+    const PageTableStats sparse_only = space.stats().tables;
+    // History: 4 KiB and 64 KiB pages come and go inside the reservation.
+    const PhysicalSegment page{PhysicalAddress{64 * mib}, 4 * kib};
+    const PhysicalSegment chunk{PhysicalAddress{96 * mib}, 64 * kib};
+    auto small =
+        space.map_fixed(va_range(4 * gib + 12 * kib, 4 * kib), {&page, 1}, attributes_at(0));
+    auto big = space.map_fixed(va_range(4 * gib + 2 * mib + 64 * kib, 64 * kib), {&chunk, 1},
+                               attributes_at(0), {.page_sizes = {PageSize::size_64k()}});
+    REQUIRE(small);
+    REQUIRE(big);
+    CHECK(space.stats().tables.tables() > sparse_only.tables());
+    REQUIRE(space.release(small->handle));
+    REQUIRE(space.release(big->handle));
+    // The same tables as before the history: every all-sparse table folded away.
+    CHECK(space.stats().tables.tables_per_level == sparse_only.tables_per_level);
+    CHECK(space.stats().tables.big_tables == sparse_only.big_tables);
+    CHECK(space.translate(VirtualAddress{4 * gib + 12 * kib})->state == TranslationState::sparse);
+    // So a pinned 2 MiB page and a pinned 64 KiB page fit where they did before.
+    const PhysicalSegment two{PhysicalAddress{128 * mib}, 2 * mib};
+    auto huge = space.map_fixed(va_range(4 * gib, 2 * mib), {&two, 1}, attributes_at(0),
+                                {.page_sizes = {PageSize::size_2m()}});
+    REQUIRE(huge);
+    auto again = space.map_fixed(va_range(4 * gib + 2 * mib, 64 * kib), {&chunk, 1},
+                                 attributes_at(0), {.page_sizes = {PageSize::size_64k()}});
+    REQUIRE(again);
+    CHECK(space.check_invariants());
+    REQUIRE(space.release(huge->handle));
+    REQUIRE(space.release(again->handle));
+    CHECK(space.stats().tables.tables_per_level == sparse_only.tables_per_level);
+    REQUIRE(space.release(reservation->handle));
+    CHECK(space.stats().tables.tables() == 1);  // the root alone
+}

@@ -311,8 +311,8 @@ public:
             PageTableNode &record = nodes_[node];
             const bool big = record.has(PageTableNode::big);
             // Retired tables hold only invalid words, except NV4K words in big tables
-            // (the page source zeroes big tables itself).
-            GPUMMU_TRY(pages_->free_table(record.page, !big));
+            // (the page source zeroes big tables itself) and folded tables' sparse words.
+            GPUMMU_TRY(pages_->free_table(record.page, !big && !record.has(PageTableNode::folded)));
             retired_ = record.next;
             --stats_.retired_tables;
             free_node(node);
@@ -955,6 +955,16 @@ private:
                 --nodes_[node].live;
                 retire(child);
                 batch_->record_downgrade(Level{static_cast<u8>(depth)});
+            } else if (all_sparse(child)) {
+                // Nothing but sparse entries left: one sparse entry above says the same, so
+                // the tables depend only on the pages' states, not on their history.
+                GPUMMU_TRY(write_entry(node, depth, index, F::Pde::sparse().raw()));
+                child_slot(node, index) = no_table_node;
+                nodes_[node].mapped.clear(index);
+                nodes_[node].sparse_backed.set(index);  // still live: sparse is content
+                nodes_[child].flags |= PageTableNode::folded;
+                retire(child);
+                batch_->record_downgrade(Level{static_cast<u8>(depth)});
             }
             return success();
         }
@@ -1406,11 +1416,55 @@ private:
         return table.live == 0 ? 0u : table.mapped.chunk_mask() | table.sparse_backed.chunk_mask();
     }
 
-    // After a dual entry changed: reclaim empty tables, rewrite the pointers, refresh NV4K.
+    // Every entry of table `node` is sparse (and so none is mapped or points to a table).
+    [[nodiscard]] bool all_sparse(u32 node) const noexcept
+    {
+        const PageTableNode &table = nodes_[node];
+        const unsigned entries = table.has(PageTableNode::big)
+                                     ? big_entries
+                                     : static_cast<unsigned>(F::levels[table.depth].entry_count());
+        return table.mapped.none() && table.sparse_backed.all(0, entries);
+    }
+    // Every 64 KiB chunk of a dual entry is sparse, in its big PTE or in all 16 small ones.
+    [[nodiscard]] bool dual_all_sparse(u32 small, u32 big) const noexcept
+    {
+        if (small == no_table_node && big == no_table_node) return false;
+        for (unsigned chunk = 0; chunk < big_entries; ++chunk) {
+            if (big != no_table_node) {
+                if (nodes_[big].mapped.test(chunk)) return false;
+                if (nodes_[big].sparse_backed.test(chunk)) continue;
+            }
+            if (small == no_table_node) return false;
+            const unsigned first = chunk * chunk_pages;
+            if (nodes_[small].mapped.any(first, chunk_pages) ||
+                !nodes_[small].sparse_backed.all(first, chunk_pages))
+                return false;
+        }
+        return true;
+    }
+
+    // After a dual entry changed: fold an all-sparse entry into a sparse dual PDE, reclaim
+    // empty tables, rewrite the pointers, refresh NV4K.
     [[nodiscard]] Result<void> tidy_dual(u32 node, unsigned depth, unsigned index) noexcept
     {
         u32 &big = child_slot(node, index + 256);
         u32 &small = child_slot(node, index);
+        if (dual_all_sparse(small, big)) {
+            const u32 old_small = small, old_big = big;
+            small = no_table_node;
+            big = no_table_node;
+            GPUMMU_TRY(write_entry(node, depth, index, F::DualPde::sparse().low(),
+                                   F::DualPde::sparse().high()));
+            nodes_[node].mapped.clear(index);
+            nodes_[node].sparse_backed.set(index);  // the entry stays live: sparse is content
+            batch_->record_downgrade(Level{static_cast<u8>(depth)});
+            for (u32 folded : {old_small, old_big}) {
+                if (folded == no_table_node) continue;
+                nodes_[folded].flags |= PageTableNode::folded;
+                retire(folded);
+            }
+            return success();
+        }
         bool pointers_changed = false;
         u32 retire_big = no_table_node, retire_small = no_table_node;
         if (small != no_table_node && nodes_[small].live == 0) {

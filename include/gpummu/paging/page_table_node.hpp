@@ -138,10 +138,11 @@ private:
 struct PageTableNode {
     enum Flag : u8 {
         in_use = 1,
-        prepared = 2,     // allocated by a prepare that has not been committed: not in VRAM yet
-        retired = 4,      // unlinked; freed after the TLB batch that covers it is finished
-        big = 8,          // a 256-byte big-page table
-        caller_root = 16  // the root page belongs to the caller: never freed
+        prepared = 2,      // allocated by a prepare that has not been committed: not in VRAM yet
+        retired = 4,       // unlinked; freed after the TLB batch that covers it is finished
+        big = 8,           // a 256-byte big-page table
+        caller_root = 16,  // the root page belongs to the caller: never freed
+        folded = 32        // retired holding sparse words (folded into the entry above): not zero
     };
     TablePage page{};
     u32 parent = no_table_node;
