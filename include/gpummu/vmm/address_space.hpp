@@ -229,10 +229,7 @@ public:
                 if (other == *slot || record.kind != MappingRecord::Kind::mapping_in_sparse ||
                     record.parent != parent || !range.contains(record.range))
                     continue;
-                --stats_.mappings;
-                stats_.mapped_bytes -= record.range.size();
-                --records_[parent].children;
-                give_back_slot(other);
+                forget(other);
             }
         }
         return finish_mapping(*slot, range,
@@ -279,18 +276,7 @@ public:
         if (!batch) return failure(batch.error());
         if (record.kind != MappingRecord::Kind::mapping_in_sparse)
             (void)ranges_->free(record.range);
-        switch (record.kind) {
-        case MappingRecord::Kind::mapping:
-        case MappingRecord::Kind::mapping_in_sparse:
-            --stats_.mappings;
-            stats_.mapped_bytes -= record.range.size();
-            if (record.kind == MappingRecord::Kind::mapping_in_sparse)
-                --records_[record.parent].children;
-            break;
-        case MappingRecord::Kind::sparse: --stats_.sparse_reservations; break;
-        case MappingRecord::Kind::free: break;
-        }
-        give_back_slot(*slot);
+        forget(*slot);
         return flush(*batch);
     }
 
@@ -338,7 +324,7 @@ public:
                 if (!collected) return fail(collected.error());
                 if (record.kind != MappingRecord::Kind::mapping_in_sparse)
                     (void)ranges_->free(record.range);
-                give_back_slot(slot);
+                forget(slot);
             }
         }
         if (all.engaged()) {
@@ -514,6 +500,24 @@ private:
         const u32 slot = free_slot_;
         free_slot_ = records_[slot].next_free;
         return slot;
+    }
+    // Drops a live record from the books (counts, its reservation's children) and frees
+    // its slot; the caller has dealt with its pages and VA.
+    void forget(u32 slot) noexcept
+    {
+        const MappingRecord &record = records_[slot];
+        switch (record.kind) {
+        case MappingRecord::Kind::mapping:
+        case MappingRecord::Kind::mapping_in_sparse:
+            --stats_.mappings;
+            stats_.mapped_bytes -= record.range.size();
+            if (record.kind == MappingRecord::Kind::mapping_in_sparse)
+                --records_[record.parent].children;
+            break;
+        case MappingRecord::Kind::sparse: --stats_.sparse_reservations; break;
+        case MappingRecord::Kind::free: break;
+        }
+        give_back_slot(slot);
     }
     void give_back_slot(u32 slot) noexcept
     {
