@@ -26,8 +26,10 @@
 // Locking
 //   Every context and the BAR1 space share one buddy, one PRAMIN window (a register that
 //   moves) and one TLB invalidate sequence. One GPU-wide lock must cover any call that
-//   maps, unmaps, makes or destroys a space, and any PRAMIN or BAR1-view access. Reads of
-//   stats and translations of one space need only that space not to change meanwhile.
+//   maps, unmaps, makes or destroys a space, every buddy call and every PRAMIN access. A
+//   Bar1Mapping's reads and writes touch only its BAR1 offsets: they may run outside the
+//   lock while that mapping is not released. Reads of stats and translations of one space
+//   need only that space not to change meanwhile.
 //
 // What it does not do
 //   - No locking: the owner serialises every call. Nothing here allocates from the heap;

@@ -21,10 +21,9 @@
 //   - No locking. Host pages of big tables are tracked in a caller-supplied slot array
 //     (`BigTableSlot`), found by a linear walk: cost O(host pages that hold big tables),
 //     which is 1/16 of the big tables in use.
-//   - Errors leave everything unchanged: out_of_memory (buddy exhausted), out_of_storage
-//     (no free big-table slot),
-//     not_allocated / double_free for a table this source did not hand out, device errors
-//     from the fill.
+//   - Errors leave everything unchanged: out_of_memory (buddy exhausted, or past the
+//     budget), out_of_storage (no free big-table slot), not_allocated / double_free for a
+//     table this source did not hand out, device errors from the fill.
 #pragma once
 
 #include <bit>
