@@ -78,8 +78,68 @@ TEST_CASE("metadata for 16 GiB of 4 KiB chunks is fixed and computable up front"
     REQUIRE(words);
     u64 bytes = *words * sizeof(u64);
     MESSAGE("metadata for 16 GiB / 4 KiB chunks: " << bytes << " bytes");
-    CHECK(bytes >= 2 * MiB);             // 2 bits per node, 2 nodes per chunk
-    CHECK(bytes <= 2 * MiB + 80 * KiB);  // summaries add ~3%
+    // Order 0 stores sibling pairs in 3 bits (21 per word): 2^22 chunks take 2^21 / 21
+    // words; orders >= 1 take 2 bits per node, 2^22 bits in all; the summaries add ~3%.
+    u64 nodes = (u64{1} << 21) / 21 * 8 + (u64{1} << 22) / 8;
+    CHECK(bytes >= nodes);
+    CHECK(bytes <= 2 * MiB);
+    // With the allocator object itself, still at most 2 MiB.
+    auto fixture = BuddyFixture::make({range_of(0, 16 * GiB)});
+    CHECK(fixture.buddy.metadata_bytes() <= 2 * MiB);
+    CHECK(fixture.buddy.metadata_bytes() >= bytes);
+}
+
+TEST_CASE("regions that touch are one region: blocks and runs cross where they meet")
+{
+    // [4 KiB, 12 KiB) and [12 KiB, 20 KiB) meet inside the 8 KiB block [8 KiB, 16 KiB),
+    // whose halves were given in different regions.
+    auto fixture = BuddyFixture::make(
+        {range_of(4 * KiB, 8 * KiB), range_of(12 * KiB, 8 * KiB), range_of(64 * KiB, 4 * KiB)});
+    CHECK(fixture.buddy.total_bytes() == 20 * KiB);
+    BuddyStats stats = fixture.buddy.stats();
+    CHECK(stats.largest_free_block == 8 * KiB);  // [8 KiB, 16 KiB) spans the meeting point
+    std::array<BuddyBlock, 4> out{};
+    auto run = fixture.buddy.allocate(16 * KiB, {.contiguous = true}, out);
+    REQUIRE(run);
+    CHECK(run->blocks.front().address == VramAddress{4 * KiB});
+    CHECK(sum(run->blocks) == 16 * KiB);
+    CHECK(fixture.buddy.check_invariants());
+    REQUIRE(fixture.buddy.free(run->blocks, true));
+    CHECK(fixture.buddy.stats().largest_free_block == 8 * KiB);
+    CHECK(fixture.buddy.cleared_bytes() == 16 * KiB);
+    CHECK(fixture.buddy.check_invariants());
+}
+
+TEST_CASE("chunks beside a region in a stored pair are never handed out")
+{
+    // Regions start and end at odd chunks, so the first and last order-0 buddies have a
+    // partner outside every region (stored in the same 3-bit pair). Take and give back
+    // every chunk in every cleared/dirty pattern; the partners never appear.
+    auto fixture = BuddyFixture::make({range_of(4 * KiB, 12 * KiB), range_of(36 * KiB, 4 * KiB)});
+    CHECK(fixture.buddy.total_bytes() == 16 * KiB);
+    for (unsigned pattern = 0; pattern < 16; ++pattern) {
+        std::vector<BuddyBlock> chunks = take_chunks(fixture, 4);
+        std::array<BuddyBlock, 1> none{};
+        CHECK(fixture.buddy.allocate(4 * KiB, {}, none).error() == Error::out_of_memory);
+        for (const BuddyBlock &block : chunks) {
+            bool inside =
+                block.address == VramAddress{4 * KiB} || block.address == VramAddress{8 * KiB} ||
+                block.address == VramAddress{12 * KiB} || block.address == VramAddress{36 * KiB};
+            CHECK(inside);
+        }
+        CHECK(fixture.buddy.block_at(VramAddress{0}).error() == Error::out_of_range);
+        CHECK(fixture.buddy.block_at(VramAddress{32 * KiB}).error() == Error::out_of_range);
+        for (const BuddyBlock &block : chunks) {
+            u64 page = block.address.value() / (4 * KiB);  // 1, 2, 3 or 9
+            unsigned bit = page == 9 ? 0u : static_cast<unsigned>(page);
+            REQUIRE(fixture.buddy.free(block, ((pattern >> bit) & 1u) != 0));
+        }
+        CHECK(fixture.buddy.check_invariants());
+        CHECK(fixture.buddy.free_bytes() == 16 * KiB);
+        // [8 KiB, 16 KiB) merged only if both halves were freed alike.
+        bool alike = ((pattern >> 2) & 1u) == ((pattern >> 3) & 1u);
+        CHECK((fixture.buddy.stats().largest_free_block == 8 * KiB) == alike);
+    }
 }
 
 TEST_CASE("power-of-two allocations are naturally aligned single blocks")
@@ -411,7 +471,8 @@ TEST_CASE("exhaustion and recovery across several regions")
     BuddyStats recovered = fixture.buddy.stats();
     CHECK(recovered.free_bytes == initial.total_bytes);
     CHECK(recovered.free_bytes_per_order == initial.free_bytes_per_order);
-    // [12 MiB, 14 MiB) and [16 MiB, 18 MiB) touch no other region: blocks never merge across.
+    // [12 MiB, 14 MiB) and [16 MiB, 18 MiB) touch no other region: blocks never merge across
+    // a gap.
     CHECK(recovered.largest_free_block == 2 * MiB);
     CHECK(fixture.buddy.check_invariants());
 }

@@ -41,16 +41,18 @@
 //   last free block in an address window costs O(log N) word operations; a per-kind mask
 //   of non-empty orders picks the smallest order that fits with one bit scan. allocate and
 //   free touch O(orders) nodes: O(log N) in the number of chunks, independent of how many
-//   blocks are allocated. Metadata: 2 bits per node (4 bits per chunk, 2 MiB for 16 GiB
-//   of 4 KiB chunks) plus about 3% for the summaries. Regions far apart share one index
-//   space over their hull; the gaps cost metadata but are never handed out.
+//   blocks are allocated. Metadata: 2 bits per node of order >= 1, and 3 bits per pair of
+//   order-0 siblings (only 8 of their 16 combinations can hold, see "order-0 pairs"), so
+//   3.5 bits per chunk: 1.82 MiB for 16 GiB of 4 KiB chunks with the summaries (~3%).
+//   Regions far apart share one index space over their hull; the gaps cost metadata but
+//   are never handed out; regions that touch are joined into one.
 //
 // Invariants (check_invariants() proves them)
 //   - Every chunk of every region lies in exactly one block, free or allocated.
 //   - Two free buddies of the same kind never coexist: they merge. A cleared and a dirty
 //     buddy do not merge by themselves, so cleared memory stays known as cleared until a
 //     request needs them together (then the allocated block is dirty). Blocks and
-//     contiguous runs never cross a region boundary: give adjacent memory as one region.
+//     contiguous runs never cross a gap between regions (regions that touch are one).
 //
 // Limits
 //   At most max_chunks (2^35) chunks from the first region's start to the last region's
@@ -111,6 +113,54 @@ struct BuddyStats {
     unsigned order_count = 0;    // orders 0 .. order_count-1 exist
     std::array<u64, max_orders> free_bytes_per_order{};
 };
+
+namespace detail {
+// Node states of the buddy tree (BuddyAllocator's none / allocated / free dirty / free
+// cleared) and the 3-bit code of an order-0 sibling pair; the table is explained in
+// BuddyAllocator under "order-0 pairs".
+inline constexpr u64 buddy_none = 0, buddy_allocated = 1, buddy_free_dirty = 2,
+                     buddy_free_clean = 3;
+constexpr unsigned buddy_pair_state(unsigned code, unsigned side) noexcept
+{
+    constexpr u64 sides[8][2] = {{buddy_none, buddy_none},
+                                 {buddy_free_dirty, buddy_allocated},
+                                 {buddy_allocated, buddy_free_dirty},
+                                 {buddy_free_dirty, buddy_free_clean},
+                                 {buddy_allocated, buddy_allocated},
+                                 {buddy_free_clean, buddy_allocated},
+                                 {buddy_allocated, buddy_free_clean},
+                                 {buddy_free_clean, buddy_free_dirty}};
+    return static_cast<unsigned>(sides[code][side]);
+}
+// A side that is none while the other is not is stored as allocated.
+constexpr unsigned buddy_pair_code(u64 left, u64 right) noexcept
+{
+    if (left == buddy_none && right == buddy_none) return 0;
+    if (left == buddy_none) left = buddy_allocated;
+    if (right == buddy_none) right = buddy_allocated;
+    unsigned left_free = left >= buddy_free_dirty ? 1u : 0u;
+    unsigned right_free = right >= buddy_free_dirty ? 1u : 0u;
+    if (!left_free && !right_free) return 4;  // both allocated
+    unsigned kind_bit = left_free ? static_cast<unsigned>(left == buddy_free_clean)
+                                  : static_cast<unsigned>(right == buddy_free_clean);
+    return kind_bit << 2 | right_free << 1 | left_free;
+}
+constexpr bool buddy_pair_codes_round_trip() noexcept
+{
+    for (u64 left = 0; left < 4; ++left)
+        for (u64 right = 0; right < 4; ++right) {
+            if ((left == buddy_none) != (right == buddy_none)) continue;
+            if (left >= buddy_free_dirty && left == right) continue;  // merged, never stored
+            unsigned code = buddy_pair_code(left, right);
+            if (code > 7 || buddy_pair_state(code, 0) != left || buddy_pair_state(code, 1) != right)
+                return false;
+        }
+    // The 8 codes are distinct: 0 and the 7 block pairs.
+    return buddy_pair_code(buddy_allocated, buddy_allocated) == 4 &&
+           buddy_pair_code(buddy_free_clean, buddy_free_dirty) == 7;
+}
+static_assert(buddy_pair_codes_round_trip(), "the 8 pair codes decode to what encoded them");
+}  // namespace detail
 
 class BuddyAllocator {
 public:
@@ -422,10 +472,23 @@ private:
     };
 
     // ---- layout ---------------------------------------------------------------------------
-    enum : u64 { none = 0, allocated = 1, free_dirty = 2, free_clean = 3 };
+    enum : u64 {
+        none = detail::buddy_none,
+        allocated = detail::buddy_allocated,
+        free_dirty = detail::buddy_free_dirty,
+        free_clean = detail::buddy_free_clean
+    };
     enum Kind : u8 { dirty = 0, clean = 1 };
     static constexpr unsigned max_levels = 6;
+    // Orders >= 1: 2-bit states, 32 per word. Order 0: sibling pairs in 3-bit codes, 21
+    // pairs (42 nodes) per word (see "order-0 pairs" below).
     static constexpr unsigned nodes_per_word = 32;
+    static constexpr unsigned pairs_per_word = 21;
+    static constexpr unsigned order0_nodes_per_word = 2 * pairs_per_word;
+    static constexpr u64 nodes_in_word(unsigned order) noexcept
+    {
+        return order == 0 ? order0_nodes_per_word : nodes_per_word;
+    }
 
     struct Layout {
         unsigned chunk_shift = 12;
@@ -469,7 +532,6 @@ private:
             return failure(Error::invalid_argument);
         layout = Layout{};
         layout.chunk_shift = static_cast<unsigned>(std::countr_zero(chunk_bytes));
-        layout.region_count = regions.size();
         u64 largest = 0;
         for (std::size_t r = 0; r < regions.size(); ++r) {
             const VramRange &range = regions[r];
@@ -477,24 +539,35 @@ private:
             if (!range.begin().is_aligned_to(chunk_bytes) ||
                 !range.end().is_aligned_to(chunk_bytes))
                 return failure(Error::misaligned);
-            layout.region_first[r] = range.begin().value() >> layout.chunk_shift;
-            layout.region_end[r] = range.end().value() >> layout.chunk_shift;
-            // Regions must be sorted and disjoint.
-            if (r > 0 && layout.region_first[r] < layout.region_end[r - 1])
-                return failure(Error::overlap);
-            layout.total_chunks += layout.region_end[r] - layout.region_first[r];
-            largest = std::max(largest, layout.region_end[r] - layout.region_first[r]);
+            u64 first = range.begin().value() >> layout.chunk_shift;
+            u64 end = range.end().value() >> layout.chunk_shift;
+            // Regions must be sorted and disjoint; a region that starts where the previous
+            // one ends continues it (memory that touches is one region).
+            std::size_t count = layout.region_count;
+            if (count > 0 && first < layout.region_end[count - 1]) return failure(Error::overlap);
+            if (count > 0 && first == layout.region_end[count - 1]) {
+                layout.region_end[count - 1] = end;
+            } else {
+                layout.region_first[count] = first;
+                layout.region_end[count] = end;
+                ++layout.region_count;
+            }
+            count = layout.region_count;
+            layout.total_chunks += end - first;
+            largest =
+                std::max(largest, layout.region_end[count - 1] - layout.region_first[count - 1]);
         }
         u64 hull_first = layout.region_first[0];
-        u64 hull_last = layout.region_end[regions.size() - 1] - 1;
+        u64 hull_last = layout.region_end[layout.region_count - 1] - 1;
         if (hull_last - hull_first >= max_chunks) return failure(Error::space_too_large);
         layout.order_count = static_cast<unsigned>(std::bit_width(largest));
         std::size_t offset = 0;
         for (unsigned order = 0; order < layout.order_count; ++order) {
-            layout.node_low[order] = hull_first >> order;
+            // Order 0 starts at an even chunk so that every stored pair is a pair of buddies.
+            layout.node_low[order] = order == 0 ? hull_first & ~u64{1} : hull_first >> order;
             layout.node_count[order] = (hull_last >> order) - layout.node_low[order] + 1;
             std::size_t words = static_cast<std::size_t>(
-                (layout.node_count[order] + nodes_per_word - 1) / nodes_per_word);
+                (layout.node_count[order] + nodes_in_word(order) - 1) / nodes_in_word(order));
             layout.node_words[order] = offset;
             layout.level_words[order][0] = words;
             offset += words;
@@ -534,51 +607,139 @@ private:
     {
         return index >= layout_.node_low[order] && local(order, index) < layout_.node_count[order];
     }
-    [[nodiscard]] u64 state(unsigned order, u64 index) const noexcept
+    // ---- order-0 pairs ----------------------------------------------------------------
+    // The two order-0 children of one order-1 node are stored together in a 3-bit code.
+    // Of the 16 (left, right) combinations only 8 can hold between operations: both none
+    // (covered by a bigger block, or outside every region), or both blocks (allocated,
+    // free dirty, free cleared) except two free buddies of the same kind (they merge).
+    //
+    //   code  b2 b1 b0   left  right        b0: left is free     b1: right is free
+    //    0     0  0  0   none  none         b2: the kind (1 = cleared) of the left side
+    //    4     1  0  0    A     A               when it is free, else of the right side
+    //    1     0  0  1    FD    A
+    //    5     1  0  1    FC    A           left free of kind K:  b0 and (b2 == K)
+    //    2     0  1  0    A     FD          right free of kind K: b1 and (b0 xor b2 == K)
+    //    6     1  1  0    A     FC
+    //    3     0  1  1    FD    FC          so the summaries' "free of kind K" bits come
+    //    7     1  1  1    FC    FD          out of a word with a few shifts and masks
+    //
+    // One side is written at a time. A side written while the other is still none (the
+    // pair is being split, or the other chunk lies outside every region) stores the other
+    // as allocated: a chunk outside every region reads as allocated, which no caller asks
+    // about (they check the region first). When an order-1 node becomes a block its pair
+    // is written back to code 0, so a pair that was merged away reads none again.
+    // The same two functions as packed tables (a shift and a mask on the hot paths):
+    // 2 bits per (code, side), 3 bits per (left, right).
+    static constexpr u64 pair_state_table = [] {
+        u64 table = 0;
+        for (unsigned code = 0; code < 8; ++code)
+            for (unsigned side = 0; side < 2; ++side)
+                table |= u64{detail::buddy_pair_state(code, side)} << (4 * code + 2 * side);
+        return table;
+    }();
+    static constexpr u64 pair_code_table = [] {
+        u64 table = 0;
+        for (u64 left = 0; left < 4; ++left)
+            for (u64 right = 0; right < 4; ++right)
+                table |= u64{detail::buddy_pair_code(left, right)} << (3 * (4 * left + right));
+        return table;
+    }();
+    static constexpr unsigned pair_state(unsigned code, unsigned side) noexcept
+    {
+        return static_cast<unsigned>((pair_state_table >> (4 * code + 2 * side)) & 3u);
+    }
+    static constexpr unsigned pair_code(u64 left, u64 right) noexcept
+    {
+        GPUMMU_ASSERT(left < free_dirty || left != right);  // same-kind free buddies merge
+        return static_cast<unsigned>((pair_code_table >> (3 * (4 * left + right))) & 7u);
+    }
+    static constexpr u64 lane_bits = 0x1249249249249249ull;  // bit 0 of each 3-bit lane
+    static_assert(std::popcount(lane_bits) == pairs_per_word && lane_bits >> 63 == 0);
+
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE u64 state(unsigned order, u64 index) const noexcept
     {
         u64 position = local(order, index);
+        if (order == 0) {
+            // Word position / 42, lane (position % 42) / 2; the side is the parity (42 is even).
+            u64 in_word = position % order0_nodes_per_word;
+            u64 word = words_[layout_.node_words[0] + position / order0_nodes_per_word];
+            auto code = static_cast<unsigned>((word >> (3 * (in_word >> 1))) & 7u);
+            return pair_state(code, static_cast<unsigned>(position & 1u));
+        }
         u64 word = words_[layout_.node_words[order] + position / nodes_per_word];
         return (word >> (2 * (position % nodes_per_word))) & 3u;
     }
 
-    // Bits of `word` (even positions) whose node is free of `kind`.
+    // Bits of a level-0 word whose node is free of `kind`: orders >= 1 at bit 2i for node
+    // i of the word; order 0 at bit 3p (left) and 3p + 1 (right) for pair p.
     static constexpr u64 even_bits = 0x5555555555555555ull;
-    static u64 kind_bits(u64 word, Kind kind) noexcept
+    GPUMMU_ALWAYS_INLINE static u64 kind_bits(unsigned order, u64 word, Kind kind) noexcept
     {
+        if (order == 0) {
+            u64 left_free = word & lane_bits, right_free = (word >> 1) & lane_bits;
+            u64 kind_bit = (word >> 2) & lane_bits;
+            u64 left = kind == clean ? left_free & kind_bit : left_free & ~kind_bit;
+            u64 right = kind == clean ? right_free & (left_free ^ kind_bit)
+                                      : right_free & ~(left_free ^ kind_bit);
+            return left | right << 1;
+        }
         return kind == clean ? (word & (word >> 1)) & even_bits : ((word >> 1) & ~word) & even_bits;
     }
 
     // Writes a node state and returns the node word as it is afterwards.
-    u64 write_state(unsigned order, u64 index, u64 value) noexcept
+    GPUMMU_ALWAYS_INLINE u64 write_state(unsigned order, u64 index, u64 value) noexcept
     {
         u64 position = local(order, index);
+        if (order == 0) {
+            u64 in_word = position % order0_nodes_per_word;
+            u64 &word = words_[layout_.node_words[0] + position / order0_nodes_per_word];
+            unsigned shift = static_cast<unsigned>(3 * (in_word >> 1));
+            auto code = static_cast<unsigned>((word >> shift) & 7u);
+            unsigned side = static_cast<unsigned>(position & 1u);
+            u64 other = pair_state(code, side ^ 1u);
+            unsigned written = side == 0 ? pair_code(value, other) : pair_code(other, value);
+            word = (word & ~(u64{7} << shift)) | (u64{written} << shift);
+            return word;
+        }
         u64 &word = words_[layout_.node_words[order] + position / nodes_per_word];
         unsigned shift = static_cast<unsigned>(2 * (position % nodes_per_word));
         word = (word & ~(u64{3} << shift)) | (value << shift);
+        if (order == 1 && value != none) clear_pair(index);
         return word;
+    }
+    // The two children of order-1 node `parent` are none again (the node became a block, or
+    // merged into one above it): their pair goes back to code 0. It holds no free side by
+    // now, so no summary changes.
+    void clear_pair(u64 parent) noexcept
+    {
+        u64 position = local(0, 2 * parent);
+        words_[layout_.node_words[0] + position / order0_nodes_per_word] &=
+            ~(u64{7} << (3 * ((position % order0_nodes_per_word) >> 1)));
     }
 
     // Only a change into or out of a free state can change a summary, and only for that
     // kind: allocated <-> none writes leave the summaries alone.
-    void set_state(unsigned order, u64 index, u64 value) noexcept
+    GPUMMU_ALWAYS_INLINE void set_state(unsigned order, u64 index, u64 value) noexcept
     {
         (void)write_state(order, index, value);
     }
 
-    void set_free(unsigned order, u64 index, Kind kind) noexcept
+    GPUMMU_ALWAYS_INLINE void set_free(unsigned order, u64 index, Kind kind) noexcept
     {
         u64 word = write_state(order, index, kind == clean ? free_clean : free_dirty);
-        u64 bits = kind_bits(word, kind);
+        u64 bits = kind_bits(order, word, kind);
         // The word had no node of this kind before iff this is its only one now.
         if ((bits & (bits - 1)) == 0)
             mark_nonempty(order, kind,
-                          static_cast<std::size_t>(local(order, index) / nodes_per_word));
+                          static_cast<std::size_t>(local(order, index) / nodes_in_word(order)));
     }
-    void clear_free(unsigned order, u64 index, Kind kind, u64 new_state) noexcept
+    GPUMMU_ALWAYS_INLINE void clear_free(unsigned order, u64 index, Kind kind,
+                                         u64 new_state) noexcept
     {
         u64 word = write_state(order, index, new_state);
-        if (kind_bits(word, kind) == 0)
-            mark_empty(order, kind, static_cast<std::size_t>(local(order, index) / nodes_per_word));
+        if (kind_bits(order, word, kind) == 0)
+            mark_empty(order, kind,
+                       static_cast<std::size_t>(local(order, index) / nodes_in_word(order)));
     }
 
     // Word `index` of level 0 gained its first node of `kind`: set the summary bits up to
@@ -604,14 +765,15 @@ private:
         }
     }
 
-    void insert_free(unsigned order, u64 index, Kind kind) noexcept
+    GPUMMU_ALWAYS_INLINE void insert_free(unsigned order, u64 index, Kind kind) noexcept
     {
         set_free(order, index, kind);
         if (counts_[order][kind]++ == 0) nonempty_[kind] |= u64{1} << order;
         free_chunks_ += u64{1} << order;
         if (kind == clean) cleared_chunks_ += u64{1} << order;
     }
-    void remove_free(unsigned order, u64 index, Kind kind, u64 new_state) noexcept
+    GPUMMU_ALWAYS_INLINE void remove_free(unsigned order, u64 index, Kind kind,
+                                          u64 new_state) noexcept
     {
         clear_free(order, index, kind, new_state);
         if (--counts_[order][kind] == 0) nonempty_[kind] &= ~(u64{1} << order);
@@ -626,16 +788,25 @@ private:
                                    std::size_t index) const noexcept
     {
         u64 word = words_[layout_.level_offset[order][kind][level] + index];
-        return level == 0 ? kind_bits(word, kind) : word;
+        return level == 0 ? kind_bits(order, word, kind) : word;
     }
-    // Bit positions per word at each level: level 0 packs nodes at even bits.
-    static unsigned bit_of(unsigned level, u64 bit_position) noexcept
+    // Bit of an entry in its word at each level (level 0: where kind_bits() puts a node),
+    // and back from a set bit to the entry.
+    static unsigned bit_of(unsigned order, unsigned level, u64 entry) noexcept
     {
-        return static_cast<unsigned>(level == 0 ? bit_position * 2 : bit_position);
+        if (level != 0) return static_cast<unsigned>(entry);
+        if (order == 0) return static_cast<unsigned>(3 * (entry / 2) + (entry & 1u));
+        return static_cast<unsigned>(entry * 2);
     }
-    static u64 entries_per_word(unsigned level) noexcept
+    static u64 entry_of(unsigned order, unsigned level, unsigned bit) noexcept
     {
-        return level == 0 ? nodes_per_word : 64;
+        if (level != 0) return bit;
+        if (order == 0) return u64{bit} / 3 * 2 + bit % 3;
+        return bit / 2;
+    }
+    static u64 entries_per_word(unsigned order, unsigned level) noexcept
+    {
+        return level == 0 ? nodes_in_word(order) : 64;
     }
 
     // First set entry at `level` in [from, to] (local indices), or not_found.
@@ -643,10 +814,10 @@ private:
                                 u64 to) const noexcept
     {
         if (from > to) return not_found;
-        u64 per_word = entries_per_word(level);
+        u64 per_word = entries_per_word(order, level);
         std::size_t word_index = static_cast<std::size_t>(from / per_word);
         u64 word = summary_word(order, kind, level, word_index) &
-                   (~u64{0} << bit_of(level, from % per_word));
+                   (~u64{0} << bit_of(order, level, from % per_word));
         if (word == 0) {
             if (level + 1 >= layout_.level_count[order]) return not_found;
             u64 next = find_next(order, kind, level + 1, word_index + 1u, to / per_word);
@@ -654,9 +825,8 @@ private:
             word_index = static_cast<std::size_t>(next);
             word = summary_word(order, kind, level, word_index);
         }
-        u64 found =
-            word_index * per_word + (level == 0 ? static_cast<u64>(std::countr_zero(word)) / 2
-                                                : static_cast<u64>(std::countr_zero(word)));
+        u64 found = word_index * per_word +
+                    entry_of(order, level, static_cast<unsigned>(std::countr_zero(word)));
         return found <= to ? found : not_found;
     }
 
@@ -665,9 +835,11 @@ private:
                                     u64 to) const noexcept
     {
         if (from > to) return not_found;
-        u64 per_word = entries_per_word(level);
+        u64 per_word = entries_per_word(order, level);
         std::size_t word_index = static_cast<std::size_t>(to / per_word);
-        unsigned top_bit = bit_of(level, to % per_word) + (level == 0 ? 1u : 0u);
+        // Orders >= 1 keep the odd partner bit too (kind_bits() never sets it).
+        unsigned top_bit =
+            bit_of(order, level, to % per_word) + (level == 0 && order != 0 ? 1u : 0u);
         u64 keep = top_bit >= 63 ? ~u64{0} : (u64{2} << top_bit) - 1;
         u64 word = summary_word(order, kind, level, word_index) & keep;
         if (word == 0) {
@@ -677,8 +849,8 @@ private:
             word_index = static_cast<std::size_t>(previous);
             word = summary_word(order, kind, level, word_index);
         }
-        u64 highest = 63u - static_cast<u64>(std::countl_zero(word));
-        u64 found = word_index * per_word + (level == 0 ? highest / 2 : highest);
+        auto highest = static_cast<unsigned>(63 - std::countl_zero(word));
+        u64 found = word_index * per_word + entry_of(order, level, highest);
         return found >= from ? found : not_found;
     }
 
@@ -692,7 +864,7 @@ private:
             if (word == 0) return not_found;
             unsigned bit = last ? 63u - static_cast<unsigned>(std::countl_zero(word))
                                 : static_cast<unsigned>(std::countr_zero(word));
-            if (level == 0) return index * nodes_per_word + bit / 2;
+            if (level == 0) return index * nodes_in_word(order) + entry_of(order, 0, bit);
             index = index * 64 + bit;
         }
         return not_found;
@@ -800,6 +972,10 @@ private:
     Kind split_to(Node source, unsigned target, u64 start) noexcept
     {
         Kind kind = state(source.order, source.index) == free_clean ? clean : dirty;
+        if (source.order == target) {
+            remove_free(target, source.index, kind, allocated);
+            return kind;
+        }
         remove_free(source.order, source.index, kind, none);
         u64 index = source.index;
         for (unsigned order = source.order; order > target; --order) {
@@ -814,7 +990,9 @@ private:
     // Frees an allocated node and merges it upward with same-kind buddies in its region.
     void release(unsigned order, u64 index, Kind kind) noexcept
     {
-        set_state(order, index, none);
+        // The node reads allocated until it is merged or inserted free. An order-0 node
+        // needs no write of its own: its pair is rewritten whole either way.
+        if (order != 0) set_state(order, index, none);
         const u64 wanted = kind == clean ? free_clean : free_dirty;
         const auto region =
             static_cast<std::size_t>(region_of(index << order, (index + 1) << order));
@@ -827,6 +1005,7 @@ private:
             u64 buddy = index ^ 1u;
             if (state(order, buddy) != wanted) break;
             remove_free(order, buddy, kind, none);
+            if (order == 0) clear_pair(index >> 1);
             index >>= 1;
             ++order;
         }
@@ -941,6 +1120,7 @@ private:
         if (order == 0) return;
         clear_subtree(order - 1, 2 * index, all_clean);
         clear_subtree(order - 1, 2 * index + 1, all_clean);
+        if (order == 1) clear_pair(index);
     }
     // Allocates exactly [first, end) (all free, inside one region) as its maximal aligned
     // blocks, written to `out` (which has room: pieces_of()).
