@@ -256,13 +256,20 @@ public:
                                     bool cleared = false) noexcept
     {
         AuditOnExit audit{*this};
+        const Kind kind = cleared ? clean : dirty;
+        if (blocks.size() == 1) {  // the common case: one look at the block, then release
+            Node node;
+            if (auto located = locate(blocks[0], node); !located) return located;
+            if (auto is_allocated = check_allocated(node); !is_allocated) return is_allocated;
+            release(node.order, node.index, kind);
+            return success();
+        }
         for (const BuddyBlock &block : blocks) {
             Node node;
             if (auto located = locate(block, node); !located) return located;
             if (auto is_allocated = check_allocated(node); !is_allocated) return is_allocated;
         }
         // Every block is allocated; a block listed twice is found as we go, and undone.
-        const Kind kind = cleared ? clean : dirty;
         for (std::size_t i = 0; i < blocks.size(); ++i) {
             Node node;
             (void)locate(blocks[i], node);
@@ -656,18 +663,36 @@ private:
     static constexpr u64 lane_bits = 0x1249249249249249ull;  // bit 0 of each 3-bit lane
     static_assert(std::popcount(lane_bits) == pairs_per_word && lane_bits >> 63 == 0);
 
-    [[nodiscard]] GPUMMU_ALWAYS_INLINE u64 state(unsigned order, u64 index) const noexcept
+    // Where a node's state lives: its level-0 word, the word's index in its order, the
+    // shift of the node's field (order 0: of its pair's 3-bit code) and, for order 0, the
+    // side of the pair (0 left, 1 right).
+    struct Slot {
+        u64 *word;
+        std::size_t word_index;
+        unsigned shift;
+        unsigned side;
+    };
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE Slot slot_of(unsigned order, u64 index) const noexcept
     {
         u64 position = local(order, index);
         if (order == 0) {
             // Word position / 42, lane (position % 42) / 2; the side is the parity (42 is even).
+            auto word_index = static_cast<std::size_t>(position / order0_nodes_per_word);
             u64 in_word = position % order0_nodes_per_word;
-            u64 word = words_[layout_.node_words[0] + position / order0_nodes_per_word];
-            auto code = static_cast<unsigned>((word >> (3 * (in_word >> 1))) & 7u);
-            return pair_state(code, static_cast<unsigned>(position & 1u));
+            return Slot{words_ + layout_.node_words[0] + word_index, word_index,
+                        static_cast<unsigned>(3 * (in_word >> 1)),
+                        static_cast<unsigned>(position & 1u)};
         }
-        u64 word = words_[layout_.node_words[order] + position / nodes_per_word];
-        return (word >> (2 * (position % nodes_per_word))) & 3u;
+        auto word_index = static_cast<std::size_t>(position / nodes_per_word);
+        return Slot{words_ + layout_.node_words[order] + word_index, word_index,
+                    static_cast<unsigned>(2 * (position % nodes_per_word)), 0};
+    }
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE u64 state(unsigned order, u64 index) const noexcept
+    {
+        Slot slot = slot_of(order, index);
+        if (order == 0)
+            return pair_state(static_cast<unsigned>((*slot.word >> slot.shift) & 7u), slot.side);
+        return (*slot.word >> slot.shift) & 3u;
     }
 
     // Bits of a level-0 word whose node is free of `kind`: orders >= 1 at bit 2i for node
@@ -686,26 +711,20 @@ private:
         return kind == clean ? (word & (word >> 1)) & even_bits : ((word >> 1) & ~word) & even_bits;
     }
 
-    // Writes a node state and returns the node word as it is afterwards.
-    GPUMMU_ALWAYS_INLINE u64 write_state(unsigned order, u64 index, u64 value) noexcept
+    // Writes a node state; returns where it lives (its word as it is afterwards).
+    GPUMMU_ALWAYS_INLINE Slot write_state(unsigned order, u64 index, u64 value) noexcept
     {
-        u64 position = local(order, index);
+        Slot slot = slot_of(order, index);
         if (order == 0) {
-            u64 in_word = position % order0_nodes_per_word;
-            u64 &word = words_[layout_.node_words[0] + position / order0_nodes_per_word];
-            unsigned shift = static_cast<unsigned>(3 * (in_word >> 1));
-            auto code = static_cast<unsigned>((word >> shift) & 7u);
-            unsigned side = static_cast<unsigned>(position & 1u);
-            u64 other = pair_state(code, side ^ 1u);
-            unsigned written = side == 0 ? pair_code(value, other) : pair_code(other, value);
-            word = (word & ~(u64{7} << shift)) | (u64{written} << shift);
-            return word;
+            auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
+            u64 other = pair_state(code, slot.side ^ 1u);
+            unsigned written = slot.side == 0 ? pair_code(value, other) : pair_code(other, value);
+            *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{written} << slot.shift);
+            return slot;
         }
-        u64 &word = words_[layout_.node_words[order] + position / nodes_per_word];
-        unsigned shift = static_cast<unsigned>(2 * (position % nodes_per_word));
-        word = (word & ~(u64{3} << shift)) | (value << shift);
+        *slot.word = (*slot.word & ~(u64{3} << slot.shift)) | (value << slot.shift);
         if (order == 1 && value != none) clear_pair(index);
-        return word;
+        return slot;
     }
     // The two children of order-1 node `parent` are none again (the node became a block, or
     // merged into one above it): their pair goes back to code 0. It holds no free side by
@@ -726,20 +745,37 @@ private:
 
     GPUMMU_ALWAYS_INLINE void set_free(unsigned order, u64 index, Kind kind) noexcept
     {
-        u64 word = write_state(order, index, kind == clean ? free_clean : free_dirty);
-        u64 bits = kind_bits(order, word, kind);
-        // The word had no node of this kind before iff this is its only one now.
-        if ((bits & (bits - 1)) == 0)
-            mark_nonempty(order, kind,
-                          static_cast<std::size_t>(local(order, index) / nodes_in_word(order)));
+        Slot slot = write_state(order, index, kind == clean ? free_clean : free_dirty);
+        gained_free(order, kind, slot);
     }
     GPUMMU_ALWAYS_INLINE void clear_free(unsigned order, u64 index, Kind kind,
                                          u64 new_state) noexcept
     {
-        u64 word = write_state(order, index, new_state);
-        if (kind_bits(order, word, kind) == 0)
-            mark_empty(order, kind,
-                       static_cast<std::size_t>(local(order, index) / nodes_in_word(order)));
+        Slot slot = write_state(order, index, new_state);
+        lost_free(order, kind, slot);
+    }
+    // The summaries after a node of `kind` in the slot's word became free / stopped being free.
+    GPUMMU_ALWAYS_INLINE void gained_free(unsigned order, Kind kind, Slot slot) noexcept
+    {
+        u64 bits = kind_bits(order, *slot.word, kind);
+        // The word had no node of this kind before iff this is its only one now.
+        if ((bits & (bits - 1)) == 0) mark_nonempty(order, kind, slot.word_index);
+    }
+    GPUMMU_ALWAYS_INLINE void lost_free(unsigned order, Kind kind, Slot slot) noexcept
+    {
+        if (kind_bits(order, *slot.word, kind) == 0) mark_empty(order, kind, slot.word_index);
+    }
+    GPUMMU_ALWAYS_INLINE void count_free(unsigned order, Kind kind) noexcept
+    {
+        if (counts_[order][kind]++ == 0) nonempty_[kind] |= u64{1} << order;
+        free_chunks_ += u64{1} << order;
+        if (kind == clean) cleared_chunks_ += u64{1} << order;
+    }
+    GPUMMU_ALWAYS_INLINE void count_taken(unsigned order, Kind kind) noexcept
+    {
+        if (--counts_[order][kind] == 0) nonempty_[kind] &= ~(u64{1} << order);
+        free_chunks_ -= u64{1} << order;
+        if (kind == clean) cleared_chunks_ -= u64{1} << order;
     }
 
     // Word `index` of level 0 gained its first node of `kind`: set the summary bits up to
@@ -768,17 +804,13 @@ private:
     GPUMMU_ALWAYS_INLINE void insert_free(unsigned order, u64 index, Kind kind) noexcept
     {
         set_free(order, index, kind);
-        if (counts_[order][kind]++ == 0) nonempty_[kind] |= u64{1} << order;
-        free_chunks_ += u64{1} << order;
-        if (kind == clean) cleared_chunks_ += u64{1} << order;
+        count_free(order, kind);
     }
     GPUMMU_ALWAYS_INLINE void remove_free(unsigned order, u64 index, Kind kind,
                                           u64 new_state) noexcept
     {
         clear_free(order, index, kind, new_state);
-        if (--counts_[order][kind] == 0) nonempty_[kind] &= ~(u64{1} << order);
-        free_chunks_ -= u64{1} << order;
-        if (kind == clean) cleared_chunks_ -= u64{1} << order;
+        count_taken(order, kind);
     }
 
     // ---- search ---------------------------------------------------------------------------
@@ -898,7 +930,7 @@ private:
                     }
                 }
             }
-            split_to(source, target, best);
+            split_to(source, target, best, kind);
             return Taken{best, kind};
         }
         return Taken{};
@@ -972,40 +1004,78 @@ private:
     Kind split_to(Node source, unsigned target, u64 start) noexcept
     {
         Kind kind = state(source.order, source.index) == free_clean ? clean : dirty;
+        split_to(source, target, start, kind);
+        return kind;
+    }
+    // The same, with the source's kind known (the searches found it by kind).
+    void split_to(Node source, unsigned target, u64 start, Kind kind) noexcept
+    {
         if (source.order == target) {
             remove_free(target, source.index, kind, allocated);
-            return kind;
+            return;
         }
         remove_free(source.order, source.index, kind, none);
-        u64 index = source.index;
-        for (unsigned order = source.order; order > target; --order) {
-            u64 child = start >> (order - 1);
-            insert_free(order - 1, child ^ 1u, kind);
-            index = child;
+        for (unsigned order = source.order; order > target + 1; --order)
+            insert_free(order - 1, (start >> (order - 1)) ^ 1u, kind);
+        u64 child = start >> target;
+        if (target != 0) {
+            insert_free(target, child ^ 1u, kind);
+            set_state(target, child, allocated);
+            return;
         }
-        set_state(target, index, allocated);
-        return kind;
+        // The last split makes an order-0 pair out of a covered one: written at once, the
+        // allocated side and its free buddy.
+        Slot slot = slot_of(0, child);
+        u64 sibling = kind == clean ? free_clean : free_dirty;
+        unsigned code =
+            slot.side == 0 ? pair_code(allocated, sibling) : pair_code(sibling, allocated);
+        *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{code} << slot.shift);
+        gained_free(0, kind, slot);
+        count_free(0, kind);
     }
 
     // Frees an allocated node and merges it upward with same-kind buddies in its region.
     void release(unsigned order, u64 index, Kind kind) noexcept
     {
-        // The node reads allocated until it is merged or inserted free. An order-0 node
-        // needs no write of its own: its pair is rewritten whole either way.
-        if (order != 0) set_state(order, index, none);
         const u64 wanted = kind == clean ? free_clean : free_dirty;
-        const auto region =
-            static_cast<std::size_t>(region_of(index << order, (index + 1) << order));
+        const auto region = static_cast<std::size_t>(
+            layout_.region_count == 1 ? 0 : region_of(index << order, (index + 1) << order));
         const u64 region_first = layout_.region_first[region];
         const u64 region_end = layout_.region_end[region];
-        while (order + 1 < layout_.order_count) {
+        auto mergeable = [&](unsigned at, u64 node) {
             // Merge only inside the region, and only with a free buddy of the same kind.
-            u64 parent_first = (index >> 1) << (order + 1);
-            if (parent_first < region_first || parent_first + (u64{2} << order) > region_end) break;
+            u64 parent_first = (node >> 1) << (at + 1);
+            return at + 1 < layout_.order_count && parent_first >= region_first &&
+                   parent_first + (u64{2} << at) <= region_end;
+        };
+        if (order == 0) {
+            // One read of the pair decides: the buddy merges (the pair goes back to code 0)
+            // or the node becomes free beside it.
+            Slot slot = slot_of(0, index);
+            auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
+            u64 buddy = pair_state(code, slot.side ^ 1u);
+            bool merge = buddy == wanted && mergeable(0, index);
+            unsigned written = merge            ? 0u
+                               : slot.side == 0 ? pair_code(wanted, buddy)
+                                                : pair_code(buddy, wanted);
+            *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{written} << slot.shift);
+            if (!merge) {
+                gained_free(0, kind, slot);
+                count_free(0, kind);
+                return;
+            }
+            lost_free(0, kind, slot);
+            count_taken(0, kind);
+            index >>= 1;
+            order = 1;
+        } else {
+            // The node reads allocated until it is merged or inserted free.
+            set_state(order, index, none);
+        }
+        while (mergeable(order, index)) {
             u64 buddy = index ^ 1u;
             if (state(order, buddy) != wanted) break;
             remove_free(order, buddy, kind, none);
-            if (order == 0) clear_pair(index >> 1);
             index >>= 1;
             ++order;
         }
@@ -1235,7 +1305,8 @@ private:
             Node source;
             u64 start = find_piece(request, order, kind, source);
             if (start != not_found) {
-                taken = split_to(source, order, start);
+                split_to(source, order, start, kind);
+                taken = kind;
                 return start;
             }
         }
@@ -1260,7 +1331,8 @@ private:
             start = find_piece(request, order, kind, source);
         }
         if (start == not_found) return failure(Error::out_of_memory);
-        Kind taken = split_to(source, order, start);
+        split_to(source, order, start, kind);
+        const Kind taken = kind;
         if (request.chunks == (u64{1} << order)) {
             out[0] = block_of(order, start >> order, taken == clean);
             return BuddyAllocation{out.first(1), request.chunks << layout_.chunk_shift};
