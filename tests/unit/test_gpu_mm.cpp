@@ -261,7 +261,9 @@ TEST_CASE("self-tests pass on both simulated chips")
         CHECK(report.all_passed());
         CHECK(rig.mm->buddy().free_bytes() == free_before);  // cleaned up after itself
         CHECK(rig.mm->bar1().stats().tables.tables() == 1);
-        CHECK(rig.gpu->bar1_faults() == 1);  // exactly the one unmap_faults provokes
+        // GSP's BAR1 space is sparse, as RM leaves it: the released offset reads zero
+        // instead of faulting (prefetches never fault), and nothing else faulted either.
+        CHECK(rig.gpu->bar1_faults() == 0);
     }
 }
 

@@ -223,6 +223,31 @@ TEST_CASE_TEMPLATE("sparse ranges: map inside, unmap back to sparse, clear", F, 
     CHECK(fixture.table->stats().tables() == 1);
 }
 
+TEST_CASE_TEMPLATE("a 64 KiB chunk of sparse small pages folds into a sparse big PTE", F, MmuV2,
+                   MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    const u64 va = 2 * gib;
+    auto sparse = fixture.table->make_sparse(va_range(va, 2 * mib));
+    REQUIRE(sparse.has_value());
+    fixture.flush(*sparse);
+    // A 64 KiB page in chunk 0 keeps the entry from folding whole; it makes the big table.
+    map_ok(fixture, va, 64 * kib, 64 * mib, {.page_sizes = {PageSize::size_64k()}});
+    const PageTableStats before = fixture.table->stats();
+    // A 4 KiB page in chunk 1 moves that chunk's sparse content into 16 small PTEs.
+    map_ok(fixture, va + 68 * kib, 4 * kib, 65 * mib, {.page_sizes = {PageSize::size_4k()}});
+    CHECK(fixture.table->stats().tables() == before.tables() + 1);
+    CHECK(look(fixture, va + 64 * kib).state == TranslationState::sparse);
+    unmap_ok(fixture, va + 68 * kib, 4 * kib);
+    fixture.audit();
+    // Back to one sparse big PTE: the small table went, the tables are those before.
+    CHECK(fixture.table->stats().tables_per_level == before.tables_per_level);
+    CHECK(fixture.table->stats().big_tables == before.big_tables);
+    for (u64 offset : {64 * kib, 68 * kib, 127 * kib, 2 * mib - 4 * kib})
+        CHECK(look(fixture, va + offset).state == TranslationState::sparse);
+    CHECK(look(fixture, va).state == TranslationState::mapped);
+}
+
 TEST_CASE_TEMPLATE("empty tables are freed only after the TLB batch is finished", F, MmuV2, MmuV3)
 {
     PageTableFixture<F> fixture(ampere);
@@ -329,11 +354,34 @@ TEST_CASE_TEMPLATE("a root supplied by the caller is used and never freed", F, M
     CHECK(fixture.pages->frees() - frees == static_cast<long>(F::levels.size() - 1));
     CHECK(table->stats().tables() == 1);
     REQUIRE(table->check_invariants().has_value());
-    // A root that already holds entries is refused.
-    REQUIRE(fixture.memory->fill(block.address, 0x8, 1).has_value());
+    // A root that already holds entries is adopted when they are entries this page table
+    // could have written (here one sparse PDE), refused when they are not (all-ones).
+    REQUIRE(fixture.memory->fill(block.address, F::Pde::sparse().raw(), 1).has_value());
+    auto adopted = PageTableFixture<F>::Table::with_root(*fixture.memory, *fixture.pages,
+                                                         {nodes, children}, block.address, ampere);
+    REQUIRE(adopted.has_value());
+    CHECK(adopted->adopted());
+    REQUIRE(adopted->foreign_ranges().size() == 1);
+    CHECK(adopted->foreign_ranges()[0] ==
+          ForeignRange{0, F::levels[0].entry_coverage(), /*mapped=*/false});
+    REQUIRE(adopted->release_root().has_value());
+    REQUIRE(fixture.memory->fill(block.address, ~u64{0}, 1).has_value());
     CHECK(PageTableFixture<F>::Table::with_root(*fixture.memory, *fixture.pages, {nodes, children},
                                                 block.address, ampere)
-              .error() == Error::invalid_argument);
+              .error() == Error::malformed_record);
+    // Hostile tables: a PDE back to the root (a cycle), a table in system memory.
+    auto refused_with = [&](TablePointer pointer) {
+        auto pde = F::Pde::point_to(pointer);
+        REQUIRE(pde.has_value());
+        REQUIRE(fixture.memory->fill(block.address, pde->raw(), 1).has_value());
+        return PageTableFixture<F>::Table::with_root(*fixture.memory, *fixture.pages,
+                                                     {nodes, children}, block.address, ampere)
+            .error();
+    };
+    CHECK(refused_with({Aperture::video, physical(block.address)}) == Error::malformed_record);
+    CHECK(refused_with({Aperture::system_coherent, PhysicalAddress{0x10000}}) ==
+          Error::malformed_record);
+    REQUIRE(fixture.memory->fill(block.address, 0, 1).has_value());
 }
 
 TEST_CASE_TEMPLATE("every error, each leaving the page table unchanged", F, MmuV2, MmuV3)

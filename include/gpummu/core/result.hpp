@@ -51,9 +51,10 @@ enum class Error : std::uint8_t {
     in_use,                   // still holds something that must be released first
     out_of_va,                // no free virtual-address range fits the request
     out_of_storage,           // a caller-supplied bookkeeping pool is full (handles, nodes)
+    foreign_entry,            // the range holds entries firmware made (an adopted table's)
 };
 
-inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::out_of_storage) + 1;
+inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::foreign_entry) + 1;
 
 [[nodiscard]] constexpr const char *error_name(Error error) noexcept
 {
@@ -85,6 +86,7 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::out_o
     case Error::in_use: return "in_use";
     case Error::out_of_va: return "out_of_va";
     case Error::out_of_storage: return "out_of_storage";
+    case Error::foreign_entry: return "foreign_entry";
     }
     return "unknown_error";
 }
@@ -124,6 +126,9 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::out_o
     case Error::out_of_va: return "no free virtual address range fits";
     case Error::out_of_storage:
         return "bookkeeping storage is full: give more handle slots, range or table nodes";
+    case Error::foreign_entry:
+        return "the range holds page-table entries firmware made (an adopted root's): they "
+               "are never changed";
     }
     return "unknown error";
 }

@@ -22,7 +22,15 @@
 //     sparse before it was mapped. Unmapping part of a large page splits it: the rest stays
 //     mapped with the next smaller pages (512 MiB -> 2 MiB -> 64 KiB -> 4 KiB).
 //   - make_sparse(range) / clear_sparse(range): sparse pages read zero and drop writes.
-//     A whole aligned entry becomes one sparse PDE or big PTE.
+//     A whole aligned entry becomes one sparse PDE or big PTE, and what becomes all sparse
+//     folds back: a table of sparse entries into a sparse PDE, a dual entry into a sparse
+//     dual PDE, 16 sparse small PTEs into a sparse big PTE (where the big table exists), so
+//     the tables depend on the pages' states, not on the history that led to them.
+//   - with_root(root): a root someone else made. An empty one is used as is; one holding
+//     entries (GSP's BAR1 root) is adopted: its tables are read into the shadow as foreign
+//     tables, never retired or freed; their pages and sparse ranges are foreign ranges that
+//     operations may not touch (pages) or clear (sparse), Error::foreign_entry; whatever
+//     this page table writes into them it takes back word for word.
 //   - Dual PD0 entries: 64 KiB and 4 KiB pages coexist under one entry. Per 64 KiB chunk the
 //     content lives either in the big PTE (valid or sparse) or in the 16 small PTEs; a chunk
 //     with neither, while a small table exists, has the no-valid-4K big PTE so the MMU does
@@ -50,7 +58,7 @@
 // Invariants (checked by check_invariants)
 //   - Every table in use is reachable from the root exactly once, at its level.
 //   - A table's `live` equals its entries that are not invalid (NV4K words do not count);
-//     no table but the root is ever left with live == 0 after an operation.
+//     no table but the root (and adopted foreign tables) is ever left with live == 0.
 //   - A chunk's content is in its big PTE or its small PTEs, never both.
 //   - Errors leave tables, shadow and the page source as they were.
 #pragma once
@@ -90,11 +98,22 @@ struct PageTableConfig {
     bool hub_only = false;  // a BAR address space: invalidates are hub-only
 };
 
+// A VA range whose entries an adopted root already held (see PageTable::with_root):
+// `mapped` pages (or entries the page table does not change) are never touched; `sparse`
+// ones may be mapped over and return to sparse, but are never cleared.
+struct ForeignRange {
+    u64 begin = 0;  // VA, inclusive
+    u64 end = 0;    // VA, exclusive
+    bool mapped = false;
+    constexpr bool operator==(const ForeignRange &) const noexcept = default;
+};
+
 struct PageTableStats {
     std::array<u64, 8> tables_per_level{};  // by depth; big-page tables are not included
     u64 big_tables = 0;
     u64 retired_tables = 0;  // unlinked, waiting for flush
     u64 table_bytes = 0;     // 4096 per table (root included), 256 per big-page table
+    u64 foreign_tables = 0;  // adopted tables below the root (in none of the above)
     [[nodiscard]] constexpr u64 tables() const noexcept
     {
         u64 total = big_tables;
@@ -185,8 +204,17 @@ public:
         return table;
     }
 
-    // A page table over a root page the caller owns (for example a BAR1 root made by
-    // firmware). The root's entries must be invalid; it is never freed.
+    // A page table over a root page the caller owns (for example the BAR1 root GSP made);
+    // the root is never freed. A root that already holds entries is adopted: every table
+    // below it is read (through the TableMemory) into the shadow as a foreign table, which
+    // is never written but for entries this page table fills itself, and never retired or
+    // freed. The VAs of the entries found are foreign ranges (foreign_ranges()): mapped
+    // pages there are refused to every operation (Error::foreign_entry), sparse ones may be
+    // mapped over (they return to sparse) but not cleared. Entries are accepted only in the
+    // encodings this page table writes itself (so whatever it changes it restores word for
+    // word); anything else, a pointer to a table outside VRAM or a table reached twice, is
+    // malformed_record. Errors: also out_of_storage (nodes for the adopted tables, or more
+    // than max_foreign_ranges ranges) and device errors of the reads.
     [[nodiscard]] static Result<PageTable> with_root(M &memory, S &pages, PageTableStorage storage,
                                                      VramAddress root,
                                                      PageTableConfig config = {}) noexcept
@@ -194,17 +222,30 @@ public:
         if (!root.is_aligned_to(4096)) return failure(Error::misaligned);
         PageTable table(memory, pages, storage, config);
         GPUMMU_TRY(table.check_config());
-        std::array<u64, 512> words{};
-        constexpr std::size_t root_words = F::levels[0].table_bytes() / sizeof(u64);
-        GPUMMU_TRY(memory.read(root, std::span<u64>(words.data(), root_words)));
-        for (std::size_t i = 0; i < root_words; ++i)
-            if (words[i] != 0) return failure(Error::invalid_argument);
         auto node = table.allocate_node(0, false);
         if (!node) return failure(node.error());
         table.nodes_[*node].page = TablePage{root, TableSize::small_page_or_directory};
         table.nodes_[*node].flags |= PageTableNode::caller_root;
         table.finish_root(*node);
+        u64 hash = foreign_hash_start;
+        GPUMMU_TRY(table.adopt(*node, 0, 0, hash));
+        if (table.foreign_count_ != 0 || table.stats_.foreign_tables != 0) {
+            table.nodes_[*node].flags |= PageTableNode::foreign;
+            table.foreign_hash_ = hash;
+            GPUMMU_TRY(table.check_invariants());  // the shadow built says what VRAM says
+        }
         return table;
+    }
+
+    static constexpr std::size_t max_foreign_ranges = 64;
+    // The ranges an adopted root held, in the order found (VA order per table).
+    [[nodiscard]] std::span<const ForeignRange> foreign_ranges() const noexcept
+    {
+        return std::span<const ForeignRange>(foreign_.data(), foreign_count_);
+    }
+    [[nodiscard]] bool adopted() const noexcept
+    {
+        return root_ != no_table_node && nodes_[root_].has(PageTableNode::foreign);
     }
 
     PageTable(PageTable &&) noexcept = default;
@@ -238,6 +279,7 @@ public:
         request.attributes = attributes;
         request.replace = options.replace;
         GPUMMU_TRY(validate_range(range, request));
+        GPUMMU_TRY(check_foreign(request));
         GPUMMU_TRY(validate_map(request, options));
         auto prepared = run_prepare(request);
         if (!prepared) return failure(prepared.error());
@@ -324,16 +366,32 @@ public:
     // nothing is left below it. Preconditions, each an error that changes nothing
     // (invalid_argument / in_use): no prepared map outstanding, no retired table waiting
     // for a flush, and only the root left with every entry invalid (unmap and clear the
-    // sparse ranges first, then flush). Afterwards the table must not be used.
+    // sparse ranges first, then flush); for an adopted root, no table of ours left and the
+    // foreign tables' words exactly as adopted (a hash of them is compared). Afterwards the
+    // table must not be used.
     [[nodiscard]] Result<void> release_root() noexcept
     {
         if (root_ == no_table_node) return failure(Error::invalid_argument);
         if (prepared_head_ != no_table_node || retired_ != no_table_node)
             return failure(Error::in_use);
         if (stats_.tables() != 1) return failure(Error::in_use);
+        const PageTableNode &root = nodes_[root_];
+        if (root.has(PageTableNode::foreign)) {
+            // Adopted: the foreign tables must hold exactly the words they held when
+            // adopted (everything mapped into them was unmapped); then only the shadow goes.
+            u64 hash = foreign_hash_start;
+            GPUMMU_TRY(hash_foreign(root_, hash));
+            if (hash != foreign_hash_) return failure(Error::in_use);
+            for (u32 i = 0; i < nodes_.size(); ++i)
+                if (i != root_ && nodes_[i].has(PageTableNode::foreign)) free_node(i);
+            free_node(root_);
+            root_ = no_table_node;
+            stats_ = PageTableStats{};
+            foreign_count_ = 0;
+            return success();
+        }
         std::array<u64, 512> words{};
         constexpr std::size_t root_words = F::levels[0].table_bytes() / sizeof(u64);
-        const PageTableNode &root = nodes_[root_];
         GPUMMU_TRY(memory_->read(root.page.address, std::span<u64>(words.data(), root_words)));
         for (std::size_t i = 0; i < root_words; ++i)
             if (words[i] != 0) return failure(Error::in_use);
@@ -590,6 +648,7 @@ private:
         Request request;
         request.operation = operation;
         GPUMMU_TRY(validate_range(range, request));
+        GPUMMU_TRY(check_foreign(request));
         auto prepared = run_prepare(request);
         if (!prepared) return failure(prepared.error());
         return run_commit(request);
@@ -850,6 +909,7 @@ private:
     void retire(u32 node) noexcept
     {
         PageTableNode &table = nodes_[node];
+        GPUMMU_ASSERT(!table.has(PageTableNode::foreign));
         table.flags |= PageTableNode::retired;
         table.next = retired_;
         retired_ = node;
@@ -949,6 +1009,7 @@ private:
         } else {
             if (!published(child)) GPUMMU_TRY(materialize(node, index, child, content));
             GPUMMU_TRY(visit<true>(child, depth + 1, first, last, Content{}));
+            if (nodes_[child].has(PageTableNode::foreign)) return success();  // stays as made
             if (nodes_[child].live == 0) {
                 GPUMMU_TRY(write_entry(node, depth, index, 0));
                 child_slot(node, index) = no_table_node;
@@ -1443,13 +1504,43 @@ private:
         return true;
     }
 
+    // A 64 KiB chunk whose 16 small PTEs are all sparse says the same as one sparse big
+    // PTE: it becomes one (where the entry has a big table), so that the tables depend only
+    // on the pages' states. The big PTE is written first: in between, both read sparse.
+    [[nodiscard]] Result<void> fold_sparse_chunks(u32 big, u32 small) noexcept
+    {
+        PageTableNode &big_table = nodes_[big];
+        PageTableNode &small_table = nodes_[small];
+        const u32 big_content =
+            static_cast<u32>(big_table.mapped.word(0) | big_table.sparse_backed.word(0));
+        for (unsigned chunk = 0; chunk < big_entries; ++chunk) {
+            const unsigned first = chunk * chunk_pages;
+            if (((big_content >> chunk) & 1u) != 0 || small_table.mapped.any(first, chunk_pages) ||
+                !small_table.sparse_backed.all(first, chunk_pages))
+                continue;
+            GPUMMU_TRY(write_big(big, chunk, F::Pte::sparse().raw()));
+            big_table.sparse_backed.set(chunk);
+            ++big_table.live;
+            GPUMMU_TRY(memory_->fill(small_table.page.address + u64{first} * 8, 0, chunk_pages));
+            small_table.sparse_backed.assign(first, chunk_pages, false);
+            small_table.live = static_cast<u16>(small_table.live - chunk_pages);
+            batch_->record_write(Level{static_cast<u8>(small_depth)});
+        }
+        return success();
+    }
+
     // After a dual entry changed: fold an all-sparse entry into a sparse dual PDE, reclaim
     // empty tables, rewrite the pointers, refresh NV4K.
     [[nodiscard]] Result<void> tidy_dual(u32 node, unsigned depth, unsigned index) noexcept
     {
         u32 &big = child_slot(node, index + 256);
         u32 &small = child_slot(node, index);
-        if (dual_all_sparse(small, big)) {
+        auto foreign = [&](u32 child) {
+            return child != no_table_node && nodes_[child].has(PageTableNode::foreign);
+        };
+        if (big != no_table_node && small != no_table_node)
+            GPUMMU_TRY(fold_sparse_chunks(big, small));
+        if (!foreign(small) && !foreign(big) && dual_all_sparse(small, big)) {
             const u32 old_small = small, old_big = big;
             small = no_table_node;
             big = no_table_node;
@@ -1467,12 +1558,12 @@ private:
         }
         bool pointers_changed = false;
         u32 retire_big = no_table_node, retire_small = no_table_node;
-        if (small != no_table_node && nodes_[small].live == 0) {
+        if (small != no_table_node && nodes_[small].live == 0 && !foreign(small)) {
             retire_small = small;
             small = no_table_node;
             pointers_changed = true;
         }
-        if (big != no_table_node && nodes_[big].live == 0) {
+        if (big != no_table_node && nodes_[big].live == 0 && !foreign(big)) {
             retire_big = big;
             big = no_table_node;
             pointers_changed = true;
@@ -1524,6 +1615,183 @@ private:
         auto size = PageSize::from_shift(shift);
         if (!size) return failure(Error::malformed_record);
         return detail::from_pte<F>(F::Pte::from_raw(word[0]), va, *size, level);
+    }
+
+    // ---- adoption ----------------------------------------------------------------------
+
+    static constexpr u64 foreign_hash_start = 0xcbf29ce484222325ull;  // FNV-1a
+    static void hash_words(u64 &hash, std::span<const u64> words) noexcept
+    {
+        for (u64 word : words) {
+            for (unsigned byte = 0; byte < 8; ++byte) {
+                hash ^= (word >> (8 * byte)) & 0xFF;
+                hash *= 0x100000001b3ull;
+            }
+        }
+    }
+    [[nodiscard]] static std::size_t table_words(const PageTableNode &table) noexcept
+    {
+        const LevelDescriptor &level =
+            table.has(PageTableNode::big) ? F::big_page_table : F::levels[table.depth];
+        return static_cast<std::size_t>(level.table_bytes() / sizeof(u64));
+    }
+
+    // Reads table `node` (at `depth`, its first entry at VA `base`) and the foreign tables
+    // below it into the shadow; hashes every word read.
+    [[nodiscard]] Result<void> adopt(u32 node, unsigned depth, u64 base, u64 &hash) noexcept
+    {
+        const bool big = nodes_[node].has(PageTableNode::big);
+        const LevelDescriptor &level = big ? F::big_page_table : F::levels[depth];
+        const unsigned entries = static_cast<unsigned>(level.entry_count());
+        const u64 coverage = level.entry_coverage();
+        std::array<u64, 512> words{};
+        const std::span<u64> read(words.data(), table_words(nodes_[node]));
+        GPUMMU_TRY(memory_->read(nodes_[node].page.address, read));
+        hash_words(hash, read);
+        for (unsigned i = 0; i < entries; ++i) {
+            const u64 va = base + u64{i} * coverage;
+            const u64 low = level.dual ? words[2 * i] : words[i];
+            const u64 high = level.dual ? words[2 * i + 1] : 0;
+            if (low == 0 && high == 0) continue;
+            PageTableNode &table = nodes_[node];
+            if (level.dual) {
+                const auto dual = F::DualPde::from_raw(low, high);
+                if (low == F::DualPde::sparse().low() && high == F::DualPde::sparse().high()) {
+                    GPUMMU_TRY(adopt_content(node, i, va, coverage, false));
+                    continue;
+                }
+                if (dual.is_pte()) {
+                    if (high != 0 || F::Pte::from_raw(low).state() != PteState::valid ||
+                        !level.may_hold_pte())
+                        return failure(Error::malformed_record);
+                    GPUMMU_TRY(adopt_content(node, i, va, coverage, true));
+                    continue;
+                }
+                const TablePointer small = dual.small_pointer(), big_table = dual.big_pointer();
+                auto canonical = F::DualPde::point_to(big_table, small);
+                if (!canonical || canonical->low() != low || canonical->high() != high)
+                    return failure(Error::malformed_record);
+                if (small.aperture != Aperture::invalid)
+                    GPUMMU_TRY(adopt_child(node, i, depth + 1, false, small, va, hash));
+                if (big_table.aperture != Aperture::invalid)
+                    GPUMMU_TRY(adopt_child(node, i + 256, depth + 1, true, big_table, va, hash));
+                ++nodes_[node].live;
+                continue;
+            }
+            if (!big && depth < small_depth) {
+                if (low == F::Pde::sparse().raw()) {
+                    GPUMMU_TRY(adopt_content(node, i, va, coverage, false));
+                    continue;
+                }
+                const auto pde = F::Pde::from_raw(low);
+                if (pde.is_pte()) {
+                    if (F::Pte::from_raw(low).state() != PteState::valid || !level.may_hold_pte())
+                        return failure(Error::malformed_record);
+                    GPUMMU_TRY(adopt_content(node, i, va, coverage, true));
+                    continue;
+                }
+                auto canonical = F::Pde::point_to(pde.pointer());
+                if (!canonical || canonical->raw() != low) return failure(Error::malformed_record);
+                GPUMMU_TRY(adopt_child(node, i, depth + 1, false, pde.pointer(), va, hash));
+                ++nodes_[node].live;
+                continue;
+            }
+            if (big && low == F::Pte::no_valid_4k().raw()) {
+                table.no_valid_4k |= 1u << i;
+                continue;
+            }
+            if (low == F::Pte::sparse().raw()) {
+                GPUMMU_TRY(adopt_content(node, i, va, coverage, false));
+                continue;
+            }
+            if (F::Pte::from_raw(low).state() != PteState::valid)
+                return failure(Error::malformed_record);
+            GPUMMU_TRY(adopt_content(node, i, va, coverage, true));
+        }
+        return success();
+    }
+
+    // Entry `index` of `node` holds a page (`mapped`) or is sparse: the shadow says so and
+    // the VA joins the foreign ranges.
+    [[nodiscard]] Result<void> adopt_content(u32 node, unsigned index, u64 va, u64 size,
+                                             bool mapped) noexcept
+    {
+        PageTableNode &table = nodes_[node];
+        if (mapped)
+            table.mapped.set(index);
+        else
+            table.sparse_backed.set(index);
+        ++table.live;
+        if (foreign_count_ != 0) {
+            ForeignRange &last = foreign_[foreign_count_ - 1];
+            if (last.end == va && last.mapped == mapped) {
+                last.end = va + size;
+                return success();
+            }
+        }
+        if (foreign_count_ == max_foreign_ranges) return failure(Error::out_of_storage);
+        foreign_[foreign_count_++] = ForeignRange{va, va + size, mapped};
+        return success();
+    }
+
+    // A foreign table below entry `slot` of `parent`, read recursively.
+    [[nodiscard]] Result<void> adopt_child(u32 parent, unsigned slot, unsigned depth, bool big,
+                                           TablePointer pointer, u64 base, u64 &hash) noexcept
+    {
+        if (pointer.aperture != Aperture::video) return failure(Error::malformed_record);
+        const VramAddress address{pointer.address.value()};
+        if (!address.is_aligned_to(big ? 256 : 4096)) return failure(Error::malformed_record);
+        // A table reached twice (or the root again) would have two shadows.
+        for (const PageTableNode &other : nodes_)
+            if (other.has(PageTableNode::in_use) && other.page.address == address)
+                return failure(Error::malformed_record);
+        auto child = allocate_node(depth, big);
+        if (!child) return failure(child.error());
+        PageTableNode &record = nodes_[*child];
+        record.flags =
+            static_cast<u8>((record.flags & ~PageTableNode::prepared) | PageTableNode::foreign);
+        record.page =
+            TablePage{address, big ? TableSize::big_page : TableSize::small_page_or_directory};
+        record.parent = parent;
+        record.parent_index = static_cast<u16>(slot);
+        child_slot(parent, slot) = *child;
+        ++stats_.foreign_tables;
+        return adopt(*child, depth, base, hash);
+    }
+
+    // Hashes the words of every foreign table below and including `node`, in the order
+    // adopt() read them.
+    [[nodiscard]] Result<void> hash_foreign(u32 node, u64 &hash) const noexcept
+    {
+        const PageTableNode &table = nodes_[node];
+        std::array<u64, 512> words{};
+        const std::span<u64> read(words.data(), table_words(table));
+        GPUMMU_TRY(memory_->read(table.page.address, read));
+        hash_words(hash, read);
+        if (table.children == no_table_node) return success();
+        const bool dual = F::levels[table.depth].dual;
+        const unsigned entries = static_cast<unsigned>(F::levels[table.depth].entry_count());
+        for (unsigned i = 0; i < entries; ++i) {
+            for (unsigned slot : {i, i + 256}) {
+                if (slot >= 256 + entries || (!dual && slot != i)) continue;
+                const u32 child = child_at(node, slot);
+                if (child != no_table_node && nodes_[child].has(PageTableNode::foreign))
+                    GPUMMU_TRY(hash_foreign(child, hash));
+            }
+        }
+        return success();
+    }
+
+    // Operations may not touch foreign pages, nor clear foreign sparse ranges.
+    [[nodiscard]] Result<void> check_foreign(const Request &request) const noexcept
+    {
+        for (std::size_t i = 0; i < foreign_count_; ++i) {
+            const ForeignRange &range = foreign_[i];
+            if (range.begin >= request.end || request.begin >= range.end) continue;
+            if (range.mapped || request.operation == Operation::clear_sparse)
+                return failure(Error::foreign_entry);
+        }
+        return success();
     }
 
     // ---- audit -------------------------------------------------------------------------
@@ -1608,7 +1876,8 @@ private:
             live += (mapped || sparse) ? 1u : 0u;
         }
         if (live != table.live) return failure(Error::malformed_record);
-        if (live == 0 && node != root_) return failure(Error::malformed_record);
+        if (live == 0 && node != root_ && !table.has(PageTableNode::foreign))
+            return failure(Error::malformed_record);
         return success();
     }
 
@@ -1672,6 +1941,10 @@ private:
     u32 prepared_head_ = no_table_node;
     bool plan_outstanding_ = false;
     PageTableStats stats_{};
+    // An adopted root's foreign ranges and the hash of its foreign tables' words.
+    std::array<ForeignRange, max_foreign_ranges> foreign_{};
+    std::size_t foreign_count_ = 0;
+    u64 foreign_hash_ = 0;
     // State of the operation being run (one at a time).
     Request request_{};
     std::size_t segment_ = 0;

@@ -16,10 +16,15 @@
 //     tests can check register sequences.
 //
 //   - GSP-style static info: VRAM split into regions (usable, a protected hole in the
-//     middle, and 2 MiB reserved at the top), with the BAR1 root page directory (zeroed) at
-//     the start of the reserved top, as GSP firmware builds it.
+//     middle, and 2 MiB reserved at the top), with the BAR1 root page directory at the
+//     start of the reserved top, as GSP firmware builds it. By default the BAR1 tables are
+//     made like RM's (Bar1Tables::rm_like): the whole BAR1 space sparse (so CPU prefetches
+//     never fault) and GSP's own 64 KiB at BAR1 offset 0 mapped with 4 KiB pages to the
+//     second half of the reserved top; the tables live in the reserved top after the root.
+//     Bar1Tables::empty leaves the root zeroed.
 //
-//         0 ... usable ... | 1 MiB protected | ... usable ... | reserved: BAR1 root ... | end
+//         0 ... usable ... | 1 MiB protected | ... usable ... | reserved: BAR1 root,
+//                                                                tables | GSP's pages | end
 //
 //   - BAR1 (`Gpu::Bar1`, a BarIo of `bar1_bytes`): offset X is GPU VA X in the BAR1 address
 //     space rooted at that PDB, translated by sim::ReferenceMmu through its TLB. Mapped video
@@ -42,8 +47,12 @@
 
 #include "gpummu/core/result.hpp"
 #include "gpummu/core/types.hpp"
+#include "gpummu/format/mmu_v2.hpp"
+#include "gpummu/format/mmu_v3.hpp"
 #include "gpummu/hw/chip.hpp"
 #include "gpummu/hw/fb_layout.hpp"
+#include "gpummu/memory/host_memory.hpp"
+#include "gpummu/paging/page_table.hpp"
 #include "gpummu/sim/reference_mmu.hpp"
 
 namespace gpummu::sim {
@@ -70,6 +79,9 @@ struct CompletedInvalidate {
     bool system_memory = false;
     u32 control = 0;
 };
+
+// How the simulated GSP leaves the BAR1 tables (see the header).
+enum class Bar1Tables : u8 { rm_like, empty };
 
 // What GSP firmware's static-info record tells a driver about memory (the part gpummu
 // needs): the FB region records and the BAR1 page directory it built.
@@ -128,8 +140,12 @@ public:
 
     // `vram` must stay alive as long as the Gpu; its size (in bytes) is the VRAM size.
     // VRAM must be a multiple of 2 MiB, at least 8 MiB. `bar1_bytes`: the BAR1 aperture size.
+    static constexpr u64 gsp_pages_offset = 1u << 20;  // GSP's pages: reserved top + 1 MiB
+    static constexpr u64 gsp_pages_bytes = 64u << 10;  // mapped at BAR1 offset 0
+
     [[nodiscard]] static Result<Gpu> create(const ChipModel &chip, std::span<u64> vram,
-                                            u64 bar1_bytes = 256u << 20) noexcept
+                                            u64 bar1_bytes = 256u << 20,
+                                            Bar1Tables tables = Bar1Tables::rm_like) noexcept
     {
         auto record = chip_record(decode_boot(chip.boot0, chip.boot42));
         if (!record) return failure(record.error());
@@ -147,6 +163,12 @@ public:
         gpu.regions_[3] = {bytes - reserved_top, bytes - 1, true, false, false, false};
         gpu.bar1_pdb_ = bytes - reserved_top;
         for (u64 i = 0; i < 4096 / 8; ++i) vram[gpu.bar1_pdb_ / 8 + i] = 0;
+        if (tables == Bar1Tables::rm_like) {
+            Result<void> built = record->mmu_version == MmuVersion::v2
+                                     ? build_gsp_bar1<MmuV2>(vram, gpu.bar1_pdb_, bar1_bytes)
+                                     : build_gsp_bar1<MmuV3>(vram, gpu.bar1_pdb_, bar1_bytes);
+            if (!built) return failure(built.error());
+        }
         return gpu;
     }
 
@@ -242,6 +264,54 @@ public:
     [[nodiscard]] u64 window_writes() const noexcept { return window_writes_; }
 
 private:
+    // GSP's table pages: handed out upward from just after the root, never freed.
+    struct GspTablePages {
+        HostMemory *memory;
+        u64 next;
+        u64 end;
+        Result<TablePage> allocate_table(TableSize size) noexcept
+        {
+            const u64 bytes = static_cast<u64>(size);
+            next = (next + bytes - 1) / bytes * bytes;
+            if (next + bytes > end) return failure(Error::out_of_memory);
+            GPUMMU_TRY(memory->fill(VramAddress{next}, 0, bytes / 8));
+            const TablePage page{VramAddress{next}, size};
+            next += bytes;
+            return page;
+        }
+        Result<void> free_table(TablePage, bool) noexcept { return success(); }
+    };
+
+    // Makes the BAR1 tables as RM does: everything sparse, GSP's pages mapped. gpummu's own
+    // page table writes them (as firmware's code would): the words are the encodings the
+    // formats define; the reference MMU that reads them back is independent of it.
+    template <class F>
+    [[nodiscard]] static Result<void> build_gsp_bar1(std::span<u64> vram, u64 root,
+                                                     u64 bar1_bytes) noexcept
+    {
+        HostMemory memory(vram);
+        GspTablePages pages{&memory, root + 4096, root + gsp_pages_offset};
+        std::array<PageTableNode, 16> nodes{};
+        std::array<PageTableChildren, 8> children{};
+        auto table = PageTable<F, HostMemory, GspTablePages>::with_root(
+            memory, pages, {nodes, children}, VramAddress{root},
+            {{PageSize::size_4k(), PageSize::size_64k(), PageSize::size_2m()}, true});
+        if (!table) return failure(table.error());
+        auto space = VirtualRange::from_size(VirtualAddress{0}, bar1_bytes);
+        auto gsp = VirtualRange::from_size(VirtualAddress{0}, gsp_pages_bytes);
+        if (!space || !gsp) return failure(Error::invalid_argument);
+        auto sparse = table->make_sparse(*space);
+        if (!sparse) return failure(sparse.error());
+        sparse->abandon();  // firmware's tables: no TLB holds them yet
+        PageAttributes attributes;
+        attributes.aperture = Aperture::video;
+        attributes.address = PhysicalAddress{root + gsp_pages_offset};
+        auto mapped = table->map(*gsp, attributes, {.page_sizes = {PageSize::size_4k()}});
+        if (!mapped) return failure(mapped.error());
+        mapped->abandon();
+        return success();
+    }
+
     Gpu(const ChipModel &chip, const ChipRecord &record, std::span<u64> vram,
         u64 bar1_bytes) noexcept
         : chip_(chip),

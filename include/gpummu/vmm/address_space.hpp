@@ -193,6 +193,7 @@ public:
         GPUMMU_TRY(ready());
         if (!space_.contains(range)) return failure(Error::out_of_range);
         GPUMMU_TRY(check_segments(segments, attributes));
+        GPUMMU_TRY(check_foreign(range));
         auto slot = take_slot();
         if (!slot) return failure(slot.error());
         const u32 parent = sparse_holding(range);
@@ -252,6 +253,7 @@ public:
     {
         GPUMMU_TRY(ready());
         if (!space_.contains(range)) return failure(Error::out_of_range);
+        GPUMMU_TRY(check_foreign(range));
         auto slot = take_slot();
         if (!slot) return failure(slot.error());
         auto reserved = ranges_->reserve(range, *slot);
@@ -392,6 +394,7 @@ public:
 
 private:
     static constexpr u32 no_slot = 0xFFFF'FFFFu;
+    static constexpr u32 foreign_owner = 0xFFFF'FFFEu;  // VA of an adopted root's pages
 
     [[nodiscard]] Result<void> create_impl(M &memory, BuddyAllocator &buddy, T &invalidator,
                                            AddressSpaceStorage storage, AddressSpaceConfig config,
@@ -413,6 +416,22 @@ private:
         if (!table) {
             pages_.reset();
             return failure(table.error());
+        }
+        // An adopted root's pages (GSP's, under BAR1) are never handed out: their VAs are
+        // taken in the range allocator under an owner no record has.
+        for (const ForeignRange &foreign : table->foreign_ranges()) {
+            if (!foreign.mapped) continue;
+            const u64 begin = std::max(foreign.begin, config.space.begin().value());
+            const u64 end = std::min(foreign.end, config.space.end().value());
+            if (begin >= end) continue;
+            auto taken = VirtualRange::from_bounds(VirtualAddress{begin}, VirtualAddress{end});
+            Result<VirtualRange> reserved =
+                taken ? ranges->reserve(*taken, foreign_owner) : failure(taken.error());
+            if (!reserved) {
+                (void)table->release_root();
+                pages_.reset();
+                return failure(reserved.error());
+            }
         }
         ranges_.emplace(std::move(*ranges));
         table_.emplace(std::move(*table));
@@ -492,6 +511,17 @@ private:
             return failure(range.error());
         }
         return Claim{*slot, *range};
+    }
+
+    // Fixed VAs over an adopted root's pages are foreign_entry (not a mere overlap: no
+    // record of this space holds them).
+    [[nodiscard]] Result<void> check_foreign(VirtualRange range) const noexcept
+    {
+        for (const ForeignRange &foreign : table_->foreign_ranges())
+            if (foreign.mapped && foreign.begin < range.end().value() &&
+                range.begin().value() < foreign.end)
+                return failure(Error::foreign_entry);
+        return success();
     }
 
     [[nodiscard]] Result<u32> take_slot() noexcept
