@@ -8,6 +8,7 @@
 
 #include "gpummu/hw/gpu_mm.hpp"
 #include "gpummu/sim/gpu.hpp"
+#include "support/random.hpp"
 #include "support/sim_rig.hpp"
 
 using namespace gpummu;
@@ -122,6 +123,12 @@ TEST_CASE("GSP's RM-like BAR1 tables are adopted, left alone and restored on des
         CHECK(space.translate(VirtualAddress{64 * mib})->state == TranslationState::sparse);
         CHECK(reserved_top(*rig.gpu, rig.vram) != gsp_bytes);  // our tables hang below GSP's
 
+        // A sparse reservation there leaves GSP's sparse space as it was when released.
+        auto reservation = space.reserve_sparse_fixed(bar1_range(96 * mib, 4 * mib));
+        REQUIRE(reservation.has_value());
+        REQUIRE(space.release(reservation->handle).has_value());
+        CHECK(space.translate(VirtualAddress{97 * mib})->state == TranslationState::sparse);
+
         // GSP's own pages were never touched.
         CHECK(rig.gpu->mmu().walk(rig.gpu->bar1_pdb().value(), 0).pa == gsp_pages);
 
@@ -167,5 +174,87 @@ TEST_CASE("a BAR1 root GSP left empty is used as before")
                           [](u64 word) { return word == 0; }));
         CHECK(gpu->mmu().walk(gpu->bar1_pdb().value(), 0).kind !=
               sim::ReferenceTranslation::Kind::mapped);
+    }
+}
+
+TEST_CASE("random maps, fixed maps, sparse reservations and releases over GSP's tables")
+{
+    // Whatever happens in between, the audit holds after every step, GSP's pages keep
+    // translating, and destroy gives GSP's tables back byte for byte.
+    for (const sim::ChipModel *chip : {&sim::ga102, &sim::gh100}) {
+        for (u64 seed = 1; seed <= 8; ++seed) {
+            INFO(chip->name << " seed " << seed);
+            testing::Random random(seed * 0x9E37u + (chip == &sim::gh100 ? 1 : 0));
+            SimGpuRigStorage rig(*chip);
+            REQUIRE(rig.ready);
+            const std::vector<u64> gsp_bytes = reserved_top(*rig.gpu, rig.vram);
+            const u64 free_before = rig.mm->buddy().free_bytes();
+            const u64 gsp_pages = rig.gpu->bar1_pdb().value() + sim::Gpu::gsp_pages_offset;
+            auto &space = rig.mm->bar1().address_space();
+            struct Live {
+                MappingHandle handle;
+                std::vector<BuddyBlock> blocks;
+            };
+            std::vector<Live> live;
+            PageAttributes attributes;
+            attributes.aperture = Aperture::video;
+            for (int step = 0; step < 600; ++step) {
+                const u64 op = random.below(10);
+                if ((op < 6 || live.empty()) && live.size() < 40) {
+                    // A buffer of 4 KiB .. 4 MiB, scattered or contiguous, at a VA the space
+                    // picks or (op 5) at a fixed VA in GSP's sparse space.
+                    const u64 size = (1 + random.below(1024)) * 4 * kib;
+                    std::vector<BuddyBlock> blocks(64);
+                    auto allocated =
+                        rig.mm->buddy().allocate(size, {.contiguous = random.coin()}, blocks);
+                    if (!allocated) continue;
+                    blocks.resize(allocated->blocks.size());
+                    std::vector<PhysicalSegment> segments;
+                    for (const BuddyBlock &block : blocks)
+                        segments.push_back({physical(block.address), block.size});
+                    Result<Mapping> mapping = failure(Error::invalid_argument);
+                    if (op == 5) {
+                        const u64 va = (16 + random.below(200)) * mib + random.below(256) * 4 * kib;
+                        mapping = space.map_fixed(bar1_range(va, size), segments, attributes);
+                    } else {
+                        mapping = space.map(segments, attributes);
+                    }
+                    if (!mapping) {
+                        // Only a VA already taken may refuse a fixed map here.
+                        CHECK((op == 5 && mapping.error() == Error::overlap));
+                        REQUIRE(rig.mm->buddy().free(blocks).has_value());
+                        continue;
+                    }
+                    CHECK(mapping->range.begin().value() >= sim::Gpu::gsp_pages_bytes);
+                    live.push_back({mapping->handle, blocks});
+                } else if (op < 8 && live.size() < 40) {
+                    auto reserved = space.reserve_sparse((1 + random.below(64)) * 64 * kib);
+                    REQUIRE(reserved.has_value());
+                    live.push_back({reserved->handle, {}});
+                } else {
+                    const std::size_t victim = random.below(live.size());
+                    auto released = space.release(live[victim].handle);
+                    if (!released) {
+                        // A sparse reservation a fixed map landed in must wait for it.
+                        CHECK(live[victim].blocks.empty());
+                        CHECK(released.error() == Error::in_use);
+                        continue;
+                    }
+                    if (!live[victim].blocks.empty())
+                        REQUIRE(rig.mm->buddy().free(live[victim].blocks).has_value());
+                    live.erase(live.begin() + static_cast<std::ptrdiff_t>(victim));
+                }
+                REQUIRE(space.check_invariants().has_value());
+                const sim::ReferenceTranslation gsp =
+                    rig.gpu->mmu().walk(rig.gpu->bar1_pdb().value(), 4 * kib);
+                REQUIRE(gsp.kind == sim::ReferenceTranslation::Kind::mapped);
+                REQUIRE(gsp.pa == gsp_pages + 4 * kib);
+            }
+            REQUIRE(space.destroy().has_value());
+            CHECK(reserved_top(*rig.gpu, rig.vram) == gsp_bytes);
+            for (const Live &entry : live)
+                if (!entry.blocks.empty()) REQUIRE(rig.mm->buddy().free(entry.blocks).has_value());
+            CHECK(rig.mm->buddy().free_bytes() == free_before);
+        }
     }
 }

@@ -237,6 +237,12 @@ public:
         return table;
     }
 
+    // A batch with nothing recorded, for this address space (to merge others into).
+    [[nodiscard]] TlbBatch empty_batch() const noexcept
+    {
+        return TlbBatch(physical(nodes_[root_].page.address), Aperture::video, config_.hub_only);
+    }
+
     static constexpr std::size_t max_foreign_ranges = 64;
     // The ranges an adopted root held, in the order found (VA order per table).
     [[nodiscard]] std::span<const ForeignRange> foreign_ranges() const noexcept

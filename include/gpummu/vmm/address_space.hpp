@@ -273,7 +273,7 @@ public:
         MappingRecord &record = records_[*slot];
         if (record.kind == MappingRecord::Kind::sparse && record.children != 0)
             return failure(Error::in_use);  // mappings inside it: release those first
-        auto batch = record.kind == MappingRecord::Kind::sparse ? table_->clear_sparse(record.range)
+        auto batch = record.kind == MappingRecord::Kind::sparse ? clear_reservation(record.range)
                                                                 : table_->unmap(record.range);
         if (!batch) return failure(batch.error());
         if (record.kind != MappingRecord::Kind::mapping_in_sparse)
@@ -322,7 +322,7 @@ public:
                         : record.kind != MappingRecord::Kind::sparse)
                     continue;
                 auto collected = collect(mapping ? table_->unmap(record.range)
-                                                 : table_->clear_sparse(record.range));
+                                                 : clear_reservation(record.range));
                 if (!collected) return fail(collected.error());
                 if (record.kind != MappingRecord::Kind::mapping_in_sparse)
                     (void)ranges_->free(record.range);
@@ -511,6 +511,43 @@ private:
             return failure(range.error());
         }
         return Claim{*slot, *range};
+    }
+
+    // A sparse reservation's pages go back to what they were before it: invalid, or sparse
+    // where an adopted root's own sparse space was (GSP's BAR1 space), which is left as is.
+    [[nodiscard]] Result<TlbBatch> clear_reservation(VirtualRange range) noexcept
+    {
+        const std::span<const ForeignRange> foreign = table_->foreign_ranges();
+        if (foreign.empty()) return table_->clear_sparse(range);
+        TlbBatch all = table_->empty_batch();
+        u64 cursor = range.begin().value();
+        const u64 end = range.end().value();
+        while (cursor < end) {
+            u64 piece_end = end;
+            bool inside = false;
+            for (const ForeignRange &sparse : foreign) {
+                if (sparse.mapped || sparse.end <= cursor || sparse.begin >= end) continue;
+                if (sparse.begin <= cursor) {
+                    inside = true;
+                    piece_end = std::min(sparse.end, end);
+                    break;
+                }
+                piece_end = std::min(piece_end, sparse.begin);
+            }
+            if (!inside) {
+                auto piece =
+                    VirtualRange::from_bounds(VirtualAddress{cursor}, VirtualAddress{piece_end});
+                Result<TlbBatch> cleared =
+                    piece ? table_->clear_sparse(*piece) : failure(piece.error());
+                if (!cleared) {
+                    (void)flush(all);  // what was cleared before stays cleared
+                    return failure(cleared.error());
+                }
+                GPUMMU_TRY(all.merge(std::move(*cleared)));
+            }
+            cursor = piece_end;
+        }
+        return all;
     }
 
     // Fixed VAs over an adopted root's pages are foreign_entry (not a mere overlap: no
