@@ -246,6 +246,21 @@ TEST_CASE_TEMPLATE("a 64 KiB chunk of sparse small pages folds into a sparse big
     for (u64 offset : {64 * kib, 68 * kib, 127 * kib, 2 * mib - 4 * kib})
         CHECK(look(fixture, va + offset).state == TranslationState::sparse);
     CHECK(look(fixture, va).state == TranslationState::mapped);
+    // In a second entry: a chunk that went back to sparse takes a 64 KiB page pinned to
+    // that size, and returns to sparse after it.
+    const u64 next = va + 2 * mib;
+    auto more = fixture.table->make_sparse(va_range(next, 2 * mib));
+    REQUIRE(more.has_value());
+    fixture.flush(*more);
+    map_ok(fixture, next + 4 * kib, 4 * kib, 66 * mib, {.page_sizes = {PageSize::size_4k()}});
+    map_ok(fixture, next + 68 * kib, 4 * kib, 67 * mib, {.page_sizes = {PageSize::size_4k()}});
+    unmap_ok(fixture, next + 68 * kib, 4 * kib);
+    CHECK(look(fixture, next + 68 * kib).state == TranslationState::sparse);
+    map_ok(fixture, next + 64 * kib, 64 * kib, 68 * mib, {.page_sizes = {PageSize::size_64k()}});
+    CHECK(look(fixture, next + 68 * kib).state == TranslationState::mapped);
+    unmap_ok(fixture, next + 64 * kib, 64 * kib);
+    CHECK(look(fixture, next + 68 * kib).state == TranslationState::sparse);
+    fixture.audit();
 }
 
 TEST_CASE_TEMPLATE("empty tables are freed only after the TLB batch is finished", F, MmuV2, MmuV3)
