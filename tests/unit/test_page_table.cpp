@@ -263,6 +263,39 @@ TEST_CASE_TEMPLATE("a 64 KiB chunk of sparse small pages folds into a sparse big
     fixture.audit();
 }
 
+TEST_CASE_TEMPLATE("the tables depend on the final page states, not on the history", F, MmuV2,
+                   MmuV3)
+{
+    // Two histories that end with the same pages: chunk 5 of a sparse 2 MiB entry sparse,
+    // every other chunk holding one mapped 4 KiB page.
+    const u64 va = 2 * gib;
+    auto run = [&](bool via_full) {
+        PageTableFixture<F> fixture(ampere);
+        auto sparse = fixture.table->make_sparse(va_range(va, 2 * mib));
+        REQUIRE(sparse.has_value());
+        fixture.flush(*sparse);
+        for (u64 chunk = 0; chunk < 32; ++chunk) {
+            if (chunk == 5 && !via_full) continue;
+            map_ok(fixture, va + chunk * 64 * kib, 4 * kib, 64 * mib + chunk * 4 * kib,
+                   {.page_sizes = {PageSize::size_4k()}});
+        }
+        // Every chunk's content in small PTEs: the big table went (it held nothing).
+        if (via_full) {
+            CHECK(fixture.table->stats().big_tables == 0);
+            unmap_ok(fixture, va + 5 * 64 * kib, 4 * kib);
+        }
+        fixture.audit();
+        for (u64 chunk = 0; chunk < 32; ++chunk)
+            CHECK(look(fixture, va + chunk * 64 * kib).state ==
+                  (chunk == 5 ? TranslationState::sparse : TranslationState::mapped));
+        return fixture.table->stats();
+    };
+    const PageTableStats direct = run(false), after_history = run(true);
+    CHECK(after_history.tables_per_level == direct.tables_per_level);
+    CHECK(after_history.big_tables == direct.big_tables);
+    CHECK(direct.big_tables == 1);  // chunk 5 is one sparse big PTE in both
+}
+
 TEST_CASE_TEMPLATE("empty tables are freed only after the TLB batch is finished", F, MmuV2, MmuV3)
 {
     PageTableFixture<F> fixture(ampere);

@@ -24,8 +24,9 @@
 //   - make_sparse(range) / clear_sparse(range): sparse pages read zero and drop writes.
 //     A whole aligned entry becomes one sparse PDE or big PTE, and what becomes all sparse
 //     folds back: a table of sparse entries into a sparse PDE, a dual entry into a sparse
-//     dual PDE, 16 sparse small PTEs into a sparse big PTE (where the big table exists), so
-//     the tables depend on the pages' states, not on the history that led to them.
+//     dual PDE, 16 sparse small PTEs into a sparse big PTE (an unmap whose entry has no big
+//     table makes one in its prepare phase), so the tables depend on the pages' states, not
+//     on the history that led to them.
 //   - with_root(root): a root someone else made. An empty one is used as is; one holding
 //     entries (GSP's BAR1 root) is adopted: its tables are read into the shadow as foreign
 //     tables, never retired or freed; their pages and sparse ranges are foreign ranges that
@@ -1167,6 +1168,11 @@ private:
             if constexpr (!commit) {
                 GPUMMU_TRY(check_small(small, page, count, false));
                 need_small = true;
+                // An unmap that leaves a whole chunk sparse folds it into a sparse big PTE
+                // (tidy_dual): if the entry has no big table, this is where it is made.
+                if (operation == Operation::unmap && big == no_table_node && small_exists &&
+                    leaves_sparse_chunk(small, page, count))
+                    need_big = true;
             } else {
                 GPUMMU_TRY(apply_small(small, page, count, entry));
             }
@@ -1508,6 +1514,24 @@ private:
                 return false;
         }
         return true;
+    }
+
+    // After pages [page, page + count) of small table `small` are unmapped (back to what
+    // they were: sparse where sparse_backed), is some chunk they touch all sparse?
+    [[nodiscard]] bool leaves_sparse_chunk(u32 small, unsigned page, unsigned count) const noexcept
+    {
+        const PageTableNode &table = nodes_[small];
+        for (unsigned chunk = page / chunk_pages; chunk <= (page + count - 1) / chunk_pages;
+             ++chunk) {
+            const unsigned first = chunk * chunk_pages, end = first + chunk_pages;
+            if (!table.sparse_backed.all(first, chunk_pages)) continue;
+            const unsigned before = std::min(std::max(first, page), end) - first;
+            const unsigned after_first = std::max(std::min(end, page + count), first);
+            if (before != 0 && table.mapped.any(first, before)) continue;
+            if (after_first < end && table.mapped.any(after_first, end - after_first)) continue;
+            return true;
+        }
+        return false;
     }
 
     // A 64 KiB chunk whose 16 small PTEs are all sparse says the same as one sparse big
