@@ -294,6 +294,28 @@ TEST_CASE_TEMPLATE("the tables depend on the final page states, not on the histo
     CHECK(after_history.tables_per_level == direct.tables_per_level);
     CHECK(after_history.big_tables == direct.big_tables);
     CHECK(direct.big_tables == 1);  // chunk 5 is one sparse big PTE in both
+    // A third history: chunk 5 made sparse page by page after every other chunk got a page.
+    PageTableFixture<F> fixture(ampere);
+    for (u64 chunk = 0; chunk < 32; ++chunk)
+        if (chunk != 5)
+            map_ok(fixture, va + chunk * 64 * kib, 4 * kib, 64 * mib + chunk * 4 * kib,
+                   {.page_sizes = {PageSize::size_4k()}});
+    for (u64 chunk = 0; chunk < 32; ++chunk) {
+        if (chunk == 5) continue;
+        auto sparse =
+            fixture.table->make_sparse(va_range(va + chunk * 64 * kib + 4 * kib, 60 * kib));
+        REQUIRE(sparse.has_value());
+        fixture.flush(*sparse);
+    }
+    for (u64 page = 0; page < 16; ++page) {
+        auto sparse =
+            fixture.table->make_sparse(va_range(va + 5 * 64 * kib + page * 4 * kib, 4 * kib));
+        REQUIRE(sparse.has_value());
+        fixture.flush(*sparse);
+    }
+    fixture.audit();
+    CHECK(fixture.table->stats().tables_per_level == direct.tables_per_level);
+    CHECK(fixture.table->stats().big_tables == direct.big_tables);
 }
 
 TEST_CASE_TEMPLATE("empty tables are freed only after the TLB batch is finished", F, MmuV2, MmuV3)

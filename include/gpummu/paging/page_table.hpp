@@ -24,9 +24,9 @@
 //   - make_sparse(range) / clear_sparse(range): sparse pages read zero and drop writes.
 //     A whole aligned entry becomes one sparse PDE or big PTE, and what becomes all sparse
 //     folds back: a table of sparse entries into a sparse PDE, a dual entry into a sparse
-//     dual PDE, 16 sparse small PTEs into a sparse big PTE (an unmap whose entry has no big
-//     table makes one in its prepare phase), so the tables depend on the pages' states, not
-//     on the history that led to them.
+//     dual PDE, 16 sparse small PTEs into a sparse big PTE (an unmap or make_sparse whose
+//     entry has no big table makes one in its prepare phase), so the tables depend on the pages'
+//     states, not on the history that led to them.
 //   - with_root(root): a root someone else made. An empty one is used as is; one holding
 //     entries (GSP's BAR1 root) is adopted: its tables are read into the shadow as foreign
 //     tables, never retired or freed; their pages and sparse ranges are foreign ranges that
@@ -1171,7 +1171,7 @@ private:
                 // An unmap that leaves a whole chunk sparse folds it into a sparse big PTE
                 // (tidy_dual): if the entry has no big table, this is where it is made.
                 if (operation == Operation::unmap && big == no_table_node && small_exists &&
-                    leaves_sparse_chunk(small, page, count))
+                    leaves_sparse_chunk(small, page, count, false))
                     need_big = true;
             } else {
                 GPUMMU_TRY(apply_small(small, page, count, entry));
@@ -1221,6 +1221,10 @@ private:
                     case ChunkStep::split_then_small:
                         GPUMMU_TRY(check_small(small, page, count, state.big.kind == Kind::mapped));
                         need_small = true;
+                        // A make_sparse that completes a sparse chunk folds it (tidy_dual).
+                        if (operation == Operation::make_sparse && big == no_table_node &&
+                            small_exists && leaves_sparse_chunk(small, page, count, true))
+                            need_big = true;
                         break;
                     default: break;
                     }
@@ -1517,19 +1521,24 @@ private:
     }
 
     // After pages [page, page + count) of small table `small` are unmapped (back to what
-    // they were: sparse where sparse_backed), is some chunk they touch all sparse?
-    [[nodiscard]] bool leaves_sparse_chunk(u32 small, unsigned page, unsigned count) const noexcept
+    // they were: sparse where sparse_backed) or made sparse (`made_sparse`), is some chunk
+    // they touch all sparse?
+    [[nodiscard]] bool leaves_sparse_chunk(u32 small, unsigned page, unsigned count,
+                                           bool made_sparse) const noexcept
     {
         const PageTableNode &table = nodes_[small];
+        auto sparse_outside = [&](unsigned from, unsigned to) {
+            return from >= to ||
+                   (table.sparse_backed.all(from, to - from) && !table.mapped.any(from, to - from));
+        };
         for (unsigned chunk = page / chunk_pages; chunk <= (page + count - 1) / chunk_pages;
              ++chunk) {
             const unsigned first = chunk * chunk_pages, end = first + chunk_pages;
-            if (!table.sparse_backed.all(first, chunk_pages)) continue;
-            const unsigned before = std::min(std::max(first, page), end) - first;
-            const unsigned after_first = std::max(std::min(end, page + count), first);
-            if (before != 0 && table.mapped.any(first, before)) continue;
-            if (after_first < end && table.mapped.any(after_first, end - after_first)) continue;
-            return true;
+            const unsigned inside_first = std::max(first, page);
+            const unsigned inside_end = std::min(end, page + count);
+            if (!made_sparse && !table.sparse_backed.all(inside_first, inside_end - inside_first))
+                continue;
+            if (sparse_outside(first, inside_first) && sparse_outside(inside_end, end)) return true;
         }
         return false;
     }
