@@ -1811,8 +1811,8 @@ private:
         const bool dual = F::levels[table.depth].dual;
         const unsigned entries = static_cast<unsigned>(F::levels[table.depth].entry_count());
         for (unsigned i = 0; i < entries; ++i) {
-            for (unsigned slot : {i, i + 256}) {
-                if (slot >= 256 + entries || (!dual && slot != i)) continue;
+            for (unsigned slot : {i, i + 256}) {  // a dual entry: small table, then big
+                if (!dual && slot != i) continue;
                 const u32 child = child_at(node, slot);
                 if (child != no_table_node && nodes_[child].has(PageTableNode::foreign))
                     GPUMMU_TRY(hash_foreign(child, hash));
