@@ -21,6 +21,8 @@
 //     made like RM's (Bar1Tables::rm_like): the whole BAR1 space sparse (so CPU prefetches
 //     never fault) and GSP's own 64 KiB at BAR1 offset 0 mapped with 4 KiB pages to the
 //     second half of the reserved top; the tables live in the reserved top after the root.
+//     The BAR1 size must then be a multiple of 2 MiB that each directory level's entry
+//     either divides or exceeds.
 //     Bar1Tables::empty leaves the root zeroed.
 //
 //         0 ... usable ... | 1 MiB protected | ... usable ... | reserved: BAR1 root,
@@ -41,6 +43,7 @@
 // masks written from the manual.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <span>
@@ -51,8 +54,6 @@
 #include "gpummu/format/mmu_v3.hpp"
 #include "gpummu/hw/chip.hpp"
 #include "gpummu/hw/fb_layout.hpp"
-#include "gpummu/memory/host_memory.hpp"
-#include "gpummu/paging/page_table.hpp"
 #include "gpummu/sim/reference_mmu.hpp"
 
 namespace gpummu::sim {
@@ -264,52 +265,68 @@ public:
     [[nodiscard]] u64 window_writes() const noexcept { return window_writes_; }
 
 private:
-    // GSP's table pages: handed out upward from just after the root, never freed.
-    struct GspTablePages {
-        HostMemory *memory;
-        u64 next;
-        u64 end;
-        Result<TablePage> allocate_table(TableSize size) noexcept
-        {
-            const u64 bytes = static_cast<u64>(size);
-            next = (next + bytes - 1) / bytes * bytes;
-            if (next + bytes > end) return failure(Error::out_of_memory);
-            GPUMMU_TRY(memory->fill(VramAddress{next}, 0, bytes / 8));
-            const TablePage page{VramAddress{next}, size};
-            next += bytes;
-            return page;
-        }
-        Result<void> free_table(TablePage, bool) noexcept { return success(); }
-    };
-
-    // Makes the BAR1 tables as RM does: everything sparse, GSP's pages mapped. gpummu's own
-    // page table writes them (as firmware's code would): the words are the encodings the
-    // formats define; the reference MMU that reads them back is independent of it.
+    // Makes the BAR1 tables as RM does: everything sparse, GSP's 64 KiB at offset 0 mapped
+    // with 4 KiB pages. Written directly with the format's encoders (as firmware's own code
+    // would), one chain of tables down to PD0 entry 0, sparse entries for the rest; the
+    // reference MMU that reads them back is independent of those encoders. Tables are
+    // handed out upward from just after the root.
     template <class F>
     [[nodiscard]] static Result<void> build_gsp_bar1(std::span<u64> vram, u64 root,
                                                      u64 bar1_bytes) noexcept
     {
-        HostMemory memory(vram);
-        GspTablePages pages{&memory, root + 4096, root + gsp_pages_offset};
-        std::array<PageTableNode, 16> nodes{};
-        std::array<PageTableChildren, 8> children{};
-        auto table = PageTable<F, HostMemory, GspTablePages>::with_root(
-            memory, pages, {nodes, children}, VramAddress{root},
-            {{PageSize::size_4k(), PageSize::size_64k(), PageSize::size_2m()}, true});
-        if (!table) return failure(table.error());
-        auto space = VirtualRange::from_size(VirtualAddress{0}, bar1_bytes);
-        auto gsp = VirtualRange::from_size(VirtualAddress{0}, gsp_pages_bytes);
-        if (!space || !gsp) return failure(Error::invalid_argument);
-        auto sparse = table->make_sparse(*space);
-        if (!sparse) return failure(sparse.error());
-        sparse->abandon();  // firmware's tables: no TLB holds them yet
-        PageAttributes attributes;
-        attributes.aperture = Aperture::video;
-        attributes.address = PhysicalAddress{root + gsp_pages_offset};
-        auto mapped = table->map(*gsp, attributes, {.page_sizes = {PageSize::size_4k()}});
-        if (!mapped) return failure(mapped.error());
-        mapped->abandon();
-        return success();
+        u64 next_table = root + 4096;
+        auto new_table = [&]() -> u64 {
+            const u64 table = next_table;
+            next_table += 4096;
+            for (u64 i = 0; i < 512; ++i) vram[table / 8 + i] = 0;
+            return table;
+        };
+        auto pointer = [](u64 table) {
+            return TablePointer{Aperture::video, PhysicalAddress{table}};
+        };
+        constexpr unsigned dual_depth = static_cast<unsigned>(F::levels.size()) - 2;
+        u64 table = root;
+        for (unsigned depth = 0;; ++depth) {
+            const LevelDescriptor &level = F::levels[depth];
+            const u64 coverage = level.entry_coverage();
+            // Entries wholly inside the BAR1 space are sparse; entry 0 holds GSP's pages.
+            const u64 whole = std::min<u64>(bar1_bytes / coverage, level.entry_count());
+            for (u64 i = 1; i < whole; ++i) {
+                if (level.dual) {
+                    vram[table / 8 + 2 * i] = F::DualPde::sparse().low();
+                    vram[table / 8 + 2 * i + 1] = F::DualPde::sparse().high();
+                } else {
+                    vram[table / 8 + i] = F::Pde::sparse().raw();
+                }
+            }
+            if (bar1_bytes % coverage != 0 && whole != 0) return failure(Error::invalid_argument);
+            if (depth < dual_depth) {
+                const u64 child = new_table();
+                auto pde = F::Pde::point_to(pointer(child));
+                if (!pde) return failure(pde.error());
+                vram[table / 8] = pde->raw();
+                table = child;
+                continue;
+            }
+            // PD0 entry 0: a small table with GSP's 16 pages, a big table with chunks 1..31
+            // sparse (chunk 0's content is in the small PTEs).
+            const u64 small = new_table(), big = new_table();
+            for (u64 page = 0; page < gsp_pages_bytes / 4096; ++page) {
+                PageAttributes attributes;
+                attributes.aperture = Aperture::video;
+                attributes.address = PhysicalAddress{root + gsp_pages_offset + page * 4096};
+                auto pte = F::Pte::map(attributes);
+                if (!pte) return failure(pte.error());
+                vram[small / 8 + page] = pte->raw();
+            }
+            for (u64 chunk = gsp_pages_bytes / (64u << 10); chunk < 32; ++chunk)
+                vram[big / 8 + chunk] = F::Pte::sparse().raw();
+            auto dual = F::DualPde::point_to(pointer(big), pointer(small));
+            if (!dual) return failure(dual.error());
+            vram[table / 8] = dual->low();
+            vram[table / 8 + 1] = dual->high();
+            return success();
+        }
     }
 
     Gpu(const ChipModel &chip, const ChipRecord &record, std::span<u64> vram,
