@@ -816,8 +816,8 @@ private:
     // ---- search ---------------------------------------------------------------------------
     static constexpr u64 not_found = ~u64{0};
 
-    [[nodiscard]] u64 summary_word(unsigned order, Kind kind, unsigned level,
-                                   std::size_t index) const noexcept
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE u64 summary_word(unsigned order, Kind kind, unsigned level,
+                                                        std::size_t index) const noexcept
     {
         u64 word = words_[layout_.level_offset[order][kind][level] + index];
         return level == 0 ? kind_bits(order, word, kind) : word;
