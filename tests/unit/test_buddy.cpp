@@ -688,3 +688,36 @@ TEST_CASE("blocks say whether they were handed out cleared")
     CHECK_FALSE(firmware->blocks[1].cleared);
     CHECK(fixture.buddy.check_invariants());
 }
+
+TEST_CASE("a lone free block of an order is found inside windows, both directions")
+{
+    // 1 MiB of 4 KiB chunks: take everything, give back one 64 KiB block (the only free
+    // block of its order), then search for it through windows that hold it or not.
+    auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});
+    std::vector<BuddyBlock> sixteen(16);
+    for (BuddyBlock &block : sixteen)
+        REQUIRE(fixture.buddy.allocate(64 * KiB, {}, std::span(&block, 1)));
+    REQUIRE(fixture.buddy.free(sixteen[9]));  // [576 KiB, 640 KiB)
+    CHECK(fixture.buddy.check_invariants());
+    std::array<BuddyBlock, 1> out{};
+    u64 fingerprint = fixture.buddy.fingerprint();
+    for (bool top_down : {false, true}) {
+        BuddyOptions below{.window_end = VramAddress{576 * KiB}, .top_down = top_down};
+        CHECK(fixture.buddy.allocate(64 * KiB, below, out).error() == Error::out_of_memory);
+        BuddyOptions above{.window_begin = VramAddress{640 * KiB}, .top_down = top_down};
+        CHECK(fixture.buddy.allocate(4 * KiB, above, out).error() == Error::out_of_memory);
+        CHECK(fixture.buddy.fingerprint() == fingerprint);
+    }
+    // A second free block joins it (it is written into the summaries), then leaves again.
+    REQUIRE(fixture.buddy.free(sixteen[2]));
+    CHECK(fixture.buddy.check_invariants());
+    auto low = fixture.buddy.allocate(64 * KiB, {}, out);
+    REQUIRE(low);
+    CHECK(out[0].address == VramAddress{128 * KiB});
+    CHECK(fixture.buddy.check_invariants());
+    auto high = fixture.buddy.allocate(
+        16 * KiB, {.window_begin = VramAddress{600 * KiB}, .top_down = true}, out);
+    REQUIRE(high);
+    CHECK(out[0].address == VramAddress{624 * KiB});
+    CHECK(fixture.buddy.check_invariants());
+}

@@ -41,11 +41,13 @@
 //   last free block in an address window costs O(log N) word operations; a per-kind mask
 //   of non-empty orders picks the smallest order that fits with one bit scan. allocate and
 //   free touch O(orders) nodes: O(log N) in the number of chunks, independent of how many
-//   blocks are allocated. Metadata: 2 bits per node of order >= 1, and 3 bits per pair of
-//   order-0 siblings (only 8 of their 16 combinations can hold, see "order-0 pairs"), so
-//   3.5 bits per chunk: 1.82 MiB for 16 GiB of 4 KiB chunks with the summaries (~3%).
-//   Regions far apart share one index space over their hull; the gaps cost metadata but
-//   are never handed out; regions that touch are joined into one.
+//   blocks are allocated. When an order holds a single free block of a kind, the block
+//   is kept in a per-order slot (lone_) and the summaries above level 0 stay empty, so
+//   an order going between none and one free block never walks them. Metadata: 2 bits per node of
+//   order >= 1, and 3 bits per pair of order-0 siblings (only 8 of their 16 combinations can hold,
+//   see "order-0 pairs"), so 3.5 bits per chunk: 1.82 MiB for 16 GiB of 4 KiB chunks with the
+//   summaries (~3%). Regions far apart share one index space over their hull; the gaps cost
+//   metadata but are never handed out; regions that touch are joined into one.
 //
 // Invariants (check_invariants() proves them)
 //   - Every chunk of every region lies in exactly one block, free or allocated.
@@ -746,7 +748,7 @@ private:
     GPUMMU_ALWAYS_INLINE void set_free(unsigned order, u64 index, Kind kind) noexcept
     {
         Slot slot = write_state(order, index, kind == clean ? free_clean : free_dirty);
-        gained_free(order, kind, slot);
+        gained_free(order, kind, slot, index);
     }
     GPUMMU_ALWAYS_INLINE void clear_free(unsigned order, u64 index, Kind kind,
                                          u64 new_state) noexcept
@@ -754,15 +756,38 @@ private:
         Slot slot = write_state(order, index, new_state);
         lost_free(order, kind, slot);
     }
-    // The summaries after a node of `kind` in the slot's word became free / stopped being free.
-    GPUMMU_ALWAYS_INLINE void gained_free(unsigned order, Kind kind, Slot slot) noexcept
+    // The summaries after node `index` of `kind` in the slot's word became free / stopped
+    // being free. The only free node of an order and kind is kept in lone_ instead of the
+    // summary levels above 0 (they stay zero): an order that toggles between none and one
+    // free block (every order while 4 KiB blocks are allocated in a row) never walks them.
+    // The second free node writes the lone one into the summaries.
+    GPUMMU_ALWAYS_INLINE void gained_free(unsigned order, Kind kind, Slot slot, u64 index) noexcept
     {
+        u64 &lone = lone_[order][kind];
+        if (counts_[order][kind] == 0) {
+            lone = local(order, index);
+            return;
+        }
+        if (lone != not_found) [[unlikely]]
+            record_lone(order, kind);
         u64 bits = kind_bits(order, *slot.word, kind);
         // The word had no node of this kind before iff this is its only one now.
         if ((bits & (bits - 1)) == 0) mark_nonempty(order, kind, slot.word_index);
     }
+    // The lone node gets company: write it into the summaries.
+    GPUMMU_NOINLINE void record_lone(unsigned order, Kind kind) noexcept
+    {
+        u64 &lone = lone_[order][kind];
+        mark_nonempty(order, kind, static_cast<std::size_t>(lone / nodes_in_word(order)));
+        lone = not_found;
+    }
     GPUMMU_ALWAYS_INLINE void lost_free(unsigned order, Kind kind, Slot slot) noexcept
     {
+        u64 &lone = lone_[order][kind];
+        if (lone != not_found) {
+            lone = not_found;  // it was the only one, so it is this node
+            return;
+        }
         if (kind_bits(order, *slot.word, kind) == 0) mark_empty(order, kind, slot.word_index);
     }
     GPUMMU_ALWAYS_INLINE void count_free(unsigned order, Kind kind) noexcept
@@ -886,10 +911,26 @@ private:
         return found >= from ? found : not_found;
     }
 
+    // First (or last) free node of `kind` at `order` in [from, to] (local indices), or
+    // not_found. A lone node is the only candidate.
+    [[nodiscard]] u64 first_free(unsigned order, Kind kind, u64 from, u64 to) const noexcept
+    {
+        if (u64 lone = lone_[order][kind]; lone != not_found)
+            return lone >= from && lone <= to ? lone : not_found;
+        return find_next(order, kind, 0, from, to);
+    }
+    [[nodiscard]] u64 last_free(unsigned order, Kind kind, u64 from, u64 to) const noexcept
+    {
+        if (u64 lone = lone_[order][kind]; lone != not_found)
+            return lone >= from && lone <= to ? lone : not_found;
+        return find_previous(order, kind, 0, from, to);
+    }
+
     // First (or last) free node of `kind` at `order`, by descending the summaries from
     // their single top word: one load and one bit scan per level.
     [[nodiscard]] u64 find_extreme(unsigned order, Kind kind, bool last) const noexcept
     {
+        if (lone_[order][kind] != not_found) return lone_[order][kind];
         std::size_t index = 0;
         for (unsigned level = layout_.level_count[order]; level-- > 0;) {
             u64 word = summary_word(order, kind, level, index);
@@ -976,9 +1017,11 @@ private:
         u64 to = std::min(local(order, last_node), layout_.node_count[order] - 1);
         // Only blocks cut by the window's edges or by an alignment above the block size can
         // miss; give up on this order after a bounded number of misses.
+        const u64 lone = lone_[order][kind];
         for (unsigned misses = 0; misses < 64 && from <= to; ++misses) {
-            u64 found = request.top_down ? find_previous(order, kind, 0, from, to)
-                                         : find_next(order, kind, 0, from, to);
+            u64 found = lone != not_found  ? (lone >= from && lone <= to ? lone : not_found)
+                        : request.top_down ? find_previous(order, kind, 0, from, to)
+                                           : find_next(order, kind, 0, from, to);
             if (found == not_found) break;
             u64 index = found + layout_.node_low[order];
             u64 begin = std::max(index << order, request.window_first);
@@ -1030,7 +1073,7 @@ private:
         unsigned code =
             slot.side == 0 ? pair_code(allocated, sibling) : pair_code(sibling, allocated);
         *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{code} << slot.shift);
-        gained_free(0, kind, slot);
+        gained_free(0, kind, slot, child ^ 1u);
         count_free(0, kind);
     }
 
@@ -1060,7 +1103,7 @@ private:
                                                 : pair_code(buddy, wanted);
             *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{written} << slot.shift);
             if (!merge) {
-                gained_free(0, kind, slot);
+                gained_free(0, kind, slot, index);
                 count_free(0, kind);
                 return;
             }
@@ -1425,7 +1468,7 @@ private:
                 u64 last_node = (best - 1) >> order;  // blocks starting before `best`
                 if (first_node > last_node) continue;
                 u64 to = std::min(local(order, last_node), layout_.node_count[order] - 1);
-                u64 found = find_next(order, kind, 0, local(order, first_node), to);
+                u64 found = first_free(order, kind, local(order, first_node), to);
                 if (found != not_found) best = (found + layout_.node_low[order]) << order;
             }
         }
@@ -1444,7 +1487,7 @@ private:
                 u64 first_node = std::max(best >> order, layout_.node_low[order]);  // after best
                 if (last_node < first_node) continue;
                 u64 top = std::min(local(order, last_node), layout_.node_count[order] - 1);
-                u64 found = find_previous(order, kind, 0, local(order, first_node), top);
+                u64 found = last_free(order, kind, local(order, first_node), top);
                 if (found != not_found) best = (found + layout_.node_low[order] + 1) << order;
             }
         }
@@ -1727,6 +1770,16 @@ private:
     }
     bool summaries_agree(unsigned order, Kind kind) const noexcept
     {
+        if (u64 lone = lone_[order][kind]; lone != not_found) {
+            // One free node, in lone_ only: the levels above 0 are empty.
+            if (counts_[order][kind] != 1 || lone >= layout_.node_count[order]) return false;
+            u64 value = state(order, lone + layout_.node_low[order]);
+            if (value != (kind == clean ? free_clean : free_dirty)) return false;
+            for (unsigned level = 1; level < layout_.level_count[order]; ++level)
+                for (std::size_t word = 0; word < layout_.level_words[order][level]; ++word)
+                    if (summary_word(order, kind, level, word) != 0) return false;
+            return true;
+        }
         for (unsigned level = 1; level < layout_.level_count[order]; ++level) {
             for (std::size_t word = 0; word < layout_.level_words[order][level]; ++word) {
                 u64 expected = 0;
@@ -1750,6 +1803,13 @@ private:
     u64 cleared_chunks_ = 0;
     std::array<u64, 2> nonempty_{};  // per kind: bit k set when order k has free blocks
     std::array<std::array<u64, 2>, max_orders> counts_{};
+    // Per order and kind: the local index of the only free node when the summaries above
+    // level 0 do not record it (see gained_free()), else not_found.
+    std::array<std::array<u64, 2>, max_orders> lone_ = [] {
+        std::array<std::array<u64, 2>, max_orders> all{};
+        for (auto &order : all) order = {not_found, not_found};
+        return all;
+    }();
 };
 
 }  // namespace gpummu
