@@ -262,6 +262,15 @@ public:
         if (blocks.size() == 1) {  // the common case: one look at the block, then release
             Node node;
             if (auto located = locate(blocks[0], node); !located) return located;
+            if (node.order == 0) {
+                // A 4 KiB block: its pair is read once, to check and to release it.
+                Slot slot = slot_of(0, node.index);
+                auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
+                if (pair_state(code, slot.side) == allocated) {
+                    release_chunk(slot, code, node.index, kind);
+                    return success();
+                }
+            }
             if (auto is_allocated = check_allocated(node); !is_allocated) return is_allocated;
             release(node.order, node.index, kind);
             return success();
@@ -528,7 +537,8 @@ private:
         u64 window_first = 0;      // chunks, absolute
         u64 window_end = 0;
         bool top_down = false;
-        bool unrestricted = false;  // the window covers everything, no extra alignment
+        bool whole_window = false;  // the window covers every region
+        bool unrestricted = false;  // whole window and no alignment above the request's size
         Kind preferred = dirty;
     };
 
@@ -725,12 +735,21 @@ private:
             return slot;
         }
         *slot.word = (*slot.word & ~(u64{3} << slot.shift)) | (value << slot.shift);
-        if (order == 1 && value != none) clear_pair(index);
+        GPUMMU_ASSERT(order != 1 || value == none || children_code(index) == 0);
         return slot;
+    }
+    [[nodiscard]] unsigned children_code(u64 parent) const noexcept
+    {
+        u64 position = local(0, 2 * parent);
+        u64 word = words_[layout_.node_words[0] + position / order0_nodes_per_word];
+        return static_cast<unsigned>((word >> (3 * ((position % order0_nodes_per_word) >> 1))) &
+                                     7u);
     }
     // The two children of order-1 node `parent` are none again (the node became a block, or
     // merged into one above it): their pair goes back to code 0. It holds no free side by
-    // now, so no summary changes.
+    // now, so no summary changes. Only clear_subtree() needs it: every other path that makes
+    // an order-1 node a block finds its pair at code 0 already (a split of a bigger block,
+    // a merge, which writes code 0 itself, or a node that was a block before).
     void clear_pair(u64 parent) noexcept
     {
         u64 position = local(0, 2 * parent);
@@ -866,9 +885,21 @@ private:
         return level == 0 ? nodes_in_word(order) : 64;
     }
 
-    // First set entry at `level` in [from, to] (local indices), or not_found.
-    [[nodiscard]] u64 find_next(unsigned order, Kind kind, unsigned level, u64 from,
-                                u64 to) const noexcept
+    // First set entry at `level` in [from, to] (local indices), or not_found. The level-0
+    // step is inlined where a search starts; the levels above are one out-of-line call
+    // (so inlining choices, and timings, do not drift with unrelated changes).
+    [[nodiscard]] GPUMMU_NOINLINE u64 find_next_above(unsigned order, Kind kind, unsigned level,
+                                                      u64 from, u64 to) const noexcept
+    {
+        return find_next(order, kind, level, from, to);
+    }
+    [[nodiscard]] GPUMMU_NOINLINE u64 find_previous_above(unsigned order, Kind kind, unsigned level,
+                                                          u64 from, u64 to) const noexcept
+    {
+        return find_previous(order, kind, level, from, to);
+    }
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE u64 find_next(unsigned order, Kind kind, unsigned level,
+                                                     u64 from, u64 to) const noexcept
     {
         if (from > to) return not_found;
         u64 per_word = entries_per_word(order, level);
@@ -877,7 +908,7 @@ private:
                    (~u64{0} << bit_of(order, level, from % per_word));
         if (word == 0) {
             if (level + 1 >= layout_.level_count[order]) return not_found;
-            u64 next = find_next(order, kind, level + 1, word_index + 1u, to / per_word);
+            u64 next = find_next_above(order, kind, level + 1, word_index + 1u, to / per_word);
             if (next == not_found) return not_found;
             word_index = static_cast<std::size_t>(next);
             word = summary_word(order, kind, level, word_index);
@@ -888,8 +919,8 @@ private:
     }
 
     // Last set entry at `level` in [from, to], or not_found.
-    [[nodiscard]] u64 find_previous(unsigned order, Kind kind, unsigned level, u64 from,
-                                    u64 to) const noexcept
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE u64 find_previous(unsigned order, Kind kind, unsigned level,
+                                                         u64 from, u64 to) const noexcept
     {
         if (from > to) return not_found;
         u64 per_word = entries_per_word(order, level);
@@ -901,7 +932,8 @@ private:
         u64 word = summary_word(order, kind, level, word_index) & keep;
         if (word == 0) {
             if (level + 1 >= layout_.level_count[order] || word_index == 0) return not_found;
-            u64 previous = find_previous(order, kind, level + 1, from / per_word, word_index - 1u);
+            u64 previous =
+                find_previous_above(order, kind, level + 1, from / per_word, word_index - 1u);
             if (previous == not_found) return not_found;
             word_index = static_cast<std::size_t>(previous);
             word = summary_word(order, kind, level, word_index);
@@ -1080,42 +1112,64 @@ private:
     // Frees an allocated node and merges it upward with same-kind buddies in its region.
     void release(unsigned order, u64 index, Kind kind) noexcept
     {
-        const u64 wanted = kind == clean ? free_clean : free_dirty;
-        const auto region = static_cast<std::size_t>(
-            layout_.region_count == 1 ? 0 : region_of(index << order, (index + 1) << order));
-        const u64 region_first = layout_.region_first[region];
-        const u64 region_end = layout_.region_end[region];
-        auto mergeable = [&](unsigned at, u64 node) {
-            // Merge only inside the region, and only with a free buddy of the same kind.
-            u64 parent_first = (node >> 1) << (at + 1);
-            return at + 1 < layout_.order_count && parent_first >= region_first &&
-                   parent_first + (u64{2} << at) <= region_end;
-        };
         if (order == 0) {
-            // One read of the pair decides: the buddy merges (the pair goes back to code 0)
-            // or the node becomes free beside it.
             Slot slot = slot_of(0, index);
-            auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
-            u64 buddy = pair_state(code, slot.side ^ 1u);
-            bool merge = buddy == wanted && mergeable(0, index);
-            unsigned written = merge            ? 0u
-                               : slot.side == 0 ? pair_code(wanted, buddy)
-                                                : pair_code(buddy, wanted);
-            *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{written} << slot.shift);
-            if (!merge) {
-                gained_free(0, kind, slot, index);
-                count_free(0, kind);
-                return;
-            }
-            lost_free(0, kind, slot);
-            count_taken(0, kind);
-            index >>= 1;
-            order = 1;
-        } else {
-            // The node reads allocated until it is merged or inserted free.
-            set_state(order, index, none);
+            release_chunk(slot, static_cast<unsigned>((*slot.word >> slot.shift) & 7u), index,
+                          kind);
+            return;
         }
-        while (mergeable(order, index)) {
+        // The node reads allocated until it is merged or inserted free.
+        set_state(order, index, none);
+        merge_upward(order, index, kind);
+    }
+    // Frees allocated order-0 node `index`, whose pair code (read from `slot`) is `code`.
+    // One read of the pair decides: the buddy merges (the pair goes back to code 0) or the
+    // node becomes free beside it.
+    GPUMMU_ALWAYS_INLINE void release_chunk(Slot slot, unsigned code, u64 index, Kind kind) noexcept
+    {
+        const u64 wanted = kind == clean ? free_clean : free_dirty;
+        u64 buddy = pair_state(code, slot.side ^ 1u);
+        bool merge = buddy == wanted && mergeable(0, index, region_bounds(index));
+        unsigned written = merge            ? 0u
+                           : slot.side == 0 ? pair_code(wanted, buddy)
+                                            : pair_code(buddy, wanted);
+        *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{written} << slot.shift);
+        if (!merge) {
+            gained_free(0, kind, slot, index);
+            count_free(0, kind);
+            return;
+        }
+        lost_free(0, kind, slot);
+        count_taken(0, kind);
+        merge_upward(1, index >> 1, kind);
+    }
+    // The chunks [first, end) of the region that holds `chunk`.
+    struct RegionBounds {
+        u64 first;
+        u64 end;
+    };
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE RegionBounds region_bounds(u64 chunk) const noexcept
+    {
+        auto region =
+            static_cast<std::size_t>(layout_.region_count == 1 ? 0 : region_of(chunk, chunk + 1));
+        return RegionBounds{layout_.region_first[region], layout_.region_end[region]};
+    }
+    // May node `node` of order `at` merge with its buddy? Only when their parent lies inside
+    // the node's region (blocks never merge across a gap between regions).
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE bool mergeable(unsigned at, u64 node,
+                                                      RegionBounds region) const noexcept
+    {
+        u64 parent_first = (node >> 1) << (at + 1);
+        return at + 1 < layout_.order_count && parent_first >= region.first &&
+               parent_first + (u64{2} << at) <= region.end;
+    }
+    // Node (order, index) is free of `kind` now (its own state not yet written): merges it
+    // with same-kind free buddies upward and inserts the result.
+    GPUMMU_ALWAYS_INLINE void merge_upward(unsigned order, u64 index, Kind kind) noexcept
+    {
+        const u64 wanted = kind == clean ? free_clean : free_dirty;
+        const RegionBounds region = region_bounds(index << order);
+        while (mergeable(order, index, region)) {
             u64 buddy = index ^ 1u;
             if (state(order, buddy) != wanted) break;
             remove_free(order, buddy, kind, none);
@@ -1320,9 +1374,10 @@ private:
         if (request.window_end <= request.window_first) return failure(Error::out_of_range);
         request.top_down = options.top_down;
         request.preferred = options.prefer_cleared ? clean : dirty;
-        request.unrestricted = request.window_first <= layout_.region_first[0] &&
-                               request.window_end >= layout_.region_end[layout_.region_count - 1] &&
-                               u64{1} << request.align_order <= request.chunks;
+        request.whole_window = request.window_first <= layout_.region_first[0] &&
+                               request.window_end >= layout_.region_end[layout_.region_count - 1];
+        request.unrestricted =
+            request.whole_window && u64{1} << request.align_order <= request.chunks;
         return success();
     }
 
@@ -1344,6 +1399,12 @@ private:
     // One allocated block of 2^order chunks, or not_found; `taken` is the kind it had.
     u64 take_block(const Request &request, unsigned order, Kind &taken) noexcept
     {
+        if (request.whole_window && request.align_order <= order) {
+            // Any free block of this order or above fits: the direct descent.
+            Taken whole = take_whole_block(order, request.preferred, request.top_down);
+            taken = whole.kind;
+            return whole.start;
+        }
         for (Kind kind : {request.preferred, request.preferred == clean ? dirty : clean}) {
             Node source;
             u64 start = find_piece(request, order, kind, source);
