@@ -144,10 +144,13 @@ void run_churn(benchmark::State &state, SizePicker pick_size)
     testing::Random random(2);
     long failed = 0, failed_with_space = 0;
     std::size_t live_blocks = 0;
+    Churn churn;  // one metadata storage and record list for every iteration (see Vram16)
+    churn.live.reserve(1u << 21);
     for (auto _ : state) {
         state.PauseTiming();
-        Churn churn;
-        churn.live.reserve(1u << 21);
+        churn.vram.reset();
+        churn.live.clear();
+        churn.live_bytes = 0;
         churn.fill(random, pick_size);  // setup: only the steady-state operations are timed
         state.ResumeTiming();
         for (long i = 0; i < operations; ++i) churn.step(random, pick_size);
