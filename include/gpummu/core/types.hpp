@@ -14,6 +14,8 @@
 //                       the formats translate (see format/mmu_v2.hpp and mmu_v3.hpp).
 //   - `AddressRange<A>` a half-open range [begin, end) of one address kind, built only
 //                       through checked constructors so it never wraps.
+//   - `PhysicalSegment` a run of physical memory (address and size) behind part of a
+//                       mapping.
 //   - `checked_add`, `align_up`: arithmetic that reports overflow as an Error.
 //
 // What it does not do
@@ -294,5 +296,11 @@ private:
 
 using VramRange = AddressRange<VramAddress>;
 using VirtualRange = AddressRange<VirtualAddress>;
+
+// A run of physical memory backing part of a mapping; the runs are consumed in VA order.
+struct PhysicalSegment {
+    PhysicalAddress address{};
+    u64 size = 0;
+};
 
 }  // namespace gpummu

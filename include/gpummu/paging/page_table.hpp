@@ -82,12 +82,6 @@
 
 namespace gpummu {
 
-// A run of physical memory backing part of a mapping; the runs are consumed in VA order.
-struct PhysicalSegment {
-    PhysicalAddress address{};
-    u64 size = 0;
-};
-
 struct MapOptions {
     PageSizeSet page_sizes{};  // empty: every size the page table allows; one size pins it
     bool replace = false;      // overwrite mapped pages instead of failing with already_mapped
