@@ -182,6 +182,27 @@ struct Harness {
     {
         const VirtualRange range =
             va_range(window + operation.first * page, operation.count * page);
+        // Whatever the tables hold, an operation adds no more tables than the worst case
+        // that bind jobs reserve ahead (PageTable::tables_needed).
+        const long allocations = fixture.pages->allocations();
+        const long big_allocations = fixture.pages->big_allocations();
+        const std::size_t spare_nodes = fixture.table->spare_nodes();
+        const std::size_t spare_blocks = fixture.table->spare_child_blocks();
+        Result<TlbBatch> result = run_unchecked(fixture, operation, range);
+        const auto needs = Fixture::Table::tables_needed(range, operation.op == Op::map);
+        const long pages = fixture.pages->allocations() - allocations;
+        const long big = fixture.pages->big_allocations() - big_allocations;
+        CHECK(static_cast<u64>(pages - big) <= needs.pages());
+        CHECK(static_cast<u64>(big) <= needs.big_tables);
+        CHECK(spare_nodes - std::min(spare_nodes, fixture.table->spare_nodes()) <= needs.nodes());
+        CHECK(spare_blocks - std::min(spare_blocks, fixture.table->spare_child_blocks()) <=
+              needs.directories);
+        return result;
+    }
+    template <class Fixture>
+    static Result<TlbBatch> run_unchecked(Fixture &fixture, const Operation &operation,
+                                          VirtualRange range)
+    {
         switch (operation.op) {
         case Op::map: {
             PageAttributes attributes;

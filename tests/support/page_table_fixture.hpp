@@ -25,6 +25,7 @@ public:
         if (fail_after_ == 0) return failure(Error::out_of_memory);
         if (fail_after_ > 0) --fail_after_;
         ++allocations_;
+        if (size == TableSize::big_page) ++big_allocations_;
         return inner_.allocate_table(size);
     }
     Result<void> free_table(TablePage page, bool known_zero)
@@ -34,12 +35,14 @@ public:
     }
     void fail_after(long count) { fail_after_ = count; }  // -1: never fail
     long allocations() const { return allocations_; }
+    long big_allocations() const { return big_allocations_; }
     long frees() const { return frees_; }
 
 private:
     BuddyTablePages<HostMemory> &inner_;
     long fail_after_ = -1;
     long allocations_ = 0;
+    long big_allocations_ = 0;
     long frees_ = 0;
 };
 static_assert(TablePageSource<FaultyPages>);

@@ -2,6 +2,8 @@
 // two phases, the TLB obligation and one test per error (each leaving state unchanged).
 #include <doctest/doctest.h>
 
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "gpummu/format/mmu_v2.hpp"
@@ -576,4 +578,62 @@ TEST_CASE("PageTable with a bad configuration is refused")
     CHECK(PageTable<MmuV2, HostMemory, BuddyTablePages<HostMemory>>::create(
               memory, pages, {nodes, children}, no_small)
               .error() == Error::invalid_argument);
+}
+
+TEST_CASE_TEMPLATE("maps whose tables were reserved ahead commit with the buddy exhausted", F,
+                   MmuV2, MmuV3)
+{
+    // Two maps planned before anything runs (as two bind jobs would be): each reserves
+    // PageTable::tables_needed up front; then another user takes all free VRAM; both maps
+    // still commit, each drawing only from its own reserve.
+    using Reserving = ReservingTablePages<HostMemory>;
+    using Table = PageTable<F, HostMemory, Reserving>;
+    constexpr u64 vram = 16ull << 20;
+    std::vector<u64> image(vram / 8, 0xDEADBEEFDEADBEEFull);
+    HostMemory memory(image);
+    auto buddy = testing::BuddyFixture::make({testing::range_of(0, vram)});
+    std::vector<BigTableSlot> slots(64);
+    BuddyTablePages<HostMemory> buddy_pages(buddy.buddy, memory, slots);
+    Reserving pages(buddy_pages);
+    std::vector<PageTableNode> nodes(256);
+    std::vector<PageTableChildren> children(32);
+    auto made = Table::create(memory, pages, {nodes, children}, {});
+    REQUIRE(made);
+    Table table = std::move(*made);
+
+    // 4 KiB pages across a 2 MiB boundary, and 64 KiB + 4 KiB pages across a 1 GiB one.
+    const VirtualRange first = testing::va_range(0x7fe000, 16 * 4096);
+    const VirtualRange second = testing::va_range((1ull << 30) - 0x30000, 0x31000);
+    std::vector<TablePage> storage_first(64), storage_second(64);
+    TableReserve reserve_first(storage_first), reserve_second(storage_second);
+    for (auto [range, reserve] : {std::pair{first, &reserve_first}, {second, &reserve_second}}) {
+        const auto needs = Table::tables_needed(range, true);
+        CHECK(needs.nodes() <= table.spare_nodes());
+        REQUIRE(pages.reserve(*reserve, needs.pages(), needs.big_tables));
+    }
+    std::vector<BuddyBlock> hog(64);
+    REQUIRE(buddy.buddy.allocate(buddy.buddy.free_bytes(), {}, hog));
+    PageAttributes attributes;
+    attributes.address = PhysicalAddress{0x100000};
+    CHECK(table.map(first, attributes).error() == Error::out_of_memory);
+
+    for (auto [range, reserve, pa] : {std::tuple{first, &reserve_first, u64{0x100000}},
+                                      {second, &reserve_second, u64{0x400000}}}) {
+        pages.draw_from(reserve);
+        attributes.address = PhysicalAddress{pa};
+        auto batch = table.map(range, attributes);
+        pages.draw_from(nullptr);
+        REQUIRE(batch);
+        testing::RecordingInvalidator invalidator;
+        REQUIRE(table.flush(*batch, invalidator));
+        pages.release(*reserve);
+        for (u64 offset = 0; offset < range.size(); offset += 4096) {
+            auto translation = table.translate(range.begin() + offset);
+            REQUIRE(translation);
+            CHECK(translation->address == PhysicalAddress{pa + offset});
+        }
+    }
+    CHECK(table.check_invariants());
+    for (const BuddyBlock &block : hog)
+        if (block.size != 0) REQUIRE(buddy.buddy.free(block));
 }

@@ -114,3 +114,48 @@ TEST_CASE("refusals: unknown, double, misaligned, out of slots, out of memory")
           Error::out_of_memory);
     CHECK(rig.vram.buddy.check_invariants());
 }
+
+TEST_CASE("a reserve takes pages ahead, hands them out while active, gives back the rest")
+{
+    static_assert(TablePageSource<ReservingTablePages<HostMemory>>);
+    Rig rig(64 * KiB);
+    ReservingTablePages<HostMemory> source(rig.pages);
+    std::vector<TablePage> storage(8);
+    TableReserve reserve(storage);
+    const u64 free_before = rig.vram.buddy.free_bytes();
+    REQUIRE(source.reserve(reserve, 3, 2));
+    CHECK(reserve.size() == 5);
+    CHECK(reserve.count(TableSize::big_page) == 2);
+    CHECK(rig.vram.buddy.free_bytes() == free_before - 4 * 4 * KiB);  // 3 pages + 1 host page
+    // Too many for the storage, or for the VRAM left: refused, the reserve as it was.
+    CHECK(source.reserve(reserve, 4, 0).error() == Error::out_of_storage);
+    TableReserve second(std::span<TablePage>{});
+    CHECK(source.reserve(second, 1, 0).error() == Error::out_of_storage);
+    std::vector<TablePage> big_storage(32);
+    TableReserve greedy(big_storage);
+    CHECK(source.reserve(greedy, 13, 0).error() == Error::out_of_memory);
+    CHECK(greedy.size() == 0);
+    CHECK(rig.vram.buddy.free_bytes() == free_before - 4 * 4 * KiB);
+    // Take everything else: only the reserve can serve now.
+    std::vector<BuddyBlock> hog(16);
+    REQUIRE(rig.vram.buddy.allocate(rig.vram.buddy.free_bytes(), {}, hog));
+    CHECK(source.allocate_table(TableSize::small_page_or_directory).error() ==
+          Error::out_of_memory);
+    source.draw_from(&reserve);
+    auto page = source.allocate_table(TableSize::small_page_or_directory);
+    REQUIRE(page);
+    CHECK(rig.is_zero(page->address, 4 * KiB));
+    auto big = source.allocate_table(TableSize::big_page);
+    REQUIRE(big);
+    CHECK(big->size == TableSize::big_page);
+    CHECK(reserve.size() == 3);
+    CHECK(source.drawn() == 2);
+    source.draw_from(nullptr);
+    REQUIRE(source.free_table(*page, true));
+    REQUIRE(source.free_table(*big, true));
+    source.release(reserve);
+    CHECK(reserve.size() == 0);
+    for (const BuddyBlock &block : hog)
+        if (block.size != 0) REQUIRE(rig.vram.buddy.free(block));
+    CHECK(rig.vram.buddy.free_bytes() == free_before);
+}

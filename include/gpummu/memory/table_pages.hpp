@@ -16,6 +16,11 @@
 //         +------+------+------+-- ... --+------+
 //
 //     A host page goes back to the buddy when its last big table is freed.
+//   - `ReservingTablePages<M>` over BuddyTablePages: allocate ahead. reserve() takes the
+//     pages a job may need now into a `TableReserve` (all or nothing); while that reserve
+//     is active, table allocations are served from it and never reach the buddy, so work
+//     planned earlier cannot run out of VRAM later (bind jobs size reserves with
+//     PageTable::tables_needed). release() returns what was not used.
 //
 // What it does not do
 //   - No locking. Host pages of big tables are tracked in a caller-supplied slot array
@@ -30,6 +35,7 @@
 #include <concepts>
 #include <cstddef>
 #include <span>
+#include <utility>
 
 #include "gpummu/alloc/buddy.hpp"
 #include "gpummu/core/result.hpp"
@@ -196,6 +202,104 @@ private:
     u64 fills_skipped_ = 0;
     u64 budget_ = ~u64{0};
     u64 held_ = 0;  // bytes of host pages taken from the buddy
+};
+
+// Table pages allocated ahead for one job (see ReservingTablePages): caller storage for
+// their addresses, filled by ReservingTablePages::reserve and drawn from while it is the
+// active reserve.
+class TableReserve {
+public:
+    TableReserve() noexcept = default;
+    explicit TableReserve(std::span<TablePage> storage) noexcept : storage_(storage) {}
+    TableReserve(const TableReserve &) = delete;
+    TableReserve &operator=(const TableReserve &) = delete;
+    TableReserve(TableReserve &&other) noexcept
+        : storage_(other.storage_),
+          count_(std::exchange(other.count_, 0))
+    {
+    }
+
+    [[nodiscard]] std::size_t size() const noexcept { return count_; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return storage_.size(); }
+    [[nodiscard]] std::size_t count(TableSize size) const noexcept
+    {
+        std::size_t found = 0;
+        for (std::size_t i = 0; i < count_; ++i) found += storage_[i].size == size ? 1u : 0u;
+        return found;
+    }
+
+private:
+    template <TableMemory>
+    friend class ReservingTablePages;
+    std::span<TablePage> storage_{};
+    std::size_t count_ = 0;
+};
+
+// A TablePageSource over BuddyTablePages that can allocate ahead: reserve() takes the
+// pages a job may need from the buddy now (all or nothing), and while a reserve is active
+// (draw_from) allocate_table hands out its pages instead of asking the buddy, so the work
+// that runs then cannot run out of VRAM, whatever other users of the buddy did meanwhile.
+// Pages freed are always given back to the buddy (after the flush, as usual). Pages a job
+// did not use go back with release().
+template <TableMemory M>
+class ReservingTablePages {
+public:
+    explicit ReservingTablePages(BuddyTablePages<M> &pages) noexcept : pages_(pages) {}
+
+    // Adds `tables` 4 KiB pages and `big_tables` 256-byte tables to `reserve`. Errors:
+    // out_of_storage (the reserve's storage is too small), out_of_memory; on error the
+    // reserve is as it was.
+    [[nodiscard]] Result<void> reserve(TableReserve &reserve, u64 tables, u64 big_tables) noexcept
+    {
+        if (tables + big_tables > reserve.storage_.size() - reserve.count_)
+            return failure(Error::out_of_storage);
+        const std::size_t before = reserve.count_;
+        for (u64 i = 0; i < tables + big_tables; ++i) {
+            auto page = pages_.allocate_table(i < tables ? TableSize::small_page_or_directory
+                                                         : TableSize::big_page);
+            if (!page) {
+                while (reserve.count_ > before)
+                    (void)pages_.free_table(reserve.storage_[--reserve.count_], true);
+                return failure(page.error());
+            }
+            reserve.storage_[reserve.count_++] = *page;
+        }
+        return success();
+    }
+    // Gives every page still in `reserve` back (they were never written: known zero).
+    void release(TableReserve &reserve) noexcept
+    {
+        while (reserve.count_ > 0)
+            (void)pages_.free_table(reserve.storage_[--reserve.count_], true);
+    }
+    // While `reserve` is set (nullptr: none), allocations come from it. An empty reserve
+    // is out_of_memory: the caller's bound was wrong, and nothing is taken from the buddy.
+    void draw_from(TableReserve *reserve) noexcept { active_ = reserve; }
+
+    [[nodiscard]] Result<TablePage> allocate_table(TableSize size) noexcept
+    {
+        if (active_ == nullptr) return pages_.allocate_table(size);
+        for (std::size_t i = active_->count_; i-- > 0;) {
+            if (active_->storage_[i].size != size) continue;
+            const TablePage page = active_->storage_[i];
+            active_->storage_[i] = active_->storage_[--active_->count_];
+            ++drawn_;
+            return page;
+        }
+        return failure(Error::out_of_memory);
+    }
+    [[nodiscard]] Result<void> free_table(TablePage page, bool known_zero) noexcept
+    {
+        return pages_.free_table(page, known_zero);
+    }
+
+    [[nodiscard]] BuddyTablePages<M> &pages() noexcept { return pages_; }
+    [[nodiscard]] u64 drawn() const noexcept { return drawn_; }  // pages handed out of reserves
+
+private:
+    BuddyTablePages<M> &pages_;
+    TableReserve *active_ = nullptr;
+    u64 drawn_ = 0;
 };
 
 }  // namespace gpummu

@@ -263,6 +263,61 @@ public:
         return config_.page_sizes;
     }
 
+    // ---- worst cases, for callers that allocate ahead (bind jobs) -------------------------
+
+    // The most tables one operation over `range` can add, whatever the tables hold when it
+    // runs: one table per entry the range touches at every level below the root, and one
+    // big-page table per PD0 entry. A map (with or without replace) may need all of them;
+    // unmap, make_sparse and clear_sparse split a large page or a sparse entry only where
+    // the range cuts it (its first and last entry at each level: at most two tables per
+    // level) and descend into tables that exist elsewhere, but may add a big table to any
+    // PD0 entry whose 64 KiB chunks fold. Directories need a child block each as well.
+    struct TableNeeds {
+        u64 directories = 0;   // 4 KiB tables with children (PD3..PD0)
+        u64 small_tables = 0;  // 4 KiB tables of small PTEs
+        u64 big_tables = 0;    // 256-byte tables of big PTEs
+        [[nodiscard]] constexpr u64 pages() const noexcept { return directories + small_tables; }
+        [[nodiscard]] constexpr u64 nodes() const noexcept
+        {
+            return directories + small_tables + big_tables;
+        }
+        constexpr TableNeeds &operator+=(const TableNeeds &other) noexcept
+        {
+            directories += other.directories;
+            small_tables += other.small_tables;
+            big_tables += other.big_tables;
+            return *this;
+        }
+    };
+    [[nodiscard]] static constexpr TableNeeds tables_needed(VirtualRange range, bool map) noexcept
+    {
+        TableNeeds needs;
+        if (range.empty()) return needs;
+        const u64 first = range.begin().value(), last = range.end().value() - 1;
+        for (unsigned depth = 1; depth < depth_count; ++depth) {
+            // Tables at `depth` hang from entries of depth - 1.
+            const unsigned shift = F::levels[depth - 1].va_low;
+            const u64 touched = (last >> shift) - (first >> shift) + 1;
+            const u64 count = map ? touched : std::min<u64>(touched, 2);
+            if (depth == small_depth)
+                needs.small_tables += count;
+            else
+                needs.directories += count;
+        }
+        const unsigned dual_shift = F::levels[dual_depth].va_low;
+        needs.big_tables = (last >> dual_shift) - (first >> dual_shift) + 1;
+        return needs;
+    }
+    // Node slots and directory child blocks still free in the storage.
+    [[nodiscard]] std::size_t spare_nodes() const noexcept
+    {
+        return spare_nodes_;
+    }
+    [[nodiscard]] std::size_t spare_child_blocks() const noexcept
+    {
+        return spare_children_;
+    }
+
     // ---- mutations ---------------------------------------------------------------------
 
     // Maps `range` onto `segments` (in order, their sizes summing to the range's) with
@@ -488,6 +543,8 @@ private:
         for (std::size_t i = 0; i < children_.size(); ++i)
             children_[i].next = i + 1 < children_.size() ? static_cast<u32>(i + 1) : no_table_node;
         free_children_ = children_.empty() ? no_table_node : 0;
+        spare_nodes_ = nodes_.size();
+        spare_children_ = children_.size();
     }
 
     [[nodiscard]] Result<void> check_config() const noexcept
@@ -516,6 +573,7 @@ private:
         if (directory && free_children_ == no_table_node) return failure(Error::out_of_storage);
         u32 node = free_nodes_;
         free_nodes_ = nodes_[node].next;
+        --spare_nodes_;
         nodes_[node] = PageTableNode{};
         nodes_[node].depth = static_cast<u8>(depth);
         nodes_[node].flags = static_cast<u8>(PageTableNode::in_use | PageTableNode::prepared |
@@ -523,6 +581,7 @@ private:
         if (directory) {
             u32 block = free_children_;
             free_children_ = children_[block].next;
+            --spare_children_;
             children_[block].node.fill(no_table_node);
             nodes_[node].children = block;
         }
@@ -534,10 +593,12 @@ private:
         if (nodes_[node].children != no_table_node) {
             children_[nodes_[node].children].next = free_children_;
             free_children_ = nodes_[node].children;
+            ++spare_children_;
         }
         nodes_[node] = PageTableNode{};
         nodes_[node].next = free_nodes_;
         free_nodes_ = node;
+        ++spare_nodes_;
     }
 
     [[nodiscard]] u32 &child_slot(u32 node, unsigned slot) noexcept
@@ -1969,6 +2030,8 @@ private:
     PageTableConfig config_;
     u32 root_ = no_table_node;
     u32 free_nodes_ = no_table_node;
+    std::size_t spare_nodes_ = 0;     // on the free list
+    std::size_t spare_children_ = 0;  // child blocks on their free list
     u32 free_children_ = no_table_node;
     u32 retired_ = no_table_node;
     u32 prepared_head_ = no_table_node;
