@@ -39,4 +39,5 @@
 #include "gpummu/sim/gpu.hpp"
 #include "gpummu/sim/reference_mmu.hpp"
 #include "gpummu/vmm/address_space.hpp"
+#include "gpummu/vmm/bind_job.hpp"
 #include "gpummu/vmm/mapping_records.hpp"

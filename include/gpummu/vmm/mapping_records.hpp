@@ -250,10 +250,12 @@ public:
     MappingRecords(const MappingRecords &) = delete;
     MappingRecords &operator=(const MappingRecords &) = delete;
 
-    // Starts empty over `pool` (one node per record). Errors: invalid_argument (created
-    // already, or a pool of no nodes or too many to index).
-    [[nodiscard]] Result<void> create(std::span<MappingNode> pool,
-                                      u64 seed = 0x9e3779b97f4a7c15ull) noexcept
+    // Starts empty over `pool` (one node per record). With `link_backings` false the
+    // records stay off their backings' lists (a scratch copy, such as the state prepared
+    // bind jobs will leave). Errors: invalid_argument (created already, or a pool of no
+    // nodes or too many to index).
+    [[nodiscard]] Result<void> create(std::span<MappingNode> pool, u64 seed = 0x9e3779b97f4a7c15ull,
+                                      bool link_backings = true) noexcept
     {
         if (created_ || pool.empty() || pool.size() >= no_node)
             return failure(Error::invalid_argument);
@@ -267,11 +269,19 @@ public:
         root_ = first_ = no_node;
         count_ = 0;
         random_ = seed | 1u;
+        link_backings_ = link_backings;
         created_ = true;
         return success();
     }
 
     [[nodiscard]] bool created() const noexcept { return created_; }
+    // Ends the records (every record is dropped, and taken off its backing's list); the
+    // object may be created again.
+    void destroy() noexcept
+    {
+        clear([](const MappingStep &) {});
+        created_ = false;
+    }
     [[nodiscard]] std::size_t count() const noexcept { return count_; }
     [[nodiscard]] std::size_t free_nodes() const noexcept { return free_count_; }
 
@@ -598,7 +608,7 @@ private:
             pool_[before].next = node;
         if (record.next != no_node) pool_[record.next].previous = node;
         root_ = insert_into(root_, node);
-        if (record.backing != nullptr) record.backing->link(record);
+        if (record.backing != nullptr && link_backings_) record.backing->link(record);
         ++count_;
         return node;
     }
@@ -659,7 +669,7 @@ private:
         else
             first_ = record.next;
         if (record.next != no_node) pool_[record.next].previous = record.previous;
-        if (record.backing != nullptr) record.backing->unlink(record);
+        if (record.backing != nullptr && link_backings_) record.backing->unlink(record);
         record = MappingNode{};
         record.next = free_;
         free_ = node;
@@ -693,7 +703,7 @@ private:
             for (const MappingNode *other = record.backing->first_; other != nullptr;
                  other = other->backing_next)
                 listed = listed || other == &record;
-            if (!listed) return failure(Error::malformed_record);
+            if (listed != link_backings_) return failure(Error::malformed_record);
         }
         previous = node;
         ++seen;
@@ -707,6 +717,7 @@ private:
     std::size_t free_count_ = 0;
     std::size_t count_ = 0;
     u64 random_ = 1;
+    bool link_backings_ = true;
     bool created_ = false;
 };
 

@@ -1,0 +1,266 @@
+// Bind jobs: operation lists that take effect as a whole, several prepared at once and
+// committed in order without allocating, record steps, protect downgrades, rebind after a
+// backing moved, refusals that leave no trace.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <memory>
+#include <vector>
+
+#include "gpummu/format/mmu_v2.hpp"
+#include "gpummu/format/mmu_v3.hpp"
+#include "gpummu/vmm/bind_job.hpp"
+#include "support/page_table_fixture.hpp"
+
+using namespace gpummu;
+using testing::RecordingInvalidator;
+using testing::va_range;
+
+namespace {
+
+constexpr u64 KiB = 1024, MiB = 1024 * KiB;
+constexpr u64 vram_bytes = 64 * MiB;
+
+// One simulated VRAM (host memory), its buddy, and an invalidator shared by the spaces.
+struct Machine {
+    std::vector<u64> image = std::vector<u64>(vram_bytes / 8, 0xDEADBEEFDEADBEEFull);
+    HostMemory memory{image};
+    testing::BuddyFixture buddy = testing::BuddyFixture::make({testing::range_of(0, vram_bytes)});
+    RecordingInvalidator invalidator;
+};
+
+template <MmuFormat F>
+struct Space {
+    std::vector<PageTableNode> nodes = std::vector<PageTableNode>(512);
+    std::vector<PageTableChildren> children = std::vector<PageTableChildren>(64);
+    std::vector<BigTableSlot> slots = std::vector<BigTableSlot>(64);
+    std::vector<MappingNode> records = std::vector<MappingNode>(64);
+    std::vector<MappingNode> projected = std::vector<MappingNode>(64);
+    BindSpace<F, HostMemory, RecordingInvalidator> space;
+
+    explicit Space(Machine &machine)
+    {
+        BindSpaceConfig config;
+        config.space = va_range(0, u64{1} << 40);
+        config.vram_end = VramAddress{vram_bytes};
+        REQUIRE(space.create(machine.memory, machine.buddy.buddy, machine.invalidator,
+                             {{nodes, children}, slots, records, projected}, config));
+    }
+};
+
+struct Steps {
+    std::vector<MappingStep> list;
+    void operator()(const MappingStep &step) { list.push_back(step); }
+};
+
+BindOperation map_of(VirtualRange range, MappingBacking *backing, u64 offset, bool replace = false)
+{
+    BindOperation operation;
+    operation.kind = BindOperation::Kind::map;
+    operation.range = range;
+    operation.target = {backing, offset};
+    operation.replace = replace;
+    return operation;
+}
+BindOperation unmap_of(VirtualRange range)
+{
+    BindOperation operation;
+    operation.kind = BindOperation::Kind::unmap;
+    operation.range = range;
+    return operation;
+}
+BindOperation read_only_of(VirtualRange range)
+{
+    BindOperation operation;
+    operation.kind = BindOperation::Kind::protect;
+    operation.range = range;
+    operation.change.fields = AttributeChange::read_only;
+    operation.change.values.read_only = true;
+    return operation;
+}
+
+template <class S>
+PhysicalAddress pa_of(S &space, u64 va)
+{
+    auto translation = space.translate(VirtualAddress{va});
+    REQUIRE(translation);
+    REQUIRE(translation->state == TranslationState::mapped);
+    return translation->address;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("a job maps, cuts and protects as a whole, with one TLB batch", F, MmuV2, MmuV3)
+{
+    Machine machine;
+    Space<F> space(machine);
+    // A 2 MiB buffer in two physical runs.
+    std::array layout{PhysicalSegment{PhysicalAddress{8 * MiB}, 1 * MiB},
+                      PhysicalSegment{PhysicalAddress{20 * MiB}, 1 * MiB}};
+    MappingBacking buffer(Aperture::video, layout);
+    const u64 base = 0x4000'0000;
+    const std::array job{map_of(va_range(base, 2 * MiB), &buffer, 0),
+                         unmap_of(va_range(base + 512 * KiB, 64 * KiB)),
+                         read_only_of(va_range(base + 1 * MiB, 256 * KiB))};
+    std::vector<TablePage> reserve(128);
+    auto prepared = space.space.prepare(job, reserve);
+    REQUIRE(prepared);
+    Steps steps;
+    auto batch = space.space.commit(std::move(*prepared), steps);
+    REQUIRE(batch);
+    CHECK(batch->invalidation().ack_globally);  // the protect took writes away
+    CHECK(batch->invalidation().sys_membar);
+    REQUIRE(space.space.flush(*batch));
+    CHECK(machine.invalidator.seen.size() == 1);  // one invalidate for the whole job
+
+    // mapped, then the unmap's cut, then the protect's cut and its protected part.
+    REQUIRE(steps.list.size() == 4);
+    CHECK(steps.list[0].kind == MappingStep::Kind::mapped);
+    CHECK(steps.list[1].kind == MappingStep::Kind::remapped);
+    CHECK(steps.list[1].previous == va_range(base, 512 * KiB));
+    CHECK(steps.list[1].next == va_range(base + 576 * KiB, 2 * MiB - 576 * KiB));
+    CHECK(steps.list[2].kind == MappingStep::Kind::remapped);
+    CHECK(steps.list[3].kind == MappingStep::Kind::protected_);
+    CHECK(steps.list[3].record.range == va_range(base + 1 * MiB, 256 * KiB));
+
+    CHECK(space.space.records().count() == 4);
+    CHECK(pa_of(space.space, base + 4 * KiB) == PhysicalAddress{8 * MiB + 4 * KiB});
+    CHECK(pa_of(space.space, base + 1 * MiB + 8 * KiB) == PhysicalAddress{20 * MiB + 8 * KiB});
+    auto hole = space.space.translate(VirtualAddress{base + 520 * KiB});
+    REQUIRE(hole);
+    CHECK(hole->state != TranslationState::mapped);
+    auto protected_page = space.space.translate(VirtualAddress{base + 1 * MiB});
+    REQUIRE(protected_page);
+    CHECK(protected_page->attributes.read_only);
+    auto writable = space.space.translate(VirtualAddress{base + 1 * MiB + 256 * KiB});
+    REQUIRE(writable);
+    CHECK_FALSE(writable->attributes.read_only);
+    CHECK(buffer.mapping_count() == 4);
+    CHECK(space.space.check_invariants());
+    REQUIRE(space.space.destroy());
+    CHECK(buffer.mapping_count() == 0);
+    CHECK(machine.buddy.buddy.free_bytes() == vram_bytes);
+}
+
+TEST_CASE_TEMPLATE("prepared jobs commit in order from their reserves, with the buddy exhausted", F,
+                   MmuV2, MmuV3)
+{
+    Machine machine;
+    Space<F> space(machine);
+    std::array layout{PhysicalSegment{PhysicalAddress{4 * MiB}, 4 * MiB}};
+    MappingBacking buffer(Aperture::video, layout);
+    const std::array first{map_of(va_range(0x1'0000'0000, 4 * MiB), &buffer, 0)};
+    // The second job depends on the first: it replaces part of what the first maps.
+    const std::array second{map_of(va_range(0x1'0010'0000, 64 * KiB), &buffer, 0, true),
+                            unmap_of(va_range(0x1'0020'0000, 4 * KiB))};
+    std::vector<TablePage> reserve_first(128), reserve_second(128), reserve_third(128);
+    auto job_first = space.space.prepare(first, reserve_first);
+    REQUIRE(job_first);
+    auto job_second = space.space.prepare(second, reserve_second);
+    REQUIRE(job_second);
+    CHECK(space.space.outstanding() == 2);
+    // Without the first job, the second's unmap would have nothing to unmap: validated
+    // against the state the first leaves.
+    const std::array alone{unmap_of(va_range(0x2'0000'0000, 4 * KiB))};
+    CHECK(space.space.prepare(alone, reserve_third).error() == Error::not_mapped);
+
+    std::vector<BuddyBlock> hog(64);
+    REQUIRE(machine.buddy.buddy.allocate(machine.buddy.buddy.free_bytes(), {}, hog));
+    Steps steps;
+    CHECK(space.space.commit(std::move(*job_second), steps).error() == Error::invalid_argument);
+    CHECK(space.space.cancel(std::move(*job_first)).error() == Error::in_use);
+    auto batch_first = space.space.commit(std::move(*job_first), steps);
+    REQUIRE(batch_first);
+    auto batch_second = space.space.commit(std::move(*job_second), steps);
+    REQUIRE(batch_second);
+    REQUIRE(batch_first->merge(std::move(*batch_second)));
+    REQUIRE(space.space.flush(*batch_first));
+    CHECK(pa_of(space.space, 0x1'0010'0000) == PhysicalAddress{4 * MiB});  // replaced
+    CHECK(pa_of(space.space, 0x1'0011'0000) == PhysicalAddress{5 * MiB + 64 * KiB});
+    auto unmapped = space.space.translate(VirtualAddress{0x1'0020'0000});
+    REQUIRE(unmapped);
+    CHECK(unmapped->state != TranslationState::mapped);
+    CHECK(space.space.outstanding() == 0);
+    CHECK(space.space.check_invariants());
+    for (const BuddyBlock &block : hog)
+        if (block.size != 0) REQUIRE(machine.buddy.buddy.free(block));
+    REQUIRE(space.space.destroy());
+    CHECK(machine.buddy.buddy.free_bytes() == vram_bytes);
+}
+
+TEST_CASE_TEMPLATE("a failed prepare or a cancel leaves no trace", F, MmuV2, MmuV3)
+{
+    Machine machine;
+    Space<F> space(machine);
+    std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 1 * MiB}};
+    MappingBacking buffer(Aperture::video, layout);
+    std::vector<TablePage> reserve(128), small_reserve(2);
+    const u64 free_before = machine.buddy.buddy.free_bytes();
+    // The second operation fails: the first must not stay in the projected records.
+    const std::array failing{map_of(va_range(0x10'0000, 1 * MiB), &buffer, 0),
+                             unmap_of(va_range(0x90'0000, 4 * KiB))};
+    CHECK(space.space.prepare(failing, reserve).error() == Error::not_mapped);
+    const std::array past_backing{map_of(va_range(0x10'0000, 1 * MiB), &buffer, 4 * KiB)};
+    CHECK(space.space.prepare(past_backing, reserve).error() == Error::out_of_range);
+    const std::array mapping{map_of(va_range(0x10'0000, 1 * MiB), &buffer, 0)};
+    CHECK(space.space.prepare(mapping, small_reserve).error() == Error::out_of_storage);
+    CHECK(machine.buddy.buddy.free_bytes() == free_before);
+    CHECK(space.space.outstanding() == 0);
+    auto job = space.space.prepare(mapping, reserve);  // the same VA: nothing was left
+    REQUIRE(job);
+    CHECK(machine.buddy.buddy.free_bytes() < free_before);  // its reserve
+    REQUIRE(space.space.cancel(std::move(*job)));
+    CHECK(machine.buddy.buddy.free_bytes() == free_before);
+    auto again = space.space.prepare(mapping, reserve);
+    REQUIRE(again);
+    Steps steps;
+    auto batch = space.space.commit(std::move(*again), steps);
+    REQUIRE(batch);
+    REQUIRE(space.space.flush(*batch));
+    CHECK(space.space.records().count() == 1);
+    CHECK(space.space.check_invariants());
+    REQUIRE(space.space.destroy());
+}
+
+TEST_CASE_TEMPLATE("rebind after eviction rewrites every space that maps the backing", F, MmuV2,
+                   MmuV3)
+{
+    Machine machine;
+    Space<F> first(machine), second(machine);
+    std::array in_vram{PhysicalSegment{PhysicalAddress{16 * MiB}, 256 * KiB}};
+    MappingBacking buffer(Aperture::video, in_vram);
+    std::vector<TablePage> reserve(128);
+    Steps steps;
+    for (auto *space : {&first.space, &second.space}) {
+        const std::array job{map_of(va_range(0x80'0000, 256 * KiB), &buffer, 0)};
+        auto prepared = space->prepare(job, reserve);
+        REQUIRE(prepared);
+        auto batch = space->commit(std::move(*prepared), steps);
+        REQUIRE(batch);
+        REQUIRE(space->flush(*batch));
+    }
+    CHECK(buffer.mapping_count() == 2);
+    // Evicted to scattered system memory pages.
+    std::array in_system{PhysicalSegment{PhysicalAddress{0x7'0000'0000}, 128 * KiB},
+                         PhysicalSegment{PhysicalAddress{0x9'0000'0000}, 128 * KiB}};
+    REQUIRE(buffer.relocate(Aperture::system_coherent, in_system));
+    for (auto *space : {&first.space, &second.space}) {
+        BindOperation rebind;
+        rebind.kind = BindOperation::Kind::rebind;
+        rebind.range = va_range(0x80'0000, 256 * KiB);
+        const std::array job{rebind};
+        auto prepared = space->prepare(job, reserve);
+        REQUIRE(prepared);
+        auto batch = space->commit(std::move(*prepared), steps);
+        REQUIRE(batch);
+        REQUIRE(space->flush(*batch));
+        auto translation = space->translate(VirtualAddress{0x80'0000 + 136 * KiB});
+        REQUIRE(translation);
+        CHECK(translation->address == PhysicalAddress{0x9'0000'0000 + 8 * KiB});
+        CHECK(translation->attributes.aperture == Aperture::system_coherent);
+        CHECK(space->check_invariants());
+    }
+    REQUIRE(first.space.destroy());
+    REQUIRE(second.space.destroy());
+    CHECK(machine.buddy.buddy.free_bytes() == vram_bytes);
+}
