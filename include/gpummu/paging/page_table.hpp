@@ -281,6 +281,16 @@ public:
         {
             return directories + small_tables + big_tables;
         }
+        // Counts `count` tables of the kind tables_at(..., depth) counts.
+        constexpr void add(unsigned depth, u64 count) noexcept
+        {
+            if (depth == depth_count)
+                big_tables += count;
+            else if (depth == small_depth)
+                small_tables += count;
+            else
+                directories += count;
+        }
         constexpr TableNeeds &operator+=(const TableNeeds &other) noexcept
         {
             directories += other.directories;
@@ -292,21 +302,24 @@ public:
     [[nodiscard]] static constexpr TableNeeds tables_needed(VirtualRange range, bool map) noexcept
     {
         TableNeeds needs;
-        if (range.empty()) return needs;
-        const u64 first = range.begin().value(), last = range.end().value() - 1;
-        for (unsigned depth = 1; depth < depth_count; ++depth) {
-            // Tables at `depth` hang from entries of depth - 1.
-            const unsigned shift = F::levels[depth - 1].va_low;
-            const u64 touched = (last >> shift) - (first >> shift) + 1;
-            const u64 count = map ? touched : std::min<u64>(touched, 2);
-            if (depth == small_depth)
-                needs.small_tables += count;
-            else
-                needs.directories += count;
-        }
-        const unsigned dual_shift = F::levels[dual_depth].va_low;
-        needs.big_tables = (last >> dual_shift) - (first >> dual_shift) + 1;
+        for (unsigned depth = 1; depth <= table_kinds; ++depth)
+            needs.add(depth, tables_at(range, map, depth));
         return needs;
+    }
+    // The tables of one kind in that worst case: depth 1 .. depth_count - 1 are the tables
+    // at that depth, table_kinds (= depth_count) stands for the big-page tables. Every count
+    // is at most the tables whose VA the range touches, so for a list of operations the
+    // smaller of their sum and tables_at(hull of the ranges, true, depth) bounds them all.
+    static constexpr unsigned table_kinds = depth_count;
+    [[nodiscard]] static constexpr u64 tables_at(VirtualRange range, bool map,
+                                                 unsigned depth) noexcept
+    {
+        if (range.empty()) return 0;
+        const u64 first = range.begin().value(), last = range.end().value() - 1;
+        // Tables at `depth` hang from entries of depth - 1; big tables from PD0 entries.
+        const unsigned shift = F::levels[depth == table_kinds ? dual_depth : depth - 1].va_low;
+        const u64 touched = (last >> shift) - (first >> shift) + 1;
+        return map || depth == table_kinds ? touched : std::min<u64>(touched, 2);
     }
     // Node slots and directory child blocks still free in the storage.
     [[nodiscard]] std::size_t spare_nodes() const noexcept

@@ -181,12 +181,8 @@ public:
     {
         if (!created_ || operations.empty() || outstanding_ == max_outstanding)
             return failure(Error::invalid_argument);
-        Needs needs;
-        for (const BindOperation &operation : operations) {
-            GPUMMU_TRY(check_operation(operation));
-            needs +=
-                Table::tables_needed(operation.range, operation.kind != BindOperation::Kind::unmap);
-        }
+        for (const BindOperation &operation : operations) GPUMMU_TRY(check_operation(operation));
+        const Needs needs = job_needs(operations);
         if (needs.nodes() + reserved_nodes_ > table_->spare_nodes() ||
             needs.directories + reserved_blocks_ > table_->spare_child_blocks())
             return failure(Error::out_of_storage);
@@ -393,6 +389,29 @@ private:
         auto count = view.backing->physical_runs(view.offset + offset, 4096, run);
         if (!count) return failure(count.error());
         return run[0].address;
+    }
+
+    // The worst case of tables for the whole job: per kind of table, the sum of the
+    // operations' worst cases, but never more than every table the hull of their ranges
+    // touches (operations on neighbouring VAs share their directories).
+    [[nodiscard]] static Needs job_needs(std::span<const BindOperation> operations) noexcept
+    {
+        u64 low = ~u64{0}, high = 0;
+        for (const BindOperation &operation : operations) {
+            low = std::min(low, operation.range.begin().value());
+            high = std::max(high, operation.range.end().value());
+        }
+        const VirtualRange hull =
+            VirtualRange::from_bounds(VirtualAddress{low}, VirtualAddress{high}).value();
+        Needs needs;
+        for (unsigned depth = 1; depth <= Table::table_kinds; ++depth) {
+            u64 sum = 0;
+            for (const BindOperation &operation : operations)
+                sum += Table::tables_at(operation.range,
+                                        operation.kind != BindOperation::Kind::unmap, depth);
+            needs.add(depth, std::min(sum, Table::tables_at(hull, true, depth)));
+        }
+        return needs;
     }
 
     // ---- the projected records ---------------------------------------------------------
