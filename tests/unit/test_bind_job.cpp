@@ -264,3 +264,43 @@ TEST_CASE_TEMPLATE("rebind after eviction rewrites every space that maps the bac
     REQUIRE(second.space.destroy());
     CHECK(machine.buddy.buddy.free_bytes() == vram_bytes);
 }
+
+TEST_CASE_TEMPLATE("a prepare that runs out of VRAM at any table leaves no trace", F, MmuV2, MmuV3)
+{
+    // Fault injection: leave exactly n free table pages in the buddy for n = 0, 1, ...
+    // until the job's reserve fits; every shortfall is out_of_memory with nothing kept.
+    Machine machine;
+    Space<F> space(machine);
+    std::array layout{PhysicalSegment{PhysicalAddress{32 * MiB}, 4 * MiB}};
+    MappingBacking buffer(Aperture::video, layout);
+    const std::array job{map_of(va_range(0x3ff000, 3 * MiB), &buffer, 0),
+                         unmap_of(va_range(0x400000, 64 * KiB))};
+    std::vector<TablePage> reserve(256);
+    for (u64 free_pages = 0;; ++free_pages) {
+        CAPTURE(free_pages);
+        std::vector<BuddyBlock> hog(4096);
+        const u64 keep = free_pages * 4 * KiB;
+        const u64 take = machine.buddy.buddy.free_bytes() - keep;
+        auto taken = machine.buddy.buddy.allocate(take, {.min_block_size = 4 * KiB}, hog);
+        REQUIRE(taken);
+        auto prepared = space.space.prepare(job, reserve);
+        if (prepared) {
+            CHECK(space.space.outstanding() == 1);
+            Steps steps;
+            auto batch = space.space.commit(std::move(*prepared), steps);
+            REQUIRE(batch);
+            REQUIRE(space.space.flush(*batch));
+            for (const BuddyBlock &block : taken->blocks) REQUIRE(machine.buddy.buddy.free(block));
+            CHECK(space.space.check_invariants());
+            CHECK(free_pages > 4);  // the worst case needs more than a handful of tables
+            break;
+        }
+        CHECK(prepared.error() == Error::out_of_memory);
+        CHECK(machine.buddy.buddy.free_bytes() == keep);
+        CHECK(space.space.outstanding() == 0);
+        CHECK(space.space.records().count() == 0);
+        for (const BuddyBlock &block : taken->blocks) REQUIRE(machine.buddy.buddy.free(block));
+    }
+    REQUIRE(space.space.destroy());
+    CHECK(machine.buddy.buddy.free_bytes() == vram_bytes);
+}

@@ -143,7 +143,70 @@ Result<void> address_space_example(Translation &seen, u64 &tables_after, unsigne
     return success();
 }
 
+// "Bind jobs": the job part of the README's example; `space` is a created BindSpace.
+template <class Space>
+Result<void> bind_job_example(Space &space, MappingBacking &buffer, unsigned &steps_seen)
+{
+    const VirtualAddress base{0x4000'0000};
+    auto range = [&](u64 offset, u64 size) {
+        return VirtualRange::from_size(base + offset, size).value();
+    };
+    // One job: map the buffer, punch a 64 KiB hole, make 256 KiB read-only.
+    const std::array<BindOperation, 3> job{
+        BindOperation{
+            .kind = BindOperation::Kind::map, .range = range(0, 2 << 20), .target = {&buffer, 0}},
+        BindOperation{.kind = BindOperation::Kind::unmap, .range = range(0x80000, 0x10000)},
+        BindOperation{
+            .kind = BindOperation::Kind::protect,
+            .range = range(0x100000, 0x40000),
+            .change = {.fields = AttributeChange::read_only, .values = {.read_only = true}}}};
+    std::array<TablePage, 64> reserve{};          // the worst-case table pages, taken now
+    auto prepared = space.prepare(job, reserve);  // validated and reserved, or refused
+    if (!prepared) return failure(prepared.error());
+
+    // Later, where nothing may allocate (a fence callback): cannot run out of memory.
+    auto batch = space.commit(std::move(*prepared), [&](const MappingStep &) {
+        ++steps_seen;  // mapped, remapped (prev + next), remapped, protected
+    });
+    if (!batch) return failure(batch.error());
+    return space.flush(*batch);  // one TLB invalidate for the whole job
+}
+
 }  // namespace
+
+TEST_CASE("README bind job example")
+{
+    std::vector<u64> image(64 << 20 >> 3);
+    HostMemory vram(image);
+    std::array regions{VramRange::from_size(VramAddress{0}, 32 << 20).value()};
+    std::vector<u64> buddy_words(BuddyAllocator::metadata_words(regions, 4096).value());
+    auto buddy = BuddyAllocator::create(regions, buddy_words, 4096);
+    REQUIRE(buddy);
+    std::vector<PageTableNode> table_nodes(256);
+    std::vector<PageTableChildren> directories(32);
+    std::vector<BigTableSlot> big_tables(16);
+    std::vector<MappingNode> records(64), projected(64);
+    Recorder tlb;
+    BindSpace<MmuV3, HostMemory, Recorder> space;
+    REQUIRE(space.create(vram, *buddy, tlb,
+                         {{table_nodes, directories}, big_tables, records, projected},
+                         {.space = VirtualRange::from_size(VirtualAddress{0}, 1ull << 40).value(),
+                          .vram_end = VramAddress{64 << 20}}));
+    // A buffer object whose 2 MiB live in two runs of VRAM.
+    std::array layout{PhysicalSegment{PhysicalAddress{0x0200'0000}, 1 << 20},
+                      PhysicalSegment{PhysicalAddress{0x0300'0000}, 1 << 20}};
+    MappingBacking buffer(Aperture::video, layout);
+    unsigned steps_seen = 0;
+    REQUIRE(bind_job_example(space, buffer, steps_seen).has_value());
+    CHECK(steps_seen == 4);
+    CHECK(tlb.invalidates == 1);
+    CHECK(space.records().count() == 4);
+    auto translation = space.translate(VirtualAddress{0x4010'0000});
+    REQUIRE(translation);
+    CHECK(translation->address == PhysicalAddress{0x0300'0000});
+    CHECK(translation->attributes.read_only);
+    REQUIRE(space.destroy());
+}
 
 TEST_CASE("README address space example")
 {
