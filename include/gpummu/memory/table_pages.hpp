@@ -24,8 +24,8 @@
 //
 // What it does not do
 //   - No locking. Host pages of big tables are tracked in a caller-supplied slot array
-//     (`BigTableSlot`), found by a linear walk: cost O(host pages that hold big tables),
-//     which is 1/16 of the big tables in use.
+//     (`BigTableSlot`, one per host page): found by address through hash chains kept in
+//     the slots, a page with room and an unused slot through lists, all O(1) expected.
 //   - Errors leave everything unchanged: out_of_memory (buddy exhausted, or past the
 //     budget), out_of_storage (no free big-table slot), not_allocated / double_free for a
 //     table this source did not hand out, device errors from the fill.
@@ -63,11 +63,17 @@ concept TablePageSource = requires(S &source, TableSize size, TablePage page, bo
         } -> std::same_as<Result<void>>;
 };
 
-// One host page that holds 256-byte big-page tables.
+// One host page that holds 256-byte big-page tables, and the links that find it in O(1):
+// by its address (hash chains whose heads live in the slots too), among the pages with
+// room, among the unused slots.
 struct BigTableSlot {
     VramAddress page{};
     u16 used = 0;  // bit i: the table at page + 256 * i is handed out
     bool in_use = false;
+    u32 bucket = 0xFFFF'FFFFu;    // head of the hash chain of bucket <this slot's index>
+    u32 chain = 0xFFFF'FFFFu;     // next slot in its hash chain
+    u32 next = 0xFFFF'FFFFu;      // next slot with room, or next unused slot
+    u32 previous = 0xFFFF'FFFFu;  // previous slot with room
 };
 
 template <TableMemory M>
@@ -82,7 +88,11 @@ public:
           memory_(memory),
           slots_(slots)
     {
-        for (BigTableSlot &slot : slots_) slot = BigTableSlot{};
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            slots_[i] = BigTableSlot{};
+            slots_[i].next = i + 1 < slots_.size() ? static_cast<u32>(i + 1) : none;
+        }
+        unused_ = slots_.empty() ? none : 0;
     }
 
     [[nodiscard]] Result<TablePage> allocate_table(TableSize size) noexcept
@@ -97,7 +107,7 @@ public:
     {
         if (table.size == TableSize::big_page) return free_big_table(table.address);
         if (!table.address.is_aligned_to(page_bytes)) return failure(Error::misaligned);
-        if (slots_in_use_ != 0 && find_slot(table.address) != nullptr)
+        if (slots_in_use_ != 0 && find_slot(table.address) != none)
             return failure(Error::not_allocated);  // hosts big tables
         return give_back_page(table.address, known_zero);
     }
@@ -143,26 +153,32 @@ private:
         return success();
     }
 
+    static constexpr u32 none = 0xFFFF'FFFFu;
+
     Result<TablePage> allocate_big_table() noexcept
     {
         // A host page with room first: its tables were zeroed when they were freed or
         // when the page was allocated, so no fill is needed.
-        for (BigTableSlot &slot : slots_) {
-            if (!slot.in_use || slot.used == 0xFFFF) continue;
-            unsigned index = static_cast<unsigned>(std::countr_one(slot.used));
+        if (with_room_ != none) {
+            BigTableSlot &slot = slots_[with_room_];
+            const auto index = static_cast<unsigned>(std::countr_one(slot.used));
             slot.used = static_cast<u16>(slot.used | (1u << index));
+            if (slot.used == 0xFFFF) leave_room_list(with_room_);
             return TablePage{slot.page + index * big_table_bytes, TableSize::big_page};
         }
-        BigTableSlot *empty = nullptr;
-        for (BigTableSlot &slot : slots_)
-            if (!slot.in_use) {
-                empty = &slot;
-                break;
-            }
-        if (empty == nullptr) return failure(Error::out_of_storage);
+        if (unused_ == none) return failure(Error::out_of_storage);
         auto page = allocate_zeroed_page();
         if (!page) return failure(page.error());
-        *empty = BigTableSlot{*page, 1, true};
+        const u32 index = unused_;
+        BigTableSlot &slot = slots_[index];
+        unused_ = slot.next;
+        slot.page = *page;
+        slot.used = 1;
+        slot.in_use = true;
+        u32 &head = slots_[bucket_of(*page)].bucket;
+        slot.chain = head;
+        head = index;
+        join_room_list(index);
         ++slots_in_use_;
         return TablePage{*page, TableSize::big_page};
     }
@@ -171,33 +187,69 @@ private:
     {
         if (!address.is_aligned_to(big_table_bytes)) return failure(Error::misaligned);
         VramAddress page{align_down(address.value(), page_bytes)};
-        BigTableSlot *slot = find_slot(page);
-        if (slot == nullptr) return failure(Error::not_allocated);
+        const u32 index = find_slot(page);
+        if (index == none) return failure(Error::not_allocated);
+        BigTableSlot &slot = slots_[index];
         u16 bit = static_cast<u16>(1u << ((address - page) / big_table_bytes));
-        if ((slot->used & bit) == 0) return failure(Error::double_free);
+        if ((slot.used & bit) == 0) return failure(Error::double_free);
         // A freed big table must be zero again before it is reused without a fill.
         if (auto zeroed = memory_.fill(address, 0, big_table_bytes / sizeof(u64)); !zeroed)
             return failure(zeroed.error());
-        slot->used = static_cast<u16>(slot->used & ~bit);
-        if (slot->used == 0) {
-            (void)give_back_page(slot->page, true);  // all sixteen zeroed
-            *slot = BigTableSlot{};
+        if (slot.used == 0xFFFF) join_room_list(index);
+        slot.used = static_cast<u16>(slot.used & ~bit);
+        if (slot.used == 0) {
+            (void)give_back_page(slot.page, true);  // all sixteen zeroed
+            leave_room_list(index);
+            // Out of its hash chain, then onto the unused list.
+            u32 *link = &slots_[bucket_of(slot.page)].bucket;
+            while (*link != index) link = &slots_[*link].chain;
+            *link = slot.chain;
+            const u32 bucket = slot.bucket;  // this slot's own bucket head stays
+            slot = BigTableSlot{};
+            slot.bucket = bucket;
+            slot.next = unused_;
+            unused_ = index;
             --slots_in_use_;
         }
         return success();
     }
 
-    [[nodiscard]] BigTableSlot *find_slot(VramAddress page) noexcept
+    [[nodiscard]] u32 bucket_of(VramAddress page) const noexcept
     {
-        for (BigTableSlot &slot : slots_)
-            if (slot.in_use && slot.page == page) return &slot;
-        return nullptr;
+        const u64 hash = (page.value() >> 12) * 0x9E3779B97F4A7C15ull;
+        return static_cast<u32>((hash >> 32) % slots_.size());
+    }
+    [[nodiscard]] u32 find_slot(VramAddress page) const noexcept
+    {
+        if (slots_.empty()) return none;
+        for (u32 index = slots_[bucket_of(page)].bucket; index != none; index = slots_[index].chain)
+            if (slots_[index].page == page) return index;
+        return none;
+    }
+    void join_room_list(u32 index) noexcept
+    {
+        slots_[index].previous = none;
+        slots_[index].next = with_room_;
+        if (with_room_ != none) slots_[with_room_].previous = index;
+        with_room_ = index;
+    }
+    void leave_room_list(u32 index) noexcept
+    {
+        BigTableSlot &slot = slots_[index];
+        if (slot.previous != none)
+            slots_[slot.previous].next = slot.next;
+        else
+            with_room_ = slot.next;
+        if (slot.next != none) slots_[slot.next].previous = slot.previous;
+        slot.next = slot.previous = none;
     }
 
     BuddyAllocator &buddy_;
     M &memory_;
     std::span<BigTableSlot> slots_;
     std::size_t slots_in_use_ = 0;  // host pages holding big tables
+    u32 with_room_ = none;          // slots whose page has a free big table
+    u32 unused_ = none;             // slots holding no page
     u64 fills_ = 0;
     u64 fills_skipped_ = 0;
     u64 budget_ = ~u64{0};

@@ -302,20 +302,25 @@ public:
             if (!end || *end > target.backing->size()) return failure(Error::out_of_range);
         }
         const u64 begin = range.begin().value(), end = range.end().value();
-        if (!replace && overlapping(begin, end) != no_node) return failure(Error::already_mapped);
+        const u32 at = floor(begin);  // one descent; the checks below walk the thread
+        if (!replace && overlapping(at, begin, end) != no_node)
+            return failure(Error::already_mapped);
         // Nodes: the new record, plus the far half of a record cut on both sides; records
         // the range covers whole are removed first and give theirs back.
-        if (replace && splits_inside(begin, end) ? free_count_ < 2
-                                                 : free_count_ == 0 && !covers_whole(begin, end))
+        if (replace && splits_inside(at, begin, end)
+                ? free_count_ < 2
+                : free_count_ == 0 && !covers_whole(at, begin, end))
             return failure(Error::out_of_storage);
-        if (replace) remove_range(begin, end, sink);
+        // The record the new one follows: `at`, unless the range removes it whole.
+        const u32 before = at == no_node || pool_[at].begin < begin ? at : pool_[at].previous;
+        if (replace) remove_range(at, begin, end, sink);
         MappingNode fresh;
         fresh.begin = begin;
         fresh.end = end;
         fresh.offset = target.offset;
         fresh.attributes = attributes;
         fresh.backing = target.backing;
-        const u32 node = insert(fresh);
+        const u32 node = insert(fresh, before);
         sink(MappingStep{MappingStep::Kind::mapped, view(node), {}, {}, {}});
         return success();
     }
@@ -327,10 +332,11 @@ public:
     {
         GPUMMU_TRY(check_range(range));
         const u64 begin = range.begin().value(), end = range.end().value();
-        if (!covers(begin, end)) return failure(Error::not_mapped);
-        if (free_count_ < (splits_inside(begin, end) ? 1u : 0u))
+        const u32 at = floor(begin);
+        if (!covers(at, begin, end)) return failure(Error::not_mapped);
+        if (free_count_ < (splits_inside(at, begin, end) ? 1u : 0u))
             return failure(Error::out_of_storage);
-        remove_range(begin, end, sink);
+        remove_range(at, begin, end, sink);
         return success();
     }
 
@@ -341,10 +347,10 @@ public:
     {
         GPUMMU_TRY(check_range(range));
         const u64 begin = range.begin().value(), end = range.end().value();
-        if (!covers(begin, end)) return failure(Error::not_mapped);
+        const u32 first = floor(begin);
+        if (!covers(first, begin, end)) return failure(Error::not_mapped);
         // Cuts are needed only where the change does something to the cut record.
         std::size_t needed = 0;
-        const u32 first = floor(begin);
         const u32 last = floor(end - 1);
         auto changes = [&](u32 node) {
             return change.applied_to(pool_[node].attributes) != pool_[node].attributes;
@@ -395,7 +401,8 @@ public:
     // Does every page of [begin, end) belong to some record?
     [[nodiscard]] bool covers(VirtualRange range) const noexcept
     {
-        return !range.empty() && covers(range.begin().value(), range.end().value());
+        const u64 begin = range.begin().value();
+        return !range.empty() && covers(floor(begin), begin, range.end().value());
     }
     // Calls visit(const MappingView &) for the records that end after `from`, in VA order,
     // while it returns true.
@@ -457,19 +464,19 @@ private:
         }
         return best;
     }
-    // The first record overlapping [begin, end), or no_node.
-    [[nodiscard]] u32 overlapping(u64 begin, u64 end) const noexcept
+    // The first record overlapping [begin, end), or no_node; `at` is floor(begin).
+    [[nodiscard]] u32 overlapping(u32 at, u64 begin, u64 end) const noexcept
     {
-        u32 node = floor(begin);
+        u32 node = at;
         if (node == no_node)
             node = first_;
         else if (pool_[node].end <= begin)
             node = pool_[node].next;
         return node != no_node && pool_[node].begin < end ? node : no_node;
     }
-    [[nodiscard]] bool covers(u64 begin, u64 end) const noexcept
+    [[nodiscard]] bool covers(u32 at, u64 begin, u64 end) const noexcept
     {
-        u32 node = floor(begin);
+        u32 node = at;
         u64 reached = begin;
         while (node != no_node && pool_[node].begin <= reached && pool_[node].end > reached) {
             reached = pool_[node].end;
@@ -479,25 +486,24 @@ private:
         return false;
     }
     // Does some record lie entirely inside [begin, end)?
-    [[nodiscard]] bool covers_whole(u64 begin, u64 end) const noexcept
+    [[nodiscard]] bool covers_whole(u32 at, u64 begin, u64 end) const noexcept
     {
-        for (u32 node = overlapping(begin, end); node != no_node && pool_[node].begin < end;
+        for (u32 node = overlapping(at, begin, end); node != no_node && pool_[node].begin < end;
              node = pool_[node].next)
             if (pool_[node].begin >= begin && pool_[node].end <= end) return true;
         return false;
     }
     // Does one record reach past both edges of [begin, end) (so a cut needs a new node)?
-    [[nodiscard]] bool splits_inside(u64 begin, u64 end) const noexcept
+    [[nodiscard]] bool splits_inside(u32 at, u64 begin, u64 end) const noexcept
     {
-        const u32 node = floor(begin);
-        return node != no_node && pool_[node].begin < begin && pool_[node].end > end;
+        return at != no_node && pool_[at].begin < begin && pool_[at].end > end;
     }
 
     // Removes [begin, end) from the records, reporting unmapped / remapped steps.
     template <class Sink>
-    void remove_range(u64 begin, u64 end, Sink &sink) noexcept
+    void remove_range(u32 at, u64 begin, u64 end, Sink &sink) noexcept
     {
-        u32 node = overlapping(begin, end);
+        u32 node = overlapping(at, begin, end);
         while (node != no_node && pool_[node].begin < end) {
             MappingNode &record = pool_[node];
             const u32 following = record.next;
@@ -515,7 +521,7 @@ private:
                     MappingNode tail = record;
                     advance(tail, cut_end);
                     record.end = cut_begin;
-                    (void)insert(tail);
+                    (void)insert(tail, node);
                 } else if (!previous.empty()) {
                     record.end = cut_begin;
                 } else {
@@ -544,14 +550,14 @@ private:
             MappingNode middle = record;
             advance(middle, inside_begin);
             record.end = inside_begin;
-            inside = insert(middle);
+            inside = insert(middle, node);
         }
         if (inside_end < pool_[inside].end) {
             next = range_of(inside_end, pool_[inside].end);
             MappingNode tail = pool_[inside];
             advance(tail, inside_end);
             pool_[inside].end = inside_end;
-            (void)insert(tail);
+            (void)insert(tail, inside);
         }
         sink(MappingStep{MappingStep::Kind::remapped, before, previous, next, {}});
         return inside;
@@ -582,8 +588,9 @@ private:
         return static_cast<u32>(random_ >> 32);
     }
 
-    // Links a copy of `values` (begin, end, offset, attributes, backing) as a new record.
-    u32 insert(const MappingNode &values) noexcept
+    // Links a copy of `values` (begin, end, offset, attributes, backing) as a new record
+    // right after record `before` in VA order (no_node: first), which the caller knows.
+    u32 insert(const MappingNode &values, u32 before) noexcept
     {
         const u32 node = free_;
         free_ = pool_[node].next;
@@ -598,8 +605,7 @@ private:
         record.owner = this;
         record.left = record.right = no_node;
         record.priority = next_priority();
-        // The thread: between the floor of begin and its successor.
-        const u32 before = floor(values.begin);
+        GPUMMU_ASSERT(before == floor(values.begin));
         record.previous = before;
         record.next = before == no_node ? first_ : pool_[before].next;
         if (before == no_node)

@@ -1,0 +1,169 @@
+// Bind jobs against the same work done directly on a page table (both formats, host
+// memory, table pages from a buddy):
+//   - small binds: 100,000 operations on 64 KiB pieces at random 64 KiB-aligned VAs of a
+//     1 TiB space: 80% new maps, 10% maps with replace over a mapping, 10% partial unmaps
+//     (16 KiB out of a mapping). As jobs of 1 and of 64 operations (prepare + commit +
+//     one flush per job), and directly on PageTable (map / unmap and one flush per 64
+//     operations). Reported: ns per operation; compare the rows of one run.
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <unordered_set>
+#include <vector>
+
+#include "gpummu/format/mmu_v2.hpp"
+#include "gpummu/format/mmu_v3.hpp"
+#include "gpummu/memory/host_memory.hpp"
+#include "gpummu/vmm/bind_job.hpp"
+#include "support/random.hpp"
+
+using namespace gpummu;
+
+namespace {
+
+constexpr u64 KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
+constexpr u64 space_bytes = u64{1} << 40;
+constexpr u64 operations = 100'000;
+
+struct NoInvalidator {
+    Result<void> invalidate(const TlbInvalidation &) { return success(); }
+};
+
+// The operation list, drawn once: each entry names a 64 KiB slot of the space.
+struct Workload {
+    std::vector<BindOperation> list;
+    explicit Workload(u64 seed)
+    {
+        testing::Random random(seed);
+        std::vector<u64> mapped;
+        std::unordered_set<u64> used;  // every slot ever mapped (a holed one is not reused)
+        list.reserve(operations);
+        for (u64 i = 0; i < operations; ++i) {
+            BindOperation operation;
+            const u64 roll = random.below(10);
+            if (roll == 0 && !mapped.empty()) {
+                const u64 va = mapped[random.below(mapped.size())];
+                operation.kind = BindOperation::Kind::map;
+                operation.replace = true;
+                operation.range = VirtualRange::from_size(VirtualAddress{va}, 64 * KiB).value();
+                operation.attributes.address = PhysicalAddress{(i % 4096) * 64 * KiB};
+            } else if (roll == 1 && !mapped.empty()) {
+                const std::size_t pick = random.below(mapped.size());
+                const u64 va = mapped[pick];
+                operation.kind = BindOperation::Kind::unmap;
+                operation.range =
+                    VirtualRange::from_size(VirtualAddress{va + 16 * KiB}, 16 * KiB).value();
+                mapped[pick] = mapped.back();  // not picked again: it has a hole now
+                mapped.pop_back();
+            } else {
+                u64 va;
+                do {
+                    va = random.below(space_bytes / (64 * KiB)) * 64 * KiB;
+                } while (!used.insert(va).second);
+                operation.kind = BindOperation::Kind::map;
+                operation.range = VirtualRange::from_size(VirtualAddress{va}, 64 * KiB).value();
+                operation.attributes.address = PhysicalAddress{(i % 4096) * 64 * KiB};
+                mapped.push_back(va);
+            }
+            list.push_back(operation);
+        }
+    }
+};
+
+// VRAM for tables, a buddy and the storage a space needs for the workload.
+template <MmuFormat F>
+struct Rig {
+    std::vector<u64> image = std::vector<u64>(512 * MiB / 8, 0);
+    HostMemory memory{image};
+    std::array<VramRange, 1> regions{VramRange::from_size(VramAddress{0}, 512 * MiB).value()};
+    std::vector<u64> buddy_words =
+        std::vector<u64>(BuddyAllocator::metadata_words(regions).value());
+    BuddyAllocator buddy = BuddyAllocator::create(regions, buddy_words).value();
+    std::vector<PageTableNode> nodes = std::vector<PageTableNode>(160'000);
+    std::vector<PageTableChildren> children = std::vector<PageTableChildren>(8192);
+    std::vector<BigTableSlot> slots = std::vector<BigTableSlot>(16'384);
+    NoInvalidator invalidator;
+};
+
+template <MmuFormat F>
+void small_binds_direct(benchmark::State &state)
+{
+    const Workload workload(7);
+    for (auto _ : state) {
+        state.PauseTiming();
+        auto rig = std::make_unique<Rig<F>>();
+        BuddyTablePages<HostMemory> pages(rig->buddy, rig->memory, rig->slots);
+        auto table = PageTable<F, HostMemory, BuddyTablePages<HostMemory>>::create(
+                         rig->memory, pages, {rig->nodes, rig->children}, {})
+                         .value();
+        state.ResumeTiming();
+        TlbBatch all = table.empty_batch();
+        u64 done = 0;
+        for (const BindOperation &operation : workload.list) {
+            auto batch = operation.kind == BindOperation::Kind::unmap
+                             ? table.unmap(operation.range)
+                             : table.map(operation.range, operation.attributes,
+                                         {.replace = operation.replace});
+            if (!batch) state.SkipWithError(error_name(batch.error()));
+            (void)all.merge(std::move(*batch));
+            if (++done % 64 == 0) (void)table.flush(all, rig->invalidator);
+        }
+        (void)table.flush(all, rig->invalidator);
+        state.PauseTiming();
+        rig.reset();
+        state.ResumeTiming();
+    }
+    state.counters["ns_per_operation"] = benchmark::Counter(
+        static_cast<double>(operations) * static_cast<double>(state.iterations()),
+        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+template <MmuFormat F>
+void small_binds_jobs(benchmark::State &state)
+{
+    const std::size_t job_size = static_cast<std::size_t>(state.range(0));
+    const Workload workload(7);
+    std::vector<TablePage> reserve(64 * 16);
+    for (auto _ : state) {
+        state.PauseTiming();
+        auto rig = std::make_unique<Rig<F>>();
+        std::vector<MappingNode> records(2 * operations), projected(2 * operations);
+        auto space = std::make_unique<BindSpace<F, HostMemory, NoInvalidator>>();
+        BindSpaceConfig config;
+        config.space = VirtualRange::from_size(VirtualAddress{0}, space_bytes).value();
+        if (!space->create(rig->memory, rig->buddy, rig->invalidator,
+                           {{rig->nodes, rig->children}, rig->slots, records, projected}, config))
+            state.SkipWithError("create");
+        state.ResumeTiming();
+        auto ignore = [](const MappingStep &) {};
+        for (std::size_t first = 0; first < workload.list.size(); first += job_size) {
+            const std::span<const BindOperation> job =
+                std::span(workload.list)
+                    .subspan(first, std::min(job_size, workload.list.size() - first));
+            auto prepared = space->prepare(job, reserve);
+            if (!prepared) {
+                state.SkipWithError(error_name(prepared.error()));
+                break;
+            }
+            auto batch = space->commit(std::move(*prepared), ignore);
+            if (!batch || !space->flush(*batch)) state.SkipWithError("commit");
+        }
+        state.PauseTiming();
+        (void)space->destroy();
+        space.reset();
+        rig.reset();
+        state.ResumeTiming();
+    }
+    state.counters["ns_per_operation"] = benchmark::Counter(
+        static_cast<double>(operations) * static_cast<double>(state.iterations()),
+        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+BENCHMARK(small_binds_direct<MmuV2>)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(small_binds_jobs<MmuV2>)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(small_binds_direct<MmuV3>)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(small_binds_jobs<MmuV3>)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->Iterations(2);
+
+}  // namespace
+
+BENCHMARK_MAIN();
