@@ -21,7 +21,7 @@ using namespace gpummu;
 
 namespace {
 
-constexpr u64 KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
+constexpr u64 KiB = 1024, MiB = 1024 * KiB;
 constexpr u64 space_bytes = u64{1} << 40;
 constexpr u64 operations = 100'000;
 
