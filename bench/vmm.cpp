@@ -5,8 +5,11 @@
 //     (16 KiB out of a mapping). As jobs of 1 and of 64 operations (prepare + commit +
 //     one flush per job), and directly on PageTable (map / unmap and one flush per 64
 //     operations). Reported: ns per operation; compare the rows of one run.
+//   - rebind: a 1 GiB backing (512 runs of 2 MiB) mapped in 8 spaces moves from VRAM to
+//     system memory; one rebind job per space, against the same maps done fresh.
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <memory>
 #include <unordered_set>
 #include <vector>
@@ -159,10 +162,105 @@ void small_binds_jobs(benchmark::State &state)
         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
+// Eight spaces over one VRAM image and buddy, each mapping the same 1 GiB backing.
+template <MmuFormat F>
+struct EightSpaces {
+    static constexpr std::size_t count = 8;
+    static constexpr u64 backing_bytes = u64{1} << 30;
+    std::vector<u64> image = std::vector<u64>(64 * MiB / 8, 0);
+    HostMemory memory{image};
+    std::array<VramRange, 1> regions{VramRange::from_size(VramAddress{0}, 64 * MiB).value()};
+    std::vector<u64> buddy_words =
+        std::vector<u64>(BuddyAllocator::metadata_words(regions).value());
+    BuddyAllocator buddy = BuddyAllocator::create(regions, buddy_words).value();
+    NoInvalidator invalidator;
+    struct One {
+        std::vector<PageTableNode> nodes = std::vector<PageTableNode>(4096);
+        std::vector<PageTableChildren> children = std::vector<PageTableChildren>(64);
+        std::vector<BigTableSlot> slots = std::vector<BigTableSlot>(256);
+        std::vector<MappingNode> records = std::vector<MappingNode>(16);
+        std::vector<MappingNode> projected = std::vector<MappingNode>(16);
+        BindSpace<F, HostMemory, NoInvalidator> space;
+    };
+    std::array<std::unique_ptr<One>, count> spaces;
+    std::vector<TablePage> reserve = std::vector<TablePage>(4096);
+
+    void create()
+    {
+        for (auto &one : spaces) {
+            one = std::make_unique<One>();
+            BindSpaceConfig config;
+            config.space = VirtualRange::from_size(VirtualAddress{0}, space_bytes).value();
+            config.vram_end = VramAddress{u64{1} << 40};
+            (void)one->space.create(
+                memory, buddy, invalidator,
+                {{one->nodes, one->children}, one->slots, one->records, one->projected}, config);
+        }
+    }
+    bool run(BindSpace<F, HostMemory, NoInvalidator> &space, const BindOperation &operation)
+    {
+        auto prepared = space.prepare(std::span(&operation, 1), reserve);
+        if (!prepared) return false;
+        auto batch = space.commit(std::move(*prepared), [](const MappingStep &) {});
+        return batch && space.flush(*batch);
+    }
+    void destroy()
+    {
+        for (auto &one : spaces) {
+            (void)one->space.destroy();
+            one.reset();
+        }
+    }
+};
+
+// 512 runs of 2 MiB: in VRAM at 1 GiB, or in system memory at 64 GiB.
+std::vector<PhysicalSegment> runs_at(u64 base)
+{
+    std::vector<PhysicalSegment> runs;
+    for (u64 i = 0; i < 512; ++i)
+        runs.push_back(PhysicalSegment{PhysicalAddress{base + i * 2 * MiB}, 2 * MiB});
+    return runs;
+}
+
+template <MmuFormat F>
+void rebind_gigabyte(benchmark::State &state)
+{
+    const bool fresh = state.range(0) != 0;
+    const auto vram = runs_at(u64{1} << 30), system = runs_at(u64{64} << 30);
+    const VirtualRange range =
+        VirtualRange::from_size(VirtualAddress{u64{1} << 32}, u64{1} << 30).value();
+    for (auto _ : state) {
+        state.PauseTiming();
+        EightSpaces<F> rig;
+        rig.create();
+        MappingBacking backing(Aperture::video, vram);
+        BindOperation map;
+        map.kind = BindOperation::Kind::map;
+        map.range = range;
+        map.target = {&backing, 0};
+        if (!fresh)
+            for (auto &one : rig.spaces)
+                if (!rig.run(one->space, map)) state.SkipWithError("map");
+        (void)backing.relocate(Aperture::system_coherent, system);
+        BindOperation rebind;
+        rebind.kind = BindOperation::Kind::rebind;
+        rebind.range = range;
+        state.ResumeTiming();
+        for (auto &one : rig.spaces)
+            if (!rig.run(one->space, fresh ? map : rebind)) state.SkipWithError("job");
+        state.PauseTiming();
+        rig.destroy();
+        state.ResumeTiming();
+    }
+}
+
 BENCHMARK(small_binds_direct<MmuV2>)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(small_binds_jobs<MmuV2>)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(small_binds_direct<MmuV3>)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(small_binds_jobs<MmuV3>)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->Iterations(2);
+// Arg 0: rebind after the move; arg 1: the same maps done fresh in eight new spaces.
+BENCHMARK(rebind_gigabyte<MmuV2>)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->Iterations(20);
+BENCHMARK(rebind_gigabyte<MmuV3>)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->Iterations(20);
 
 }  // namespace
 
