@@ -40,4 +40,5 @@
 #include "gpummu/sim/reference_mmu.hpp"
 #include "gpummu/vmm/address_space.hpp"
 #include "gpummu/vmm/bind_job.hpp"
+#include "gpummu/vmm/mapping_dump.hpp"
 #include "gpummu/vmm/mapping_records.hpp"

@@ -3,8 +3,11 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <string>
+#include <string_view>
 #include <vector>
 
+#include "gpummu/vmm/mapping_dump.hpp"
 #include "gpummu/vmm/mapping_records.hpp"
 
 using namespace gpummu;
@@ -219,4 +222,43 @@ TEST_CASE("queries: the record holding a VA, a visit from a VA, a backing's reco
     CHECK(first.records.free_nodes() == 8);
     CHECK(first.records.check_invariants());
     CHECK(second.records.check_invariants());
+}
+
+TEST_CASE("the dump writes records and table statistics as text and JSON")
+{
+    std::array layout{PhysicalSegment{PhysicalAddress{0x200000}, 64 * KiB},
+                      PhysicalSegment{PhysicalAddress{0x900000}, 64 * KiB}};
+    MappingBacking buffer(Aperture::video, layout);
+    Space space(4);
+    Steps steps;
+    PageAttributes raw;
+    raw.aperture = Aperture::system_coherent;
+    raw.address = PhysicalAddress{0x7000'0000};
+    raw.read_only = true;
+    raw.kind = 6;
+    REQUIRE(space.records.map(va(0x10000, 64 * KiB), {&buffer, 64 * KiB}, {}, false, steps));
+    REQUIRE(space.records.map(va(0x40000, 8 * KiB), {}, raw, false, steps));
+    std::string text, json;
+    dump_mappings_text(space.records, [&](std::string_view piece) { text += piece; });
+    dump_mappings_json(space.records, [&](std::string_view piece) { json += piece; });
+    CHECK(text == "0x0000000000010000 +0x10000 pa 0x900000 vram rw kind 0 backing+0x10000\n"
+                  "0x0000000000040000 +0x2000 pa 0x70000000 sys_coherent ro kind 6\n");
+    CHECK(json == "{\"mappings\":[{\"va\":\"0x10000\",\"size\":65536,\"pa\":\"0x900000\","
+                  "\"read_only\":false},{\"va\":\"0x40000\",\"size\":8192,\"pa\":\"0x70000000\","
+                  "\"read_only\":true}]}");
+    std::string empty;
+    Space none(1);
+    dump_mappings_json(none.records, [&](std::string_view piece) { empty += piece; });
+    CHECK(empty == "{\"mappings\":[]}");
+
+    PageTableStats stats;
+    stats.tables_per_level = {1, 1, 2, 0, 0, 0, 0, 0};
+    stats.big_tables = 3;
+    stats.table_bytes = 4 * 4096 + 3 * 256;
+    std::string stats_json, stats_text;
+    dump_table_stats_json(stats, 3, [&](std::string_view piece) { stats_json += piece; });
+    dump_table_stats_text(stats, 3, [&](std::string_view piece) { stats_text += piece; });
+    CHECK(stats_json ==
+          "{\"tables\":7,\"table_bytes\":17152,\"per_level\":[1,1,2],\"big_tables\":3}");
+    CHECK(stats_text == "tables 7 (level 0: 1, level 1: 1, level 2: 2; big 3), 17152 bytes\n");
 }
