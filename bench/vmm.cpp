@@ -19,6 +19,7 @@
 #include "gpummu/memory/host_memory.hpp"
 #include "gpummu/vmm/bind_job.hpp"
 #include "support/random.hpp"
+#include "support/space_storage.hpp"
 
 using namespace gpummu;
 
@@ -73,15 +74,37 @@ struct Workload {
     }
 };
 
+// A VRAM image in host memory and a buddy over all of it.
+struct VramImage {
+    std::vector<u64> image;
+    HostMemory memory;
+    std::array<VramRange, 1> regions;
+    std::vector<u64> buddy_words;
+    BuddyAllocator buddy;
+    explicit VramImage(u64 bytes)
+        : image(bytes / 8, 0),
+          memory(image),
+          regions{VramRange::from_size(VramAddress{0}, bytes).value()},
+          buddy_words(BuddyAllocator::metadata_words(regions).value()),
+          buddy(BuddyAllocator::create(regions, buddy_words).value())
+    {
+    }
+};
+
+// Time per operation of the workload (the counter inverts a rate).
+void report_per_operation(benchmark::State &state)
+{
+    state.counters["ns_per_operation"] = benchmark::Counter(
+        static_cast<double>(operations) * static_cast<double>(state.iterations()),
+        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 // VRAM for tables, a buddy and the storage a space needs for the workload.
 template <MmuFormat F>
 struct Rig {
-    std::vector<u64> image = std::vector<u64>(512 * MiB / 8, 0);
-    HostMemory memory{image};
-    std::array<VramRange, 1> regions{VramRange::from_size(VramAddress{0}, 512 * MiB).value()};
-    std::vector<u64> buddy_words =
-        std::vector<u64>(BuddyAllocator::metadata_words(regions).value());
-    BuddyAllocator buddy = BuddyAllocator::create(regions, buddy_words).value();
+    VramImage vram{512 * MiB};
+    HostMemory &memory = vram.memory;
+    BuddyAllocator &buddy = vram.buddy;
     std::vector<PageTableNode> nodes = std::vector<PageTableNode>(160'000);
     std::vector<PageTableChildren> children = std::vector<PageTableChildren>(8192);
     std::vector<BigTableSlot> slots = std::vector<BigTableSlot>(16'384);
@@ -116,9 +139,7 @@ void small_binds_direct(benchmark::State &state)
         rig.reset();
         state.ResumeTiming();
     }
-    state.counters["ns_per_operation"] = benchmark::Counter(
-        static_cast<double>(operations) * static_cast<double>(state.iterations()),
-        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    report_per_operation(state);
 }
 
 template <MmuFormat F>
@@ -157,9 +178,7 @@ void small_binds_jobs(benchmark::State &state)
         rig.reset();
         state.ResumeTiming();
     }
-    state.counters["ns_per_operation"] = benchmark::Counter(
-        static_cast<double>(operations) * static_cast<double>(state.iterations()),
-        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    report_per_operation(state);
 }
 
 // Eight spaces over one VRAM image and buddy, each mapping the same 1 GiB backing.
@@ -167,19 +186,12 @@ template <MmuFormat F>
 struct EightSpaces {
     static constexpr std::size_t count = 8;
     static constexpr u64 backing_bytes = u64{1} << 30;
-    std::vector<u64> image = std::vector<u64>(64 * MiB / 8, 0);
-    HostMemory memory{image};
-    std::array<VramRange, 1> regions{VramRange::from_size(VramAddress{0}, 64 * MiB).value()};
-    std::vector<u64> buddy_words =
-        std::vector<u64>(BuddyAllocator::metadata_words(regions).value());
-    BuddyAllocator buddy = BuddyAllocator::create(regions, buddy_words).value();
+    VramImage vram{64 * MiB};
+    HostMemory &memory = vram.memory;
+    BuddyAllocator &buddy = vram.buddy;
     NoInvalidator invalidator;
     struct One {
-        std::vector<PageTableNode> nodes = std::vector<PageTableNode>(4096);
-        std::vector<PageTableChildren> children = std::vector<PageTableChildren>(64);
-        std::vector<BigTableSlot> slots = std::vector<BigTableSlot>(256);
-        std::vector<MappingNode> records = std::vector<MappingNode>(16);
-        std::vector<MappingNode> projected = std::vector<MappingNode>(16);
+        testing::BindStorage storage{4096, 64, 256, 16};
         BindSpace<F, HostMemory, NoInvalidator> space;
     };
     std::array<std::unique_ptr<One>, count> spaces;
@@ -192,9 +204,7 @@ struct EightSpaces {
             BindSpaceConfig config;
             config.space = VirtualRange::from_size(VirtualAddress{0}, space_bytes).value();
             config.vram_end = VramAddress{u64{1} << 40};
-            (void)one->space.create(
-                memory, buddy, invalidator,
-                {{one->nodes, one->children}, one->slots, one->records, one->projected}, config);
+            (void)one->space.create(memory, buddy, invalidator, one->storage.get(), config);
         }
     }
     bool run(BindSpace<F, HostMemory, NoInvalidator> &space, const BindOperation &operation)

@@ -25,6 +25,7 @@
 #include "gpummu/vmm/bind_job.hpp"
 #include "support/page_table_fixture.hpp"
 #include "support/random.hpp"
+#include "support/space_storage.hpp"
 
 #ifndef GPUMMU_BIND_JOB_OPERATIONS
 #define GPUMMU_BIND_JOB_OPERATIONS 1500
@@ -78,11 +79,7 @@ struct Backings {
 
 template <MmuFormat F>
 struct Space {
-    std::vector<PageTableNode> nodes = std::vector<PageTableNode>(2048);
-    std::vector<PageTableChildren> children = std::vector<PageTableChildren>(128);
-    std::vector<BigTableSlot> slots = std::vector<BigTableSlot>(256);
-    std::vector<MappingNode> records = std::vector<MappingNode>(4096);
-    std::vector<MappingNode> projected = std::vector<MappingNode>(4096);
+    testing::BindStorage storage{2048, 128, 256, 4096};
     BindSpace<F, HostMemory, RecordingInvalidator> space;
     PageModel committed;
     PageModel projected_model;
@@ -255,10 +252,8 @@ void run(u64 seed, long jobs)
         BindSpaceConfig config;
         config.space = va_range(0, u64{1} << 40);
         config.vram_end = VramAddress{vram_bytes};
-        REQUIRE(space->space.create(
-            memory, buddy.buddy, invalidator,
-            {{space->nodes, space->children}, space->slots, space->records, space->projected},
-            config));
+        REQUIRE(
+            space->space.create(memory, buddy.buddy, invalidator, space->storage.get(), config));
     }
     auto ignore = [](const MappingStep &) {};
     long refused = 0, committed = 0, cancelled = 0;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gpummu/vmm/address_space.hpp"
+#include "gpummu/vmm/bind_job.hpp"
 
 namespace gpummu::testing {
 
@@ -25,6 +26,27 @@ struct SpaceStorage {
     {
     }
     AddressSpaceStorage get() { return {range_nodes, {nodes, children}, slots, records}; }
+};
+
+// The same for a BindSpace: table nodes, directory blocks, big-table slots, and the
+// committed and projected record pools.
+struct BindStorage {
+    std::vector<PageTableNode> nodes;
+    std::vector<PageTableChildren> children;
+    std::vector<BigTableSlot> slots;
+    std::vector<MappingNode> records;
+    std::vector<MappingNode> projected;
+
+    BindStorage(std::size_t table_nodes, std::size_t directories, std::size_t big_slots,
+                std::size_t record_nodes)
+        : nodes(table_nodes),
+          children(directories),
+          slots(big_slots),
+          records(record_nodes),
+          projected(record_nodes)
+    {
+    }
+    BindSpaceStorage get() { return {{nodes, children}, slots, records, projected}; }
 };
 
 }  // namespace gpummu::testing

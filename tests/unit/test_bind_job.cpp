@@ -11,6 +11,7 @@
 #include "gpummu/format/mmu_v3.hpp"
 #include "gpummu/vmm/bind_job.hpp"
 #include "support/page_table_fixture.hpp"
+#include "support/space_storage.hpp"
 
 using namespace gpummu;
 using testing::RecordingInvalidator;
@@ -31,11 +32,7 @@ struct Machine {
 
 template <MmuFormat F>
 struct Space {
-    std::vector<PageTableNode> nodes = std::vector<PageTableNode>(512);
-    std::vector<PageTableChildren> children = std::vector<PageTableChildren>(64);
-    std::vector<BigTableSlot> slots = std::vector<BigTableSlot>(64);
-    std::vector<MappingNode> records = std::vector<MappingNode>(64);
-    std::vector<MappingNode> projected = std::vector<MappingNode>(64);
+    testing::BindStorage storage{512, 64, 64, 64};
     BindSpace<F, HostMemory, RecordingInvalidator> space;
 
     explicit Space(Machine &machine)
@@ -44,7 +41,7 @@ struct Space {
         config.space = va_range(0, u64{1} << 40);
         config.vram_end = VramAddress{vram_bytes};
         REQUIRE(space.create(machine.memory, machine.buddy.buddy, machine.invalidator,
-                             {{nodes, children}, slots, records, projected}, config));
+                             storage.get(), config));
     }
 };
 
