@@ -226,6 +226,9 @@ public:
         ++oldest_;
         if (!applied) {
             all.abandon();  // a device error: the tables of the job's ranges are undefined
+            // The projected records held the whole job; the committed ones stop where the
+            // error hit. Later prepares must see what is committed plus what is queued.
+            rebuild_projected();
             return failure(applied.error());
         }
         return all;
