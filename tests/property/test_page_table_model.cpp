@@ -66,6 +66,7 @@ struct Harness {
     PageTableFixture<MmuV3> v3{config, 32ull << 20, 8192, 64};
     std::vector<PageRecord> model = std::vector<PageRecord>(window_pages);
     std::vector<std::pair<u64, u64>> mapped_ranges;  // (first, count) of successful maps
+    unsigned pinned_placed = 0, pinned_refused = 0;  // maps with one page size (not 4 KiB)
     Random random{0x9A6E7AB1E5ull};
 
     Operation generate()
@@ -110,9 +111,8 @@ struct Harness {
                 operation.segments.push_back({PhysicalAddress{pa}, take * page});
                 remaining -= take;
             }
-            const u64 option_roll = random.below(20);
-            if (option_roll == 0) operation.options.replace = true;
-            if (option_roll == 1) {
+            if (random.below(16) == 0) operation.options.replace = true;
+            if (random.below(10) == 0) {
                 static constexpr PageSize sizes[] = {PageSize::size_4k(), PageSize::size_64k(),
                                                      PageSize::size_2m()};
                 operation.options.page_sizes = PageSizeSet{sizes[random.below(3)]};
@@ -141,6 +141,44 @@ struct Harness {
             }
         }
         return success();
+    }
+
+    // With page sizes pinned to one size above 4 KiB, every page must lie in an aligned
+    // page of that size inside the range, over physically contiguous memory aligned
+    // alike. A page of 2 MiB or more stands in one directory entry, which records one
+    // thing for its pages to return to when it goes: all sparse or none. (A 64 KiB page
+    // hides the small PTEs of its chunk, sparse ones stay beneath it.)
+    bool placeable(const Operation &operation) const
+    {
+        const PageSizeSet sizes = operation.options.page_sizes;
+        if (operation.op != Op::map || sizes.empty() || sizes.contains(PageSize::size_4k()))
+            return true;
+        std::vector<u64> pa;
+        for (const PhysicalSegment &segment : operation.segments)
+            for (u64 at = 0; at < segment.size; at += page)
+                pa.push_back(segment.address.value() + at);
+        const u64 end = operation.first + operation.count;
+        for (const PageSize size :
+             {PageSize::size_64k(), PageSize::size_2m(), PageSize::size_512m()}) {
+            if (!sizes.contains(size)) continue;
+            const u64 pages = size.bytes() / page;
+            for (u64 p = operation.first; p < end; p += pages - p % pages) {
+                const u64 block = p - p % pages;
+                if (block < operation.first || block + pages > end) return false;
+                const u64 base = pa[block - operation.first];
+                if (base % size.bytes() != 0) return false;
+                for (u64 q = block; q < block + pages; ++q)
+                    if (pa[q - operation.first] != base + (q - block) * page) return false;
+                if (size.bytes() < PageSize::size_2m().bytes()) continue;
+                auto returns_sparse = [&](u64 q) {
+                    return model[q].state == PageState::sparse ||
+                           (model[q].state == PageState::mapped && model[q].underlay);
+                };
+                for (u64 q = block; q < block + pages; ++q)
+                    if (returns_sparse(q) != returns_sparse(block)) return false;
+            }
+        }
+        return true;
     }
 
     void apply(const Operation &operation)
@@ -325,9 +363,12 @@ struct Harness {
         if (!got2) {
             CHECK(got2.error() == got3.error());
             if (want) {
-                // Only a pinned page size may refuse what the model allows.
+                // Only a pinned page size that cannot place the range may refuse what the
+                // model allows.
                 CHECK(pinned);
+                CHECK(!placeable(operation));
                 CHECK(got2.error() == Error::misaligned);
+                ++pinned_refused;
             } else if (pinned) {
                 CHECK((got2.error() == want.error() || got2.error() == Error::misaligned));
             } else {
@@ -337,6 +378,9 @@ struct Harness {
             before3.unchanged(v3);
         } else {
             REQUIRE(want.has_value());
+            CHECK(placeable(operation));
+            if (pinned && !operation.options.page_sizes.contains(PageSize::size_4k()))
+                ++pinned_placed;
             CHECK(got2->pending() == got3->pending());
             if (operation.op == Op::unmap) CHECK(got2->invalidation().ack_globally);
             v2.flush(*got2);
@@ -418,7 +462,12 @@ TEST_CASE("page table: random operations agree with the reference model on v2 an
     MESSAGE("mapped samples by page size: 4K "
             << harness.sizes_seen[12] << ", 64K " << harness.sizes_seen[16] << ", 2M "
             << harness.sizes_seen[21] << ", 512M " << harness.sizes_seen[29]);
+    MESSAGE("maps pinned to 64 KiB or 2 MiB pages: " << harness.pinned_placed << " placed, "
+                                                     << harness.pinned_refused
+                                                     << " refused (no page of that size fits)");
     for (unsigned shift : {12u, 16u, 21u, 29u}) CHECK(harness.sizes_seen[shift] > 0);
+    CHECK(harness.pinned_placed > 0);
+    CHECK(harness.pinned_refused > 0);
     // The sequence must exercise both outcomes substantially.
     CHECK(successes > GPUMMU_PAGE_TABLE_OPERATIONS / 4);
     CHECK(failures > GPUMMU_PAGE_TABLE_OPERATIONS / 20);

@@ -301,3 +301,145 @@ TEST_CASE_TEMPLATE("a prepare that runs out of VRAM at any table leaves no trace
     REQUIRE(space.space.destroy());
     CHECK(machine.buddy.buddy.free_bytes() == vram_bytes);
 }
+
+namespace {
+
+BindOperation sparse_of(VirtualRange range, bool make = true)
+{
+    BindOperation operation;
+    operation.kind = make ? BindOperation::Kind::make_sparse : BindOperation::Kind::clear_sparse;
+    operation.range = range;
+    return operation;
+}
+BindOperation raw_map_of(VirtualRange range, u64 pa, PageSizeSet sizes = {}, bool replace = false)
+{
+    BindOperation operation;
+    operation.kind = BindOperation::Kind::map;
+    operation.range = range;
+    operation.attributes.address = PhysicalAddress{pa};
+    operation.page_sizes = sizes;
+    operation.replace = replace;
+    return operation;
+}
+
+template <class S>
+TranslationState state_of(S &space, u64 va)
+{
+    auto translation = space.translate(VirtualAddress{va});
+    REQUIRE(translation);
+    return translation->state;
+}
+
+// Prepares and commits one job; the error of prepare if it fails.
+template <class S>
+Result<void> run_job(S &space, std::span<const BindOperation> job, std::size_t *failed = nullptr)
+{
+    std::vector<TablePage> reserve(S::reserve_pages(job));
+    auto prepared = space.prepare(job, reserve, failed);
+    if (!prepared) return failure(prepared.error());
+    auto batch = space.commit(std::move(*prepared), [](const MappingStep &) {});
+    REQUIRE(batch);
+    REQUIRE(space.flush(*batch));
+    REQUIRE(space.check_invariants());
+    return success();
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("jobs make and clear sparse ranges; maps go over them and unmaps return to them",
+                   F, MmuV2, MmuV3)
+{
+    Machine machine;
+    Space<F> space(machine);
+    const u64 base = 0x8000'0000;
+    const std::array job{sparse_of(va_range(base, 4 * MiB)),
+                         raw_map_of(va_range(base + 64 * KiB, 8 * KiB), 2 * MiB)};
+    REQUIRE(run_job(space.space, job));
+    CHECK(state_of(space.space, base) == TranslationState::sparse);
+    CHECK(state_of(space.space, base + 64 * KiB) == TranslationState::mapped);
+    CHECK(space.space.records().count() == 1);  // sparse ranges are no records
+
+    // Sparse operations never touch mapped pages; the failing operation is named.
+    std::size_t failed = 99;
+    const std::array clash{sparse_of(va_range(base + 8 * MiB, 64 * KiB)),
+                           sparse_of(va_range(base, 128 * KiB), false)};
+    CHECK(run_job(space.space, clash, &failed).error() == Error::already_mapped);
+    CHECK(failed == 1);
+    CHECK(state_of(space.space, base + 8 * MiB) == TranslationState::unmapped);  // no trace
+
+    const std::array back{unmap_of(va_range(base + 64 * KiB, 8 * KiB)),
+                          sparse_of(va_range(base + 2 * MiB, 4 * KiB), false)};
+    REQUIRE(run_job(space.space, back));
+    CHECK(state_of(space.space, base + 64 * KiB) == TranslationState::sparse);
+    CHECK(state_of(space.space, base + 2 * MiB) == TranslationState::unmapped);
+    CHECK(state_of(space.space, base + 2 * MiB + 4 * KiB) == TranslationState::sparse);
+
+    // destroy clears the sparse ranges too: every table goes back.
+    REQUIRE(space.space.destroy());
+    CHECK(machine.buddy.buddy.free_bytes() == vram_bytes);
+}
+
+TEST_CASE_TEMPLATE("maps with pinned page sizes are placed over what the tables hold, or refused "
+                   "at prepare",
+                   F, MmuV2, MmuV3)
+{
+    Machine machine;
+    Space<F> space(machine);
+    const u64 base = 0x1'0000'0000;
+    const PageSizeSet only_64k{PageSize::size_64k()}, only_2m{PageSize::size_2m()};
+    // 4 KiB pages, then a 64 KiB-only map replaces them: one big page.
+    REQUIRE(run_job(space.space, std::array{raw_map_of(va_range(base, 64 * KiB), 1 * MiB,
+                                                       {PageSize::size_4k()})}));
+    REQUIRE(run_job(space.space,
+                    std::array{raw_map_of(va_range(base, 64 * KiB), 4 * MiB, only_64k, true)}));
+    auto translation = space.space.translate(VirtualAddress{base + 4 * KiB});
+    REQUIRE(translation);
+    CHECK(translation->page_size == PageSize::size_64k());
+    CHECK(translation->address.value() == 4 * MiB + 4 * KiB);
+
+    // A 64 KiB page over a chunk with some sparse 4 KiB pages: they come back on unmap.
+    const u64 chunk = base + 2 * MiB;
+    REQUIRE(run_job(space.space, std::array{sparse_of(va_range(chunk, 8 * KiB))}));
+    REQUIRE(
+        run_job(space.space, std::array{raw_map_of(va_range(chunk, 64 * KiB), 8 * MiB, only_64k)}));
+    CHECK(space.space.translate(VirtualAddress{chunk})->page_size == PageSize::size_64k());
+    REQUIRE(run_job(space.space, std::array{unmap_of(va_range(chunk, 64 * KiB))}));
+    CHECK(state_of(space.space, chunk + 4 * KiB) == TranslationState::sparse);
+    CHECK(state_of(space.space, chunk + 8 * KiB) == TranslationState::unmapped);
+
+    // A 2 MiB-only map with replace over the first block (4 KiB and 64 KiB pages below it,
+    // no sparse page): the 2 MiB page takes the tables' place.
+    REQUIRE(run_job(space.space,
+                    std::array{raw_map_of(va_range(base, 2 * MiB), 16 * MiB, only_2m, true)}));
+    translation = space.space.translate(VirtualAddress{base + 1 * MiB});
+    REQUIRE(translation);
+    CHECK(translation->page_size == PageSize::size_2m());
+    CHECK(translation->address.value() == 17 * MiB);
+
+    // Over the second block, partly sparse: no 2 MiB page can record that (misaligned).
+    std::size_t failed = 99;
+    CHECK(run_job(space.space,
+                  std::array{raw_map_of(va_range(chunk, 2 * MiB), 16 * MiB, only_2m, true)},
+                  &failed)
+              .error() == Error::misaligned);
+    CHECK(failed == 0);
+    // With the whole block sparse first (in an earlier job) it places, and unmapping
+    // returns all of it to sparse.
+    REQUIRE(run_job(space.space, std::array{sparse_of(va_range(chunk, 2 * MiB))}));
+    REQUIRE(run_job(space.space,
+                    std::array{raw_map_of(va_range(chunk, 2 * MiB), 16 * MiB, only_2m, true)}));
+    CHECK(space.space.translate(VirtualAddress{chunk})->page_size == PageSize::size_2m());
+    REQUIRE(run_job(space.space, std::array{unmap_of(va_range(chunk, 2 * MiB))}));
+    CHECK(state_of(space.space, chunk + 64 * KiB) == TranslationState::sparse);
+
+    // A sparse operation queued ahead of such a map over the same block: in_use.
+    const u64 third = base + 4 * MiB;
+    CHECK(run_job(space.space,
+                  std::array{sparse_of(va_range(third, 4 * KiB)),
+                             raw_map_of(va_range(third, 2 * MiB), 16 * MiB, only_2m)},
+                  &failed)
+              .error() == Error::in_use);
+    CHECK(failed == 1);
+    REQUIRE(space.space.destroy());
+    CHECK(machine.buddy.buddy.free_bytes() == vram_bytes);
+}

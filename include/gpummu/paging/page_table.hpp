@@ -35,7 +35,12 @@
 //   - Dual PD0 entries: 64 KiB and 4 KiB pages coexist under one entry. Per 64 KiB chunk the
 //     content lives either in the big PTE (valid or sparse) or in the 16 small PTEs; a chunk
 //     with neither, while a small table exists, has the no-valid-4K big PTE so the MMU does
-//     not fetch the small PTEs. Big tables are 256 bytes, packed by the page source.
+//     not fetch the small PTEs. One exception: a map that may not use 4 KiB pages places a
+//     64 KiB page over a chunk whose small PTEs hold content (with replace, or over sparse
+//     pages); the valid big PTE hides them (the MMU reads the big PTE first), mapped small
+//     pages go back to what lies beneath them and sparse ones stay, so that unmapping the
+//     64 KiB page brings back exactly the sparse pages the chunk had. Big tables are 256
+//     bytes, packed by the page source.
 //   - Two phases: `prepare_map` validates everything and allocates every table the range
 //     needs (including splits at the boundaries); on failure nothing is left behind.
 //     `commit` writes and cannot fail except on a device error. `map` = prepare + commit.
@@ -477,6 +482,17 @@ public:
     // What the MMU would do with `va`. The directories are followed in the shadow (host
     // memory, no TableMemory reads); only a mapped page's PTE is read, for its address and
     // attributes: one read through the TableMemory at most.
+    // How many 4 KiB pages of `range` return to sparse when unmapped: sparse pages and
+    // mapped pages over a sparse range (from the shadow; 0 outside the format's VA).
+    [[nodiscard]] u64 sparse_pages(VirtualRange range) const noexcept
+    {
+        if (root_ == no_table_node || range.empty()) return 0;
+        u64 end = range.end().value();
+        if constexpr (F::va_bits < 64) end = std::min(end, u64{1} << F::va_bits);
+        if (range.begin().value() >= end) return 0;
+        return sparse_pages_below(root_, 0, range.begin().value(), end);
+    }
+
     [[nodiscard]] Result<Translation> translate(VirtualAddress va) const noexcept
     {
         if ((F::va_bits < 64) && (va.value() >> F::va_bits) != 0)
@@ -1012,8 +1028,21 @@ private:
             const bool full = first == entry && last == entry + coverage;
             const Content content = content_of<commit>(node, index, level.dual, inherited);
             bool fits = false;
-            if (full && level.may_hold_pte() && content.kind != Kind::table) {
-                fits = page_fits(PageSize::from_shift(level.va_low).value(), entry);
+            if (full && level.may_hold_pte()) {
+                const PageSize size = PageSize::from_shift(level.va_low).value();
+                if (content.kind != Kind::table) {
+                    fits = page_fits(size, entry);
+                } else if (request_.operation == Operation::map &&
+                           (request_.sizes.bits() & (size.bytes() - 1)) == 0 &&
+                           page_fits(size, entry)) {
+                    // No smaller page is allowed: descending could only fail. The large
+                    // page takes the place of the tables below (see place_over).
+                    if constexpr (!commit)
+                        GPUMMU_TRY(check_cover(node, depth, index));
+                    else
+                        GPUMMU_TRY(place_over(node, depth, index, entry));
+                    continue;
+                }
             }
             auto step = decide(content, full, fits);
             if (!step) return failure(step.error());
@@ -1027,6 +1056,155 @@ private:
             if constexpr (commit) GPUMMU_TRY(set_entry(node, depth, index, entry, content, *step));
         }
         return success();
+    }
+
+    // ---- a large page over the tables of an entry ---------------------------------------
+    // A map whose page sizes leave out everything smaller than an entry's page (say 2 MiB
+    // pages only) over an entry that holds tables: the page replaces the tables, which
+    // are retired whole. Their mapped pages must be replaceable (already_mapped without
+    // replace) and what the pages return to when the large page goes must be one thing
+    // for the whole entry (every page sparse, or none), since one entry records it;
+    // otherwise no page of the allowed sizes can stand there (misaligned). Foreign
+    // tables are never retired (foreign_entry).
+    struct Underlay {
+        u64 sparse_pages = 0;  // 4 KiB pages that are sparse, or sparse beneath a mapping
+        bool mapped = false;   // some page is mapped
+        bool foreign = false;  // a foreign table lies below
+    };
+    // Adds what entry `index` of `node` (at `depth`) holds, through its tables.
+    void count_underlay(u32 node, unsigned depth, unsigned index, Underlay &count) const noexcept
+    {
+        const LevelDescriptor &level = F::levels[depth];
+        const PageTableNode &table = nodes_[node];
+        if (level.dual) {
+            const u32 big = child_at(node, index + 256), small = child_at(node, index);
+            const bool has_big = published(big), has_small = published(small);
+            if (has_big || has_small) {
+                count.foreign = count.foreign ||
+                                (has_big && nodes_[big].has(PageTableNode::foreign)) ||
+                                (has_small && nodes_[small].has(PageTableNode::foreign));
+                for (unsigned chunk = 0; chunk < big_entries; ++chunk) {
+                    const unsigned first = chunk * chunk_pages;
+                    const u64 small_sparse =
+                        has_small ? nodes_[small].sparse_backed.count(first, chunk_pages) : 0;
+                    if (has_big && nodes_[big].mapped.test(chunk)) {
+                        count.mapped = true;
+                        count.sparse_pages +=
+                            nodes_[big].sparse_backed.test(chunk) ? chunk_pages : small_sparse;
+                    } else if (has_big && nodes_[big].sparse_backed.test(chunk)) {
+                        count.sparse_pages += chunk_pages;
+                    } else {
+                        count.mapped = count.mapped ||
+                                       (has_small && nodes_[small].mapped.any(first, chunk_pages));
+                        count.sparse_pages += small_sparse;
+                    }
+                }
+                return;
+            }
+        } else if (const u32 child = child_at(node, index); published(child)) {
+            count.foreign = count.foreign || nodes_[child].has(PageTableNode::foreign);
+            const unsigned entries = static_cast<unsigned>(F::levels[depth + 1].entry_count());
+            for (unsigned i = 0; i < entries; ++i) count_underlay(child, depth + 1, i, count);
+            return;
+        }
+        const u64 pages = level.entry_coverage() >> 12;
+        count.mapped = count.mapped || table.mapped.test(index);
+        if (table.sparse_backed.test(index)) count.sparse_pages += pages;
+    }
+    // sparse_pages() for [begin, end) inside the table `node` at `depth`.
+    [[nodiscard]] u64 sparse_pages_below(u32 node, unsigned depth, u64 begin,
+                                         u64 end) const noexcept
+    {
+        const LevelDescriptor &level = F::levels[depth];
+        const u64 coverage = level.entry_coverage();
+        u64 total = 0;
+        for (u64 entry = align_down(begin, coverage); entry < end; entry += coverage) {
+            const unsigned index = static_cast<unsigned>(level.index_of(VirtualAddress{entry}));
+            const u64 first = std::max(begin, entry), last = std::min(end, entry + coverage);
+            if (first == entry && last == entry + coverage) {
+                Underlay count;
+                count_underlay(node, depth, index, count);
+                total += count.sparse_pages;
+                continue;
+            }
+            if (level.dual) {
+                const u32 big = child_at(node, index + 256), small = child_at(node, index);
+                const bool has_big = published(big), has_small = published(small);
+                if (has_big || has_small) {
+                    for (u64 va = first; va < last; va += 4096) {
+                        const unsigned page = static_cast<unsigned>((va - entry) >> 12);
+                        const unsigned chunk = page / chunk_pages;
+                        const bool small_sparse =
+                            has_small && nodes_[small].sparse_backed.test(page);
+                        bool sparse = small_sparse;
+                        if (has_big && nodes_[big].mapped.test(chunk))
+                            sparse = nodes_[big].sparse_backed.test(chunk) || small_sparse;
+                        else if (has_big && nodes_[big].sparse_backed.test(chunk))
+                            sparse = true;
+                        if (sparse) ++total;
+                    }
+                    continue;
+                }
+            } else if (const u32 child = child_at(node, index); published(child)) {
+                total += sparse_pages_below(child, depth + 1, first, last);
+                continue;
+            }
+            if (nodes_[node].sparse_backed.test(index)) total += (last - first) >> 12;
+        }
+        return total;
+    }
+    [[nodiscard]] Result<bool> covered_underlay(u32 node, unsigned depth,
+                                                unsigned index) const noexcept
+    {
+        Underlay count;
+        count_underlay(node, depth, index, count);
+        const u64 pages = F::levels[depth].entry_coverage() >> 12;
+        if (count.foreign) return failure(Error::foreign_entry);
+        if (count.mapped && !request_.replace) return failure(Error::already_mapped);
+        if (count.sparse_pages != 0 && count.sparse_pages != pages)
+            return failure(Error::misaligned);
+        return count.sparse_pages == pages;
+    }
+    [[nodiscard]] Result<void> check_cover(u32 node, unsigned depth, unsigned index) const noexcept
+    {
+        auto underlay = covered_underlay(node, depth, index);
+        if (!underlay) return failure(underlay.error());
+        return success();
+    }
+    [[nodiscard]] Result<void> place_over(u32 node, unsigned depth, unsigned index, u64 va) noexcept
+    {
+        auto underlay = covered_underlay(node, depth, index);
+        if (!underlay) return failure(Error::invalid_argument);  // prepare checked it
+        // One write swaps the pointer for the page: the MMU no longer reaches the tables.
+        GPUMMU_TRY(write_entry(node, depth, index, pte_at(va).raw()));
+        for (unsigned slot : {index, index + 256}) {
+            if (slot != index && !F::levels[depth].dual) continue;
+            const u32 child = child_at(node, slot);
+            if (child == no_table_node) continue;
+            child_slot(node, slot) = no_table_node;
+            retire_subtree(child);
+        }
+        nodes_[node].mapped.set(index);
+        nodes_[node].sparse_backed.assign(index, 1, *underlay);
+        batch_->record_downgrade(Level{static_cast<u8>(depth)});
+        return success();
+    }
+    // Retires `table` and every table below it; their words are left as they are.
+    void retire_subtree(u32 table) noexcept
+    {
+        const PageTableNode &record = nodes_[table];
+        if (!record.has(PageTableNode::big) && record.depth < small_depth) {
+            const LevelDescriptor &level = F::levels[record.depth];
+            const unsigned entries = static_cast<unsigned>(level.entry_count());
+            for (unsigned slot = 0; slot < (level.dual ? entries + 256 : entries); ++slot) {
+                const u32 child = child_at(table, slot);
+                if (child == no_table_node) continue;
+                child_slot(table, slot) = no_table_node;
+                retire_subtree(child);
+            }
+        }
+        nodes_[table].flags |= PageTableNode::folded;  // not zero
+        retire(table);
     }
 
     // Writes a whole entry at a directory level: a large page, sparse, or invalid.
@@ -1122,7 +1300,9 @@ private:
         case Operation::map:
             if (big.kind == Kind::mapped && !request_.replace)
                 return failure(Error::already_mapped);
-            if (full && fits && !state.small) return ChunkStep::place_big;
+            // Over small content only when 4 KiB pages are not allowed (see the contract).
+            if (full && fits && (!state.small || !request_.sizes.contains(PageSize::size_4k())))
+                return ChunkStep::place_big;
             return big.kind != Kind::none ? ChunkStep::split_then_small : ChunkStep::small;
         case Operation::unmap:
             if (big.kind == Kind::sparse) return failure(Error::not_mapped);
@@ -1284,6 +1464,11 @@ private:
                 if constexpr (!commit) {
                     switch (*step) {
                     case ChunkStep::place_big:
+                        if (state.small && !request_.replace &&
+                            nodes_[small].mapped.any(page, count))
+                            return failure(Error::already_mapped);
+                        need_big = true;
+                        break;
                     case ChunkStep::big_sparse: need_big = true; break;
                     case ChunkStep::small:
                     case ChunkStep::split_then_small:
@@ -1310,6 +1495,11 @@ private:
                     case ChunkStep::big_none:
                     case ChunkStep::big_sparse:
                         GPUMMU_TRY(set_big(big, chunk, chunk_va, state.big, *step, big_run));
+                        if (*step == ChunkStep::place_big && state.small) {
+                            // The big PTE first: from then on it hides the small ones.
+                            GPUMMU_TRY(flush_big_run(big, big_run));
+                            GPUMMU_TRY(uncover_small(small, page, count));
+                        }
                         break;
                     case ChunkStep::split_then_small:
                         GPUMMU_TRY(split_chunk(big, small, chunk, state.big));
@@ -1434,13 +1624,40 @@ private:
         return success();
     }
 
+    // Small pages [page, page + count) under a 64 KiB page just placed: mapped ones go
+    // back to what lies beneath them (sparse or invalid); sparse ones stay.
+    [[nodiscard]] Result<void> uncover_small(u32 small, unsigned page, unsigned count) noexcept
+    {
+        PageTableNode &table = nodes_[small];
+        if (!table.mapped.any(page, count)) return success();
+        const unsigned content_before = count_content(table, page, count);
+        unsigned at = page;
+        while (at < page + count) {
+            const bool sparse = table.sparse_backed.test(at);
+            unsigned end = at + 1;
+            while (end < page + count && table.sparse_backed.test(end) == sparse) ++end;
+            GPUMMU_TRY(memory_->fill(table.page.address + u64{at} * 8,
+                                     sparse ? F::Pte::sparse().raw() : 0, end - at));
+            at = end;
+        }
+        table.mapped.assign(page, count, false);
+        table.live =
+            static_cast<u16>(table.live - content_before + count_content(table, page, count));
+        batch_->record_downgrade(Level{static_cast<u8>(small_depth)});
+        return success();
+    }
+
     // The chunk's big PTE (valid or sparse) becomes 16 small PTEs; the big PTE is cleared.
+    // Sparse small PTEs beneath a valid big one (see the contract) stay what the pages
+    // return to.
     [[nodiscard]] Result<void> split_chunk(u32 big, u32 small, unsigned chunk,
                                            Content content) noexcept
     {
         PageTableNode &table = nodes_[small];
         const unsigned page = chunk * chunk_pages;
         const VramAddress at = table.page.address + u64{page} * 8;
+        const unsigned content_before =
+            table.live == 0 ? 0 : count_content(table, page, chunk_pages);
         if (content.kind == Kind::sparse) {
             GPUMMU_TRY(write_run(at, F::Pte::sparse().raw(), 0, chunk_pages));
         } else {
@@ -1451,9 +1668,9 @@ private:
             GPUMMU_TRY(write_run(at, first->raw(), pte_step(*first, 4096), chunk_pages));
         }
         table.mapped.assign(page, chunk_pages, content.kind == Kind::mapped);
-        table.sparse_backed.assign(page, chunk_pages,
-                                   content.kind == Kind::sparse || content.underlay);
-        table.live = static_cast<u16>(table.live + chunk_pages);
+        if (content.kind == Kind::sparse || content.underlay)
+            table.sparse_backed.assign(page, chunk_pages, true);
+        table.live = static_cast<u16>(table.live - content_before + chunk_pages);
         GPUMMU_TRY(write_big(big, chunk, 0));
         nodes_[big].mapped.clear(chunk);
         nodes_[big].sparse_backed.clear(chunk);
@@ -2026,9 +2243,14 @@ private:
             const PageTableNode &below = nodes_[small];
             u32 small_content = 0;
             for (unsigned chunk = 0; chunk < big_entries; ++chunk) {
-                const bool any = below.mapped.any(chunk * chunk_pages, chunk_pages) ||
-                                 below.sparse_backed.any(chunk * chunk_pages, chunk_pages);
-                if (any && ((content >> chunk) & 1u)) return failure(Error::malformed_record);
+                const bool mapped_below = below.mapped.any(chunk * chunk_pages, chunk_pages);
+                const bool any =
+                    mapped_below || below.sparse_backed.any(chunk * chunk_pages, chunk_pages);
+                // Content in both only as sparse small pages beneath a valid big PTE.
+                const bool hidden_sparse =
+                    table.mapped.test(chunk) && !table.sparse_backed.test(chunk) && !mapped_below;
+                if (any && ((content >> chunk) & 1u) && !hidden_sparse)
+                    return failure(Error::malformed_record);
                 if (any) small_content |= 1u << chunk;
             }
             wanted = ~content & ~small_content;

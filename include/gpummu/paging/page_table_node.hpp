@@ -142,7 +142,8 @@ struct PageTableNode {
         retired = 4,       // unlinked; freed after the TLB batch that covers it is finished
         big = 8,           // a 256-byte big-page table
         caller_root = 16,  // the root page belongs to the caller: never freed
-        folded = 32,       // retired holding sparse words (folded into the entry above): not zero
+        folded = 32,       // retired holding words that are not zero (sparse words folded
+                           // into the entry above, or tables a large page replaced)
         foreign = 64       // adopted: made by someone else (firmware); never retired or freed
     };
     TablePage page{};

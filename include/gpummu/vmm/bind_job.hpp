@@ -15,9 +15,15 @@
 //     whose pages are all mapped (records cut at its edges), protect (new attributes for
 //     mapped pages, physical addresses unchanged), rebind (rewrite the pages of the
 //     records in a range from their backings' current layout: after eviction or
-//     defragmentation moved the bytes, see MappingBacking::relocate).
+//     defragmentation moved the bytes, see MappingBacking::relocate), make sparse (pages
+//     that read zero and drop writes, for Vulkan sparse residency; maps may go over them
+//     and unmaps return such pages to sparse) and clear sparse (sparse pages become
+//     invalid). Neither sparse operation may touch a mapped page (already_mapped); sparse
+//     ranges are no records: translate() tells a sparse page.
 //   - prepare(job) validates every operation against the records as the jobs prepared
-//     before it and its own earlier operations leave them (mapping_records.hpp), then
+//     before it and its own earlier operations leave them (mapping_records.hpp), and
+//     against what the tables would refuse (page sizes that cannot place a map, attributes
+//     that do not encode), then
 //     reserves everything the job can need: the worst case of table pages
 //     (PageTable::tables_needed, summed over its operations) taken from the buddy now
 //     into the job's TableReserve, and page-table node slots. A failed prepare leaves no
@@ -35,13 +41,12 @@
 //     MappingBacking lists its records across every space.
 //
 // What it does not do
-//   - No VA allocation (vmm/address_space.hpp hands VAs out), no sparse ranges yet
-//     (make_sparse / clear_sparse operations are to come), no locking.
+//   - No VA allocation (vmm/address_space.hpp hands VAs out), no locking.
 //   - flush(batch) finishes the batch and frees the tables the commits unlinked: pass it
 //     every batch (merged) since the last flush, as for PageTable::flush.
 //   - Reserves are worst cases: a map reserves one table per entry it touches at every
-//     level (4 KiB + 256 bytes per 2 MiB of VA, about 0.2%), unmap two per level; they
-//     are held only between prepare and commit.
+//     level (4 KiB + 256 bytes per 2 MiB of VA, about 0.2%), unmap and the sparse
+//     operations two per level; they are held only between prepare and commit.
 //
 // Invariants
 //   - Every mapped page of the tables belongs to exactly one committed record and shows
@@ -51,6 +56,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <span>
 #include <utility>
@@ -66,7 +72,7 @@
 namespace gpummu {
 
 struct BindOperation {
-    enum class Kind : u8 { map, unmap, protect, rebind };
+    enum class Kind : u8 { map, unmap, protect, rebind, make_sparse, clear_sparse };
     Kind kind = Kind::map;
     VirtualRange range{};
     MappingTarget target{};       // map
@@ -165,32 +171,48 @@ public:
         next_sequence_ = oldest_ = 0;
         outstanding_ = 0;
         reserved_nodes_ = reserved_blocks_ = 0;
+        sparse_seen_ = false;
         created_ = true;
         return success();
     }
 
     // Validates `operations` and reserves what committing them needs; `reserve_storage`
-    // holds the addresses of the reserved table pages (PageTable::tables_needed summed
-    // over the operations: pages() + big_tables). Errors: invalid_argument (not created,
-    // empty job, too many outstanding jobs), out_of_range (outside the space, past VRAM or
-    // the backing), misaligned, already_mapped, not_mapped, page_size_not_supported or an
-    // encoding error of the format, out_of_storage (records, table nodes or reserve
-    // storage), out_of_memory (VRAM for the reserve). Nothing changes on error.
+    // holds the addresses of the reserved table pages (reserve_pages(operations) of them).
+    // Errors: invalid_argument (not created, empty job, too many outstanding jobs),
+    // out_of_range (outside the space, past VRAM or the backing), misaligned (addresses,
+    // or page sizes that cannot place a map), already_mapped, not_mapped,
+    // page_size_not_supported or an encoding error of the format, out_of_storage (records,
+    // table nodes or reserve storage), out_of_memory (VRAM for the reserve). Nothing
+    // changes on error; `failed_operation`, when given, receives the index of the
+    // operation that failed, or operations.size() when the job as a whole did (queue full,
+    // storage, VRAM for the reserve).
     [[nodiscard]] Result<PreparedJob> prepare(std::span<const BindOperation> operations,
-                                              std::span<TablePage> reserve_storage) noexcept
+                                              std::span<TablePage> reserve_storage,
+                                              std::size_t *failed_operation = nullptr) noexcept
     {
+        if (failed_operation != nullptr) *failed_operation = operations.size();
         if (!created_ || operations.empty() || outstanding_ == max_outstanding)
             return failure(Error::invalid_argument);
-        for (const BindOperation &operation : operations) GPUMMU_TRY(check_operation(operation));
-        const Needs needs = job_needs(operations);
-        if (needs.nodes() + reserved_nodes_ > table_->spare_nodes() ||
-            needs.directories + reserved_blocks_ > table_->spare_child_blocks())
-            return failure(Error::out_of_storage);
+        // In job order: each operation's own checks, then against the records as the
+        // operations before it leave them; the first failure is the job's.
         for (std::size_t i = 0; i < operations.size(); ++i) {
-            if (auto applied = apply_projected(operations[i]); !applied) {
-                rebuild_projected();
+            auto applied = check_operation(operations[i]);
+            const bool touched = i != 0 || applied.has_value();
+            if (applied) applied = apply_projected(operations[i]);
+            if (applied) applied = check_large_pages(operations, i);
+            if (!applied) {
+                if (touched) rebuild_projected();
+                if (failed_operation != nullptr) *failed_operation = i;
                 return failure(applied.error());
             }
+        }
+        for (const BindOperation &operation : operations)
+            sparse_seen_ = sparse_seen_ || operation.kind == BindOperation::Kind::make_sparse;
+        const Needs needs = job_needs(operations, sparse_seen_);
+        if (needs.nodes() + reserved_nodes_ > table_->spare_nodes() ||
+            needs.directories + reserved_blocks_ > table_->spare_child_blocks()) {
+            rebuild_projected();
+            return failure(Error::out_of_storage);
         }
         PreparedJob job(this, next_sequence_, operations, reserve_storage);
         if (auto reserved = (*pages_).reserve(job.reserve_, needs.pages(), needs.big_tables);
@@ -253,7 +275,8 @@ public:
         return table_->flush(batch, *invalidator_);
     }
 
-    // Unmaps everything (one invalidate) and frees every table, root included. Errors:
+    // Unmaps everything and clears every sparse range (one invalidate), then frees every
+    // table, root included. Errors:
     // invalid_argument (not created), in_use (prepared jobs are outstanding), device errors.
     [[nodiscard]] Result<void> destroy() noexcept
     {
@@ -267,6 +290,11 @@ public:
             if (!batch) failed = failure(batch.error());
             return failed.has_value();
         });
+        if (failed) {
+            auto batch = table_->clear_sparse(config_.space);
+            if (batch) failed = all.merge(std::move(*batch));
+            if (!batch) failed = failure(batch.error());
+        }
         if (!failed) {
             all.abandon();
             return failed;
@@ -280,6 +308,60 @@ public:
         buddy_pages_.reset();
         created_ = false;
         return success();
+    }
+
+    // The worst case of tables for the whole job, per kind of table: the sum of the
+    // operations' worst cases. Operations on neighbouring VAs share their tables, so the
+    // tables the hull of the job's ranges touches bound it too, plus one more table for
+    // every table an operation before the last can retire: a retired table waits for the
+    // flush, so a later operation that needs a table there takes a new one. Unmap and the
+    // sparse operations may retire any table below their range (emptied, or folded into a
+    // sparse entry). Maps (and protect and rebind, which map again) never retire a
+    // directory: they descend into tables rather than place a large page over one. They
+    // may retire a PD0 entry's small or big table (64 KiB pages placed over 4 KiB ones,
+    // sparse chunks folded), except a map without replace in a space without sparse pages
+    // (`maps_retire` false), which only adds entries.
+    [[nodiscard]] static Needs job_needs(std::span<const BindOperation> operations,
+                                         bool maps_retire = true) noexcept
+    {
+        u64 low = ~u64{0}, high = 0;
+        for (const BindOperation &operation : operations) {
+            low = std::min(low, operation.range.begin().value());
+            high = std::max(high, operation.range.end().value());
+        }
+        const VirtualRange hull =
+            VirtualRange::from_bounds(VirtualAddress{low}, VirtualAddress{high}).value();
+        Needs needs;
+        for (unsigned depth = 1; depth <= Table::table_kinds; ++depth) {
+            u64 sum = 0, shared = Table::tables_at(hull, true, depth);
+            for (std::size_t i = 0; i < operations.size(); ++i) {
+                const BindOperation &operation = operations[i];
+                sum += Table::tables_at(operation.range, splits_anywhere(operation.kind), depth);
+                // A map allowing no page below 2 MiB may place one over whole tables.
+                const bool large_only =
+                    operation.kind == BindOperation::Kind::map && !operation.page_sizes.empty() &&
+                    (operation.page_sizes.bits() & (PageSize::size_2m().bytes() - 1)) == 0;
+                const bool map_like = splits_anywhere(operation.kind) && !large_only;
+                const bool page_tables = depth + 1 >= Table::table_kinds;  // small or big
+                const bool retires =
+                    !map_like ||
+                    (page_tables && (maps_retire || operation.kind != BindOperation::Kind::map ||
+                                     operation.replace));
+                if (retires && i + 1 < operations.size())
+                    shared += Table::tables_at(operation.range, true, depth);
+            }
+            needs.add(depth, std::min(sum, shared));
+        }
+        return needs;
+    }
+
+    // How many TablePage entries prepare(operations, ...) needs for its reserve (at most:
+    // prepare may reserve fewer).
+    [[nodiscard]] static std::size_t
+    reserve_pages(std::span<const BindOperation> operations) noexcept
+    {
+        const Needs needs = job_needs(operations);
+        return static_cast<std::size_t>(needs.pages() + needs.big_tables);
     }
 
     [[nodiscard]] bool created() const noexcept { return created_; }
@@ -321,47 +403,142 @@ public:
     }
 
 private:
+    // Operations that may need a table under any entry their range touches (a map places
+    // pages everywhere; protect and rebind rewrite pages) rather than only where the
+    // range cuts a large page or a sparse entry (unmap, make / clear sparse).
+    [[nodiscard]] static constexpr bool splits_anywhere(BindOperation::Kind kind) noexcept
+    {
+        return kind == BindOperation::Kind::map || kind == BindOperation::Kind::protect ||
+               kind == BindOperation::Kind::rebind;
+    }
+
     [[nodiscard]] Result<void> check_operation(const BindOperation &operation) const noexcept
     {
         if (!config_.space.contains(operation.range) || operation.range.empty())
             return failure(operation.range.empty() ? Error::invalid_argument : Error::out_of_range);
+        if (!operation.range.begin().is_aligned_to(PageSize::size_4k()) ||
+            (operation.range.size() & PageSize::size_4k().offset_mask()) != 0)
+            return failure(Error::misaligned);
         if (operation.kind != BindOperation::Kind::map) return success();
         if ((operation.page_sizes.bits() & ~config_.page_table.page_sizes.bits()) != 0)
             return failure(Error::page_size_not_supported);
+        const PageSizeSet sizes = sizes_of(operation);
         PageAttributes attributes = operation.attributes;
-        u64 first = attributes.address.value();
         if (const MappingBacking *backing = operation.target.backing; backing != nullptr) {
             attributes.aperture = backing->aperture();
             auto end = checked_add(operation.target.offset, operation.range.size());
             if (!end || *end > backing->size()) return failure(Error::out_of_range);
-            // Every run must encode; the first and last byte of each run are enough.
-            return check_runs(*backing, operation.target.offset, operation.range.size(),
-                              attributes);
+        } else if (!checked_add(attributes.address.value(), operation.range.size() - 1)) {
+            return failure(Error::arithmetic_overflow);
         }
-        auto last = checked_add(first, operation.range.size() - 1);
-        if (!last) return failure(Error::arithmetic_overflow);
-        if (attributes.aperture == Aperture::video && *last >= config_.vram_end.value())
-            return failure(Error::out_of_range);
-        return check_encodes(attributes, first, *last);
+        // Every run must encode (its first and last page are enough) and place.
+        return for_each_run(operation, [&](u64 va, u64 first, u64 size) -> Result<void> {
+            const u64 last = first + size - 1;
+            if (attributes.aperture == Aperture::video && last >= config_.vram_end.value())
+                return failure(Error::out_of_range);
+            GPUMMU_TRY(check_encodes(attributes, first, last));
+            return place_pages(va, first, size, sizes, [](u64, u64) { return success(); });
+        });
     }
-    [[nodiscard]] Result<void> check_runs(const MappingBacking &backing, u64 offset, u64 size,
-                                          PageAttributes attributes) const noexcept
+    [[nodiscard]] PageSizeSet sizes_of(const BindOperation &operation) const noexcept
     {
+        return operation.page_sizes.empty() ? config_.page_table.page_sizes : operation.page_sizes;
+    }
+    // Calls visit(va, physical address, bytes) for each physically contiguous run of a
+    // map's range (one for raw memory; a backing's layout may cut it), in VA order.
+    template <class Visit>
+    [[nodiscard]] static Result<void> for_each_run(const BindOperation &operation,
+                                                   Visit &&visit) noexcept
+    {
+        const MappingBacking *backing = operation.target.backing;
+        if (backing == nullptr)
+            return visit(operation.range.begin().value(), operation.attributes.address.value(),
+                         operation.range.size());
         std::array<PhysicalSegment, 16> runs{};
+        u64 offset = operation.target.offset, size = operation.range.size();
+        u64 va = operation.range.begin().value();
         while (size != 0) {
-            const u64 piece = std::min(size, run_bytes(backing, offset));
-            auto count = backing.physical_runs(offset, piece, runs);
+            const u64 piece = std::min(size, run_bytes(*backing, offset));
+            auto count = backing->physical_runs(offset, piece, runs);
             if (!count) return failure(count.error());
             for (std::size_t i = 0; i < *count; ++i) {
-                const u64 first = runs[i].address.value();
-                const u64 last = first + runs[i].size - 1;
-                if (attributes.aperture == Aperture::video && last >= config_.vram_end.value())
-                    return failure(Error::out_of_range);
-                GPUMMU_TRY(check_encodes(attributes, first, last));
+                GPUMMU_TRY(visit(va, runs[i].address.value(), runs[i].size));
+                va += runs[i].size;
             }
             offset += piece;
             size -= piece;
         }
+        return success();
+    }
+    // The tables place a run page by page, each page the largest allowed size whose
+    // aligned block at that VA lies inside the run with its physical address aligned
+    // alike; a page no allowed size covers refuses the map (misaligned). With 4 KiB
+    // pages allowed every run places (`visit` hears nothing); otherwise walk it the same
+    // way, one step per page (at least 64 KiB each), calling visit(va, bytes).
+    template <class Visit>
+    [[nodiscard]] static Result<void> place_pages(u64 va, u64 pa, u64 size, PageSizeSet sizes,
+                                                  Visit &&visit) noexcept
+    {
+        if (sizes.contains(PageSize::size_4k())) return success();
+        const u64 end = va + size;
+        while (va < end) {
+            u64 step = 0;
+            for (u64 bits = sizes.bits(); bits != 0 && step == 0;) {
+                const u64 bytes = u64{1} << (std::bit_width(bits) - 1);  // largest left
+                bits &= ~bytes;
+                if (((va | pa) & (bytes - 1)) == 0 && end - va >= bytes) step = bytes;
+            }
+            if (step == 0) return failure(Error::misaligned);
+            GPUMMU_TRY(visit(va, step));
+            va += step;
+            pa += step;
+        }
+        return success();
+    }
+
+    // A map that allows no page below 2 MiB places each large page over whatever tables
+    // hold its block (PageTable: a large page over tables), which works only where the
+    // block's pages all return to sparse when unmapped, or none does: one entry records
+    // it. Where they are mixed, a smaller allowed size may still place each part;
+    // otherwise the map is refused (misaligned). The tables know what is sparse now; a
+    // sparse operation queued ahead of this map (an outstanding job, or earlier in this
+    // job) over such a block would change it: then prepare refuses with in_use (commit
+    // the jobs ahead first).
+    [[nodiscard]] Result<void> check_large_pages(std::span<const BindOperation> operations,
+                                                 std::size_t index) const noexcept
+    {
+        const BindOperation &operation = operations[index];
+        if (operation.kind != BindOperation::Kind::map) return success();
+        const PageSizeSet sizes = sizes_of(operation);
+        if ((sizes.bits() & (PageSize::size_2m().bytes() - 1)) != 0) return success();
+        auto block_ok = [&](u64 va, u64 bytes) -> Result<void> {
+            const VirtualRange block = VirtualRange::from_size(VirtualAddress{va}, bytes).value();
+            auto queued_sparse = [&](const BindOperation &other) {
+                return (other.kind == BindOperation::Kind::make_sparse ||
+                        other.kind == BindOperation::Kind::clear_sparse) &&
+                       other.range.begin() < block.end() && block.begin() < other.range.end();
+            };
+            for (std::size_t i = 0; i < index; ++i)
+                if (queued_sparse(operations[i])) return failure(Error::in_use);
+            for (u64 sequence = oldest_; sequence < next_sequence_; ++sequence)
+                for (const BindOperation &other : queue_[sequence % max_outstanding])
+                    if (queued_sparse(other)) return failure(Error::in_use);
+            return uniform_underlay(va, bytes, sizes);
+        };
+        return for_each_run(operation, [&](u64 va, u64 pa, u64 size) {
+            return place_pages(va, pa, size, sizes, block_ok);
+        });
+    }
+    [[nodiscard]] Result<void> uniform_underlay(u64 va, u64 bytes, PageSizeSet sizes) const noexcept
+    {
+        const u64 sparse =
+            table_->sparse_pages(VirtualRange::from_size(VirtualAddress{va}, bytes).value());
+        if (sparse == 0 || sparse == bytes >> 12) return success();
+        const u64 smaller = sizes.bits() & (bytes - 1);  // allowed sizes below this page
+        if (smaller == 0) return failure(Error::misaligned);
+        const u64 part = u64{1} << (std::bit_width(smaller) - 1);
+        for (u64 at = va; at < va + bytes; at += part)
+            GPUMMU_TRY(uniform_underlay(at, part, sizes));
         return success();
     }
     [[nodiscard]] static Result<void> check_encodes(PageAttributes attributes, u64 first,
@@ -394,29 +571,6 @@ private:
         return run[0].address;
     }
 
-    // The worst case of tables for the whole job: per kind of table, the sum of the
-    // operations' worst cases, but never more than every table the hull of their ranges
-    // touches (operations on neighbouring VAs share their directories).
-    [[nodiscard]] static Needs job_needs(std::span<const BindOperation> operations) noexcept
-    {
-        u64 low = ~u64{0}, high = 0;
-        for (const BindOperation &operation : operations) {
-            low = std::min(low, operation.range.begin().value());
-            high = std::max(high, operation.range.end().value());
-        }
-        const VirtualRange hull =
-            VirtualRange::from_bounds(VirtualAddress{low}, VirtualAddress{high}).value();
-        Needs needs;
-        for (unsigned depth = 1; depth <= Table::table_kinds; ++depth) {
-            u64 sum = 0;
-            for (const BindOperation &operation : operations)
-                sum += Table::tables_at(operation.range,
-                                        operation.kind != BindOperation::Kind::unmap, depth);
-            needs.add(depth, std::min(sum, Table::tables_at(hull, true, depth)));
-        }
-        return needs;
-    }
-
     // ---- the projected records ---------------------------------------------------------
     [[nodiscard]] Result<void> apply_projected(const BindOperation &operation) noexcept
     {
@@ -426,12 +580,38 @@ private:
             return projected_.map(operation.range, operation.target, operation.attributes,
                                   operation.replace, ignore);
         case BindOperation::Kind::unmap: return projected_.unmap(operation.range, ignore);
-        case BindOperation::Kind::protect:
-            return projected_.protect(operation.range, operation.change, ignore);
+        case BindOperation::Kind::protect: {
+            // The new attributes of every record the protect reaches must encode (the
+            // address and aperture stay, and encoded before).
+            Result<void> encodes = success();
+            auto check = [&](const MappingStep &step) {
+                if (step.kind != MappingStep::Kind::protected_ || !encodes) return;
+                PageAttributes probe = step.record.attributes;
+                if (step.record.backing != nullptr)
+                    probe.aperture = step.record.backing->aperture();
+                probe.address = PhysicalAddress{0};
+                if (auto pte = F::Pte::map(probe); !pte) encodes = failure(pte.error());
+            };
+            GPUMMU_TRY(projected_.protect(operation.range, operation.change, check));
+            return encodes;
+        }
         case BindOperation::Kind::rebind:
             return projected_.covers(operation.range) ? success() : failure(Error::not_mapped);
+        case BindOperation::Kind::make_sparse:
+        case BindOperation::Kind::clear_sparse:
+            // Sparse operations never touch a mapped page.
+            return overlaps_projected(operation.range) ? failure(Error::already_mapped) : success();
         }
         return failure(Error::invalid_argument);
+    }
+    [[nodiscard]] bool overlaps_projected(VirtualRange range) const noexcept
+    {
+        bool overlaps = false;
+        projected_.visit(range.begin(), [&](const MappingView &view) {
+            overlaps = view.range.begin() < range.end();
+            return false;
+        });
+        return overlaps;
     }
     // The committed records with every outstanding job applied again (after a failed
     // prepare or a cancel). The outstanding jobs were validated in this order, so they
@@ -490,6 +670,14 @@ private:
             GPUMMU_TRY(records_.protect(operation.range, operation.change, each));
             if (downgrade) all.record_downgrade(all.invalidation().shallowest_level);
             return written;
+        }
+        case BindOperation::Kind::make_sparse:
+        case BindOperation::Kind::clear_sparse: {
+            auto batch = operation.kind == BindOperation::Kind::make_sparse
+                             ? table_->make_sparse(operation.range)
+                             : table_->clear_sparse(operation.range);
+            if (!batch) return failure(batch.error());
+            return all.merge(std::move(*batch));
         }
         case BindOperation::Kind::rebind: {
             Result<void> written = success();
@@ -555,6 +743,7 @@ private:
     u64 reserved_nodes_ = 0;   // page-table node slots promised to outstanding jobs
     u64 reserved_blocks_ = 0;  // directory child blocks promised
     bool created_ = false;
+    bool sparse_seen_ = false;  // a make_sparse was prepared: maps may fold sparse tables
 };
 
 }  // namespace gpummu
