@@ -1,24 +1,52 @@
-// gpummu-replay: run a script of page-table operations against gpummu's PageTable.
+// gpummu-replay: run a script of bind operations against gpummu's BindSpace.
 //
 //   gpummu-replay --mmu v2|v3 [--vram BYTES] [--image FILE] < SCRIPT
 //
 // Script lines ('#' starts a comment; numbers are 0x-hex or decimal):
 //   map VA PA SIZE [page=auto|4k|64k|2m|512m] [ro] [priv] [noatomic] [uncached]
-//                  [aperture=vram|sys_coherent|sys_noncoherent] [kind=N]
+//                  [aperture=vram|sys_coherent|sys_noncoherent] [kind=N] [replace]
 //   unmap VA SIZE
 //   sparse VA SIZE
+//   clear_sparse VA SIZE
+//   protect VA SIZE [ro|rw] [priv|nopriv] [noatomic|atomic] [uncached|cached] [kind=N]
 //   translate VA
-// `map` over a mapped page is an error, over sparse pages it is allowed; `unmap` of a range
-// holding an unmapped page is an error, and unmapped pages of a sparse range turn sparse
-// again; `sparse` over a mapped page is an error. A failing line changes nothing.
+//   mappings
+//   stats
+//   space NAME
+//   destroy NAME
+//   job ... end
+// `map` over a mapped page is an error unless `replace` is given (then the mappings it
+// covers are cut around it), over sparse pages it is allowed; a map whose video-memory
+// range ends beyond --vram is an error. `unmap` and `protect` need every page of the
+// range mapped (mappings are cut at the range's edges); unmapped pages of a sparse range
+// turn sparse again. `sparse` and `clear_sparse` over a mapped page are errors. `protect`
+// changes the attributes it names and keeps the physical addresses. A failing line
+// changes nothing.
+//
+// Address spaces: the script starts in one named `main`; `space NAME` selects NAME,
+// creating it (a new root from the shared VRAM) if it does not exist; `destroy NAME`
+// unmaps everything in NAME and frees all its tables, root included (NAME may be created
+// again later; while the current space is destroyed, lines that need one fail with
+// not_allocated). `job` ... `end` makes the lines between them one bind job: all take
+// effect or none does (only map, unmap, sparse, clear_sparse and protect lines inside).
 //
 // Page tables come from a buddy allocator over VRAM [0, --vram) (default 1 GiB) held in a
 // host-memory image; page sizes are those of the format's most capable chip without
-// 256 GiB pages (4 KiB, 64 KiB, 2 MiB, 512 MiB). Output, one JSON object per line:
+// 256 GiB pages (4 KiB, 64 KiB, 2 MiB, 512 MiB). Each space holds up to 65,536 tables
+// (fewer when --vram has fewer pages) and 262,144 mappings (out_of_storage past that).
+// Output, one JSON object per line:
 //   {"va":"0x...","state":"mapped|unmapped|sparse","pa":"0x...","page_size":N,
 //    "aperture":"...","read_only":true|false}      for each translate
-//   {"line":N,"error":"..."}                        for each failing line
-//   {"pdb":"0x...","tables":N,"table_bytes":N,"tlb_invalidations":N}   at the end
+//   {"line":N,"error":"..."}                        for each failing line; for a failing
+//                                                   job, its first failing line only (the
+//                                                   `job` line when the job as a whole
+//                                                   failed: VRAM or storage for it)
+//   {"mappings":[{"va":"0x...","size":N,"pa":"0x...","read_only":B},...]}   for mappings
+//   {"vram_free":N}                                 for stats
+// and at the end one {"space":"NAME","pdb":"0x...","tables":N,"table_bytes":N} per live
+// space in creation order, then
+//   {"pdb":"0x...","tables":N,"table_bytes":N,"tlb_invalidations":N,"vram_free":N}
+// for `main` (or the first live space if `main` is destroyed; zeros if none is live).
 // --image FILE writes the VRAM bytes [0, --vram) to FILE. Exit status: 0, 1 if any line
 // failed, 2 for a malformed script or arguments (nothing is run then).
 #include <algorithm>
@@ -37,6 +65,7 @@
 #include "gpummu/memory/host_memory.hpp"
 #include "gpummu/memory/table_pages.hpp"
 #include "gpummu/paging/page_table.hpp"
+#include "gpummu/vmm/bind_job.hpp"
 
 namespace {
 
@@ -84,7 +113,20 @@ bool parse_number(std::string_view text, u64 &out)
     return true;
 }
 
-enum class Command { map, unmap, sparse, translate };
+enum class Command {
+    map,
+    unmap,
+    sparse,
+    clear_sparse,
+    protect,
+    translate,
+    mappings,
+    stats,
+    space,
+    destroy,
+    job,
+    end
+};
 
 struct Line {
     unsigned number = 0;
@@ -92,6 +134,9 @@ struct Line {
     u64 va = 0, pa = 0, size = 0;
     PageSizeSet page_sizes{};  // empty: automatic
     PageAttributes attributes{};
+    bool replace = false;
+    AttributeChange change{};
+    std::string name;  // space, destroy
 };
 
 std::vector<std::string_view> split(std::string_view text)
@@ -109,11 +154,21 @@ std::vector<std::string_view> split(std::string_view text)
     return words;
 }
 
+bool valid_name(std::string_view name)
+{
+    if (name.empty() || name.size() > 64) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-' || c == '.';
+    });
+}
+
 // Parses the whole script first: a malformed line stops everything before anything runs.
 std::vector<Line> parse_script(const std::string &script)
 {
     std::vector<Line> lines;
     unsigned number = 0;
+    unsigned open_job = 0;  // the line of the `job` being read, 0 outside one
     std::size_t at = 0;
     while (at <= script.size()) {
         std::size_t end = script.find('\n', at);
@@ -129,11 +184,21 @@ std::vector<Line> parse_script(const std::string &script)
         auto need = [&](std::size_t count) {
             if (words.size() < count) usage_error("too few arguments for", words[0], number);
         };
+        auto exactly = [&](std::size_t count) {
+            need(count);
+            if (words.size() > count) usage_error("too many arguments for", words[0], number);
+        };
         auto number_at = [&](std::size_t index) {
             u64 value = 0;
             if (!parse_number(words[index], value))
                 usage_error("not a number:", words[index], number);
             return value;
+        };
+        auto kind_of = [&](std::string_view option) {
+            u64 kind = 0;
+            if (!parse_number(option.substr(5), kind) || kind > 0xFF)
+                usage_error("bad kind:", option, number);
+            return static_cast<u8>(kind);
         };
         if (words[0] == "map") {
             need(4);
@@ -151,6 +216,8 @@ std::vector<Line> parse_script(const std::string &script)
                     line.attributes.atomics_disabled = true;
                 } else if (option == "uncached") {
                     line.attributes.uncached = true;
+                } else if (option == "replace") {
+                    line.replace = true;
                 } else if (option.starts_with("page=")) {
                     std::string_view page = option.substr(5);
                     if (page == "auto")
@@ -176,30 +243,79 @@ std::vector<Line> parse_script(const std::string &script)
                     else
                         usage_error("unknown aperture:", option, number);
                 } else if (option.starts_with("kind=")) {
-                    u64 kind = 0;
-                    if (!parse_number(option.substr(5), kind) || kind > 0xFF)
-                        usage_error("bad kind:", option, number);
-                    line.attributes.kind = static_cast<u8>(kind);
+                    line.attributes.kind = kind_of(option);
                 } else {
                     usage_error("unknown map option:", option, number);
                 }
             }
-        } else if (words[0] == "unmap" || words[0] == "sparse") {
+        } else if (words[0] == "protect") {
             need(3);
-            if (words.size() > 3) usage_error("too many arguments for", words[0], number);
-            line.command = words[0] == "unmap" ? Command::unmap : Command::sparse;
+            line.command = Command::protect;
+            line.va = number_at(1);
+            line.size = number_at(2);
+            AttributeChange &change = line.change;
+            auto set = [&](u8 field, bool &value, bool to) {
+                change.fields = static_cast<u8>(change.fields | field);
+                value = to;
+            };
+            for (std::size_t i = 3; i < words.size(); ++i) {
+                std::string_view option = words[i];
+                PageAttributes &values = change.values;
+                if (option == "ro" || option == "rw")
+                    set(AttributeChange::read_only, values.read_only, option == "ro");
+                else if (option == "priv" || option == "nopriv")
+                    set(AttributeChange::privileged, values.privileged, option == "priv");
+                else if (option == "noatomic" || option == "atomic")
+                    set(AttributeChange::atomics_disabled, values.atomics_disabled,
+                        option == "noatomic");
+                else if (option == "uncached" || option == "cached")
+                    set(AttributeChange::uncached, values.uncached, option == "uncached");
+                else if (option.starts_with("kind=")) {
+                    change.fields = static_cast<u8>(change.fields | AttributeChange::kind);
+                    values.kind = kind_of(option);
+                } else
+                    usage_error("unknown protect option:", option, number);
+            }
+        } else if (words[0] == "unmap" || words[0] == "sparse" || words[0] == "clear_sparse") {
+            exactly(3);
+            line.command = words[0] == "unmap"    ? Command::unmap
+                           : words[0] == "sparse" ? Command::sparse
+                                                  : Command::clear_sparse;
             line.va = number_at(1);
             line.size = number_at(2);
         } else if (words[0] == "translate") {
-            need(2);
-            if (words.size() > 2) usage_error("too many arguments for", words[0], number);
+            exactly(2);
             line.command = Command::translate;
             line.va = number_at(1);
+        } else if (words[0] == "mappings" || words[0] == "stats") {
+            exactly(1);
+            line.command = words[0] == "mappings" ? Command::mappings : Command::stats;
+        } else if (words[0] == "space" || words[0] == "destroy") {
+            exactly(2);
+            line.command = words[0] == "space" ? Command::space : Command::destroy;
+            if (!valid_name(words[1]))
+                usage_error("a space name is 1 to 64 of A-Z a-z 0-9 _ - .:", words[1], number);
+            line.name = std::string(words[1]);
+        } else if (words[0] == "job" || words[0] == "end") {
+            exactly(1);
+            line.command = words[0] == "job" ? Command::job : Command::end;
+            if (line.command == Command::job && open_job != 0)
+                usage_error("a job inside a job:", words[0], number);
+            if (line.command == Command::end && open_job == 0)
+                usage_error("an end without a job:", words[0], number);
+            open_job = line.command == Command::job ? number : 0;
         } else {
             usage_error("unknown command:", words[0], number);
         }
-        lines.push_back(line);
+        const bool operation = line.command == Command::map || line.command == Command::unmap ||
+                               line.command == Command::sparse ||
+                               line.command == Command::clear_sparse ||
+                               line.command == Command::protect;
+        if (open_job != 0 && line.command != Command::job && !operation)
+            usage_error("not allowed inside a job:", words[0], number);
+        lines.push_back(std::move(line));
     }
+    if (open_job != 0) usage_error("a job without its end", {}, open_job);
     return lines;
 }
 
@@ -224,9 +340,46 @@ struct CountingInvalidator {
     }
 };
 
+// One address space of the script, with the storage it needs.
+template <class F>
+struct ScriptSpace {
+    using Space = BindSpace<F, HostMemory, CountingInvalidator>;
+    static constexpr std::size_t record_limit = std::size_t{1} << 18;
+
+    std::string name;
+    std::vector<PageTableNode> nodes;
+    std::vector<PageTableChildren> children;
+    std::vector<BigTableSlot> slots;
+    // calloc: the record pools are written only as records need them.
+    std::unique_ptr<MappingNode, decltype(&std::free)> records{nullptr, &std::free};
+    std::unique_ptr<MappingNode, decltype(&std::free)> projected{nullptr, &std::free};
+    Space space;
+
+    ScriptSpace(std::string space_name, std::size_t table_limit)
+        : name(std::move(space_name)),
+          nodes(table_limit + 16),
+          children(table_limit / 16 + 16),
+          slots(table_limit / 16 + 1),
+          records(static_cast<MappingNode *>(std::calloc(record_limit, sizeof(MappingNode))),
+                  &std::free),
+          projected(static_cast<MappingNode *>(std::calloc(record_limit, sizeof(MappingNode))),
+                    &std::free)
+    {
+        if (!records || !projected) usage_error("cannot allocate the mapping records");
+    }
+    BindSpaceStorage storage()
+    {
+        return {{nodes, children},
+                slots,
+                {records.get(), record_limit},
+                {projected.get(), record_limit}};
+    }
+};
+
 template <class F>
 int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
 {
+    using Slot = ScriptSpace<F>;
     // calloc: the image's pages stay untouched (and zero) until a table lands on them.
     std::unique_ptr<u64, decltype(&std::free)> image(
         static_cast<u64 *>(std::calloc(vram / 8, sizeof(u64))), &std::free);
@@ -236,31 +389,127 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
     std::vector<u64> metadata(BuddyAllocator::metadata_words({&all, 1}, 4096).value());
     auto buddy = BuddyAllocator::create({&all, 1}, metadata, 4096);
     if (!buddy) usage_error("cannot create the buddy allocator");
-    // Shadow storage: up to 65536 tables (enough for 256 GiB of 4 KiB mappings); past
-    // that map lines fail with out_of_storage, past the VRAM with out_of_memory.
+    // Up to 65536 tables per space (enough for 256 GiB of 4 KiB mappings); past that map
+    // lines fail with out_of_storage, past the VRAM with out_of_memory.
     const u64 pages_total = vram / 4096;
     const std::size_t table_limit = static_cast<std::size_t>(std::min<u64>(pages_total, 65536));
-    std::vector<BigTableSlot> slots(table_limit / 16 + 1);
-    BuddyTablePages<HostMemory> pages(*buddy, memory, slots);
-    std::vector<PageTableNode> nodes(table_limit + 16);
-    std::vector<PageTableChildren> children(table_limit / 16 + 16);
-    PageTableConfig config{
-        {PageSize::size_4k(), PageSize::size_64k(), PageSize::size_2m(), PageSize::size_512m()}};
-    auto made = PageTable<F, HostMemory, BuddyTablePages<HostMemory>>::create(
-        memory, pages, {nodes, children}, config);
-    if (!made) usage_error("cannot create the page table:", error_name(made.error()));
-    auto &table = *made;
+    BindSpaceConfig config;
+    config.space =
+        VirtualRange::from_bounds(VirtualAddress{0},
+                                  VirtualAddress{F::va_bits < 64 ? u64{1} << F::va_bits : ~u64{0}})
+            .value();
+    config.page_table.page_sizes = {PageSize::size_4k(), PageSize::size_64k(), PageSize::size_2m(),
+                                    PageSize::size_512m()};
+    config.vram_end = VramAddress{vram};
     CountingInvalidator invalidator;
+    std::vector<std::unique_ptr<Slot>> spaces;  // live spaces, in creation order
+    std::string current = "main";
+    auto find = [&](const std::string &name) -> Slot * {
+        for (auto &slot : spaces)
+            if (slot->name == name) return slot.get();
+        return nullptr;
+    };
+    auto create = [&](const std::string &name) -> Result<void> {
+        auto slot = std::make_unique<Slot>(name, table_limit);
+        GPUMMU_TRY(slot->space.create(memory, *buddy, invalidator, slot->storage(), config));
+        spaces.push_back(std::move(slot));
+        return success();
+    };
+    if (auto made = create("main"); !made)
+        usage_error("cannot create the page table:", error_name(made.error()));
+
     bool any_failed = false;
-    auto report = [&](const Line &line, Error error) {
-        std::printf("{\"line\":%u,\"error\":\"%s\"}\n", line.number, error_name(error));
+    auto report = [&](unsigned line, Error error) {
+        std::printf("{\"line\":%u,\"error\":\"%s\"}\n", line, error_name(error));
         any_failed = true;
     };
+    // The operation of one map / unmap / sparse / clear_sparse / protect line.
+    auto operation_of = [&](const Line &line) -> Result<BindOperation> {
+        auto range = VirtualRange::from_size(VirtualAddress{line.va}, line.size);
+        if (!range) return failure(range.error());
+        BindOperation operation;
+        operation.range = *range;
+        switch (line.command) {
+        case Command::map:
+            operation.kind = BindOperation::Kind::map;
+            operation.attributes = line.attributes;
+            operation.attributes.address = PhysicalAddress{line.pa};
+            operation.page_sizes = line.page_sizes;
+            operation.replace = line.replace;
+            break;
+        case Command::unmap: operation.kind = BindOperation::Kind::unmap; break;
+        case Command::sparse: operation.kind = BindOperation::Kind::make_sparse; break;
+        case Command::clear_sparse: operation.kind = BindOperation::Kind::clear_sparse; break;
+        case Command::protect:
+            operation.kind = BindOperation::Kind::protect;
+            operation.change = line.change;
+            break;
+        default: return failure(Error::invalid_argument);
+        }
+        return operation;
+    };
+    // Runs `job` (operations of script lines `numbers`; `job_line` names the job as a
+    // whole) in the current space as one bind job.
+    std::vector<BindOperation> job;
+    std::vector<unsigned> numbers;
+    std::vector<TablePage> reserve;
+    auto run_job = [&](unsigned job_line) {
+        Slot *slot = find(current);
+        if (slot == nullptr) return report(job_line, Error::not_allocated);
+        reserve.resize(Slot::Space::reserve_pages(job));
+        std::size_t failed = job.size();
+        auto prepared = slot->space.prepare(job, reserve, &failed);
+        if (!prepared)
+            return report(failed < job.size() ? numbers[failed] : job_line, prepared.error());
+        auto batch = slot->space.commit(std::move(*prepared), [](const MappingStep &) {});
+        if (!batch) return report(job_line, batch.error());
+        if (auto flushed = slot->space.flush(*batch); !flushed) report(job_line, flushed.error());
+    };
+
+    unsigned job_line = 0;    // inside a job: its `job` line
+    bool job_failed = false;  // a line of the job failed already (it was reported)
     for (const Line &line : lines) {
-        if (line.command == Command::translate) {
-            auto translation = table.translate(VirtualAddress{line.va});
+        switch (line.command) {
+        case Command::job:
+            job_line = line.number;
+            job_failed = false;
+            job.clear();
+            numbers.clear();
+            continue;
+        case Command::end:
+            if (!job_failed && !job.empty()) run_job(job_line);
+            job_line = 0;
+            continue;
+        case Command::map:
+        case Command::unmap:
+        case Command::sparse:
+        case Command::clear_sparse:
+        case Command::protect: {
+            if (job_line != 0 && job_failed) continue;
+            auto operation = operation_of(line);
+            if (!operation) {
+                report(line.number, operation.error());
+                job_failed = job_line != 0;
+                continue;
+            }
+            if (job_line == 0) {
+                job.clear();
+                numbers.clear();
+            }
+            job.push_back(*operation);
+            numbers.push_back(line.number);
+            if (job_line == 0) run_job(line.number);
+            continue;
+        }
+        case Command::translate: {
+            Slot *slot = find(current);
+            if (slot == nullptr) {
+                report(line.number, Error::not_allocated);
+                continue;
+            }
+            auto translation = slot->space.translate(VirtualAddress{line.va});
             if (!translation) {
-                report(line, translation.error());
+                report(line.number, translation.error());
                 continue;
             }
             std::printf("{\"va\":\"0x%" PRIx64 "\",\"state\":\"%s\"", line.va,
@@ -274,35 +523,68 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
             std::printf("}\n");
             continue;
         }
-        auto range = VirtualRange::from_size(VirtualAddress{line.va}, line.size);
-        if (!range) {
-            report(line, range.error());
+        case Command::mappings: {
+            Slot *slot = find(current);
+            if (slot == nullptr) {
+                report(line.number, Error::not_allocated);
+                continue;
+            }
+            std::printf("{\"mappings\":[");
+            bool first = true;
+            slot->space.records().visit(VirtualAddress{0}, [&](const MappingView &view) {
+                std::printf("%s{\"va\":\"0x%" PRIx64 "\",\"size\":%" PRIu64 ",\"pa\":\"0x%" PRIx64
+                            "\",\"read_only\":%s}",
+                            first ? "" : ",", view.range.begin().value(), view.range.size(),
+                            view.attributes.address.value(),
+                            view.attributes.read_only ? "true" : "false");
+                first = false;
+                return true;
+            });
+            std::printf("]}\n");
             continue;
         }
-        Result<TlbBatch> batch = failure(Error::invalid_argument);
-        if (line.command == Command::map) {
-            PageAttributes attributes = line.attributes;
-            attributes.address = PhysicalAddress{line.pa};
-            const PhysicalSegment segment{PhysicalAddress{line.pa}, line.size};
-            batch = table.map(*range, {&segment, 1}, attributes, {.page_sizes = line.page_sizes});
-        } else if (line.command == Command::unmap) {
-            batch = table.unmap(*range);
-        } else {
-            batch = table.make_sparse(*range);
-        }
-        if (!batch) {
-            report(line, batch.error());
+        case Command::stats:
+            std::printf("{\"vram_free\":%" PRIu64 "}\n", buddy->free_bytes());
+            continue;
+        case Command::space:
+            current = line.name;
+            if (find(current) == nullptr)
+                if (auto made = create(current); !made) report(line.number, made.error());
+            continue;
+        case Command::destroy: {
+            auto it = std::find_if(spaces.begin(), spaces.end(),
+                                   [&](const auto &slot) { return slot->name == line.name; });
+            if (it == spaces.end()) {
+                report(line.number, Error::not_allocated);
+                continue;
+            }
+            if (auto destroyed = (*it)->space.destroy(); !destroyed) {
+                report(line.number, destroyed.error());
+                continue;
+            }
+            spaces.erase(it);
             continue;
         }
-        if (auto flushed = table.flush(*batch, invalidator); !flushed) {
-            report(line, flushed.error());
-            continue;
         }
     }
-    const PageTableStats &stats = table.stats();
+    for (const auto &slot : spaces) {
+        const PageTableStats &stats = slot->space.table_stats();
+        std::printf("{\"space\":\"%s\",\"pdb\":\"0x%" PRIx64 "\",\"tables\":%" PRIu64
+                    ",\"table_bytes\":%" PRIu64 "}\n",
+                    slot->name.c_str(), slot->space.root().address.value(), stats.tables(),
+                    stats.table_bytes);
+    }
+    const Slot *summary = find("main");
+    if (summary == nullptr && !spaces.empty()) summary = spaces.front().get();
+    u64 pdb = 0, tables = 0, table_bytes = 0;
+    if (summary != nullptr) {
+        pdb = summary->space.root().address.value();
+        tables = summary->space.table_stats().tables();
+        table_bytes = summary->space.table_stats().table_bytes;
+    }
     std::printf("{\"pdb\":\"0x%" PRIx64 "\",\"tables\":%" PRIu64 ",\"table_bytes\":%" PRIu64
-                ",\"tlb_invalidations\":%" PRIu64 "}\n",
-                table.root().address.value(), stats.tables(), stats.table_bytes, invalidator.count);
+                ",\"tlb_invalidations\":%" PRIu64 ",\"vram_free\":%" PRIu64 "}\n",
+                pdb, tables, table_bytes, invalidator.count, buddy->free_bytes());
     if (image_path != nullptr) {
         std::FILE *file = std::fopen(image_path, "wb");
         if (file == nullptr) usage_error("cannot open the image file:", image_path);

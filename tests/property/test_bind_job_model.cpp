@@ -408,7 +408,9 @@ void check_records(S &space, const PageModel &model, const std::vector<MappingBa
         return true;
     });
     REQUIRE(pages.size() == model.pages.size());
-    for (const auto &[va, entry] : model.pages) {
+    for (const auto &item : model.pages) {
+        const u64 va = item.first;  // no structured binding: CAPTURE's lambda (clang 14)
+        const PageEntry &entry = item.second;
         CAPTURE(va);
         auto it = pages.find(va);
         REQUIRE(it != pages.end());

@@ -260,11 +260,10 @@ public:
         if (created_ || pool.empty() || pool.size() >= no_node)
             return failure(Error::invalid_argument);
         pool_ = pool;
-        for (std::size_t i = 0; i < pool_.size(); ++i) {
-            pool_[i] = MappingNode{};
-            pool_[i].next = i + 1 < pool_.size() ? static_cast<u32>(i + 1) : no_node;
-        }
-        free_ = 0;
+        // Nodes never used are taken in order (`unused_`), freed ones from a list: the
+        // pool is not written until records need it (a large pool costs nothing up front).
+        free_ = no_node;
+        unused_ = 0;
         free_count_ = pool_.size();
         root_ = first_ = no_node;
         count_ = 0;
@@ -592,8 +591,11 @@ private:
     // right after record `before` in VA order (no_node: first), which the caller knows.
     u32 insert(const MappingNode &values, u32 before) noexcept
     {
-        const u32 node = free_;
-        free_ = pool_[node].next;
+        u32 node = free_;
+        if (node != no_node)
+            free_ = pool_[node].next;
+        else
+            node = unused_++;
         --free_count_;
         MappingNode &record = pool_[node];
         record = MappingNode{};
@@ -720,6 +722,7 @@ private:
     u32 root_ = no_node;
     u32 first_ = no_node;
     u32 free_ = no_node;
+    u32 unused_ = 0;  // nodes from here on were never handed out
     std::size_t free_count_ = 0;
     std::size_t count_ = 0;
     u64 random_ = 1;
