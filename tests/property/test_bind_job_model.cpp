@@ -486,15 +486,19 @@ void run(u64 seed, long jobs)
             backings.place(b, random, random.below(2) == 0);
             REQUIRE(pointers[b]->relocate(backings.apertures[b], backings.layouts[b]));
             for (auto &other : spaces) {
-                std::vector<BindOperation> rebinds;
-                pointers[b]->visit_mappings([&](const MappingView &view) {
-                    if (view.space != &other->space.records()) return;
-                    BindOperation rebind;
-                    rebind.kind = BindOperation::Kind::rebind;
-                    rebind.range = view.range;
-                    rebinds.push_back(rebind);
-                });
+                // One rebind per record of the backing in this space; a first call with
+                // too little room says how many.
+                std::vector<BindOperation> rebinds(1);
+                rebinds.resize(other->space.rebind_operations(*pointers[b], rebinds));
+                const std::size_t records = other->space.rebind_operations(*pointers[b], rebinds);
+                REQUIRE(records == rebinds.size());
                 if (rebinds.empty()) continue;
+                for (const BindOperation &rebind : rebinds) {
+                    auto view = other->space.records().find(rebind.range.begin());
+                    REQUIRE(view);
+                    CHECK(view->backing == pointers[b]);
+                    CHECK(view->range == rebind.range);
+                }
                 std::vector<TablePage> reserve(
                     BindSpace<F, HostMemory, RecordingInvalidator>::reserve_pages(rebinds));
                 auto job = other->space.prepare(rebinds, reserve);

@@ -242,11 +242,11 @@ TEST_CASE_TEMPLATE("rebind after eviction rewrites every space that maps the bac
                          PhysicalSegment{PhysicalAddress{0x9'0000'0000}, 128 * KiB}};
     REQUIRE(buffer.relocate(Aperture::system_coherent, in_system));
     for (auto *space : {&first.space, &second.space}) {
-        BindOperation rebind;
-        rebind.kind = BindOperation::Kind::rebind;
-        rebind.range = va_range(0x80'0000, 256 * KiB);
-        const std::array job{rebind};
-        auto prepared = space->prepare(job, reserve);
+        std::array<BindOperation, 2> job{};
+        REQUIRE(space->rebind_operations(buffer, job) == 1);  // this space's one record
+        CHECK(job[0].kind == BindOperation::Kind::rebind);
+        CHECK(job[0].range == va_range(0x80'0000, 256 * KiB));
+        auto prepared = space->prepare(std::span(job).first(1), reserve);
         REQUIRE(prepared);
         auto batch = space->commit(std::move(*prepared), steps);
         REQUIRE(batch);

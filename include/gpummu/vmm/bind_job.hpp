@@ -15,7 +15,8 @@
 //     whose pages are all mapped (records cut at its edges), protect (new attributes for
 //     mapped pages, physical addresses unchanged), rebind (rewrite the pages of the
 //     records in a range from their backings' current layout: after eviction or
-//     defragmentation moved the bytes, see MappingBacking::relocate), make sparse (pages
+//     defragmentation moved the bytes, see MappingBacking::relocate; rebind_operations()
+//     lists one space's job for a backing), make sparse (pages
 //     that read zero and drop writes, for Vulkan sparse residency; maps may go over them
 //     and unmaps return such pages to sparse) and clear sparse (sparse pages become
 //     invalid). Neither sparse operation may touch a mapped page (already_mapped); sparse
@@ -362,6 +363,27 @@ public:
     {
         const Needs needs = job_needs(operations);
         return static_cast<std::size_t>(needs.pages() + needs.big_tables);
+    }
+
+    // Eviction and defragmentation: after MappingBacking::relocate moved `backing`, the
+    // job that rewrites its pages in this space is one rebind per committed record of it.
+    // Writes the first out.size() of them to `out` and returns how many there are (call
+    // again with room for all if that is more). Prepare the job before another job
+    // changes those records; every space that maps the backing needs its own job.
+    [[nodiscard]] std::size_t rebind_operations(const MappingBacking &backing,
+                                                std::span<BindOperation> out) const noexcept
+    {
+        std::size_t count = 0;
+        backing.visit_mappings([&](const MappingView &view) {
+            if (view.space != &records_) return;
+            if (count < out.size()) {
+                out[count] = BindOperation{};
+                out[count].kind = BindOperation::Kind::rebind;
+                out[count].range = view.range;
+            }
+            ++count;
+        });
+        return count;
     }
 
     [[nodiscard]] bool created() const noexcept { return created_; }
