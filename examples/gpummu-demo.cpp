@@ -12,7 +12,12 @@
 //      page sizes, write a pattern to every 64-bit word through BAR1, verify every word
 //      through PRAMIN, release;
 //   5. print the page-table tree (tables per level, entries per page size), TLB invalidations
-//      and PRAMIN window moves.
+//      and PRAMIN window moves;
+//   6. two GPU contexts map one buffer, found by the reference MMU through their instance
+//      blocks;
+//   7. a bind job (map a buffer, punch a hole, make a sparse range, make part read-only) in
+//      a bind space, its mappings printed; the buffer is evicted to system memory and
+//      rebound; the reference MMU walks VRAM after each step.
 // Exit status 0 only if every check passed; 1 otherwise; 2 for bad arguments.
 #include <cinttypes>
 #include <cstdio>
@@ -146,6 +151,108 @@ void run_contexts(sim::Gpu &gpu, Mm &mm, std::span<const u64> vram, u64 buffer_b
                 gpu.invalidate_count() - invalidates_before,
                 mm.buddy().free_bytes() == free_before ? "as before" : "NOT as before");
     check(mm.buddy().free_bytes() == free_before, "every context table went back to the buddy");
+}
+
+// A bind job in a VM_BIND-style address space over the same VRAM, then an eviction.
+template <MmuFormat F>
+void run_bind_job(sim::Gpu &gpu, Mm &mm, std::span<const u64> vram)
+{
+    using Space = BindSpace<F, Mm::Window, Mm::Invalidator>;
+    constexpr u64 KiB = 1024, MiB = 1024 * KiB;
+    const u64 free_before = mm.buddy().free_bytes();
+    const u64 invalidates_before = gpu.invalidate_count();
+    std::vector<PageTableNode> nodes(512);
+    std::vector<PageTableChildren> children(32);
+    std::vector<BigTableSlot> big_tables(32);
+    std::vector<MappingNode> records(64), projected(64);
+    Space space;
+    BindSpaceConfig config;
+    config.space = VirtualRange::from_size(VirtualAddress{0}, u64{1} << 40).value();
+    config.page_table.page_sizes = mm.chip().page_sizes;
+    config.vram_end = mm.layout().vram_end();
+    if (!space.create(mm.pramin(), mm.buddy(), mm.tlb(),
+                      {{nodes, children}, big_tables, records, projected}, config)) {
+        check(false, "the bind space is created");
+        return;
+    }
+    // A 4 MiB buffer object in VRAM blocks of at least 64 KiB.
+    std::vector<BuddyBlock> blocks(64);
+    auto buffer = mm.buddy().allocate(4 * MiB, {.min_block_size = 64 * KiB}, blocks);
+    check(buffer.has_value(), "the bind-job buffer is allocated");
+    if (!buffer) return;
+    std::vector<PhysicalSegment> layout;
+    for (const BuddyBlock &block : buffer->blocks)
+        layout.push_back({PhysicalAddress{block.address.value()}, block.size});
+    MappingBacking object(Aperture::video, layout);
+    const u64 base = 0x10'0000'0000;
+    auto range = [&](u64 offset, u64 size) {
+        return VirtualRange::from_size(VirtualAddress{base + offset}, size).value();
+    };
+    std::array<BindOperation, 4> job{};
+    job[0].kind = BindOperation::Kind::map;
+    job[0].range = range(0, 4 * MiB);
+    job[0].target = {&object, 0};
+    job[1].kind = BindOperation::Kind::unmap;
+    job[1].range = range(1 * MiB, 64 * KiB);
+    job[2].kind = BindOperation::Kind::make_sparse;
+    job[2].range = range(4 * MiB, 2 * MiB);
+    job[3].kind = BindOperation::Kind::protect;
+    job[3].range = range(0, 256 * KiB);
+    job[3].change.fields = AttributeChange::read_only;
+    job[3].change.values.read_only = true;
+    std::vector<TablePage> reserve(Space::reserve_pages(job));
+    unsigned steps = 0;  // record steps the commits reported
+    auto run = [&](std::span<const BindOperation> operations) {
+        auto prepared = space.prepare(operations, reserve);
+        if (!prepared) return false;
+        auto batch = space.commit(std::move(*prepared), [&](const MappingStep &) { ++steps; });
+        return batch && space.flush(*batch);
+    };
+    check(run(job) && steps == 4, "the bind job is prepared and committed: mapped, remapped "
+                                  "around the hole, cut and protected");
+    auto print = [](std::string_view text) {
+        std::printf("%.*s", static_cast<int>(text.size()), text.data());
+    };
+    std::printf("  bind job (map 4 MiB, unmap 64 KiB, sparse 2 MiB, read-only 256 KiB):\n");
+    bool line_start = true;
+    dump_mappings_text(space.records(), [&](std::string_view text) {
+        if (line_start) print("    ");
+        print(text);
+        line_start = !text.empty() && text.back() == '\n';
+    });
+    const sim::ReferenceMmu engine(
+        F::version == MmuVersion::v2 ? sim::MmuGeneration::ver2 : sim::MmuGeneration::ver3, vram);
+    const u64 pdb = space.root().address.value();
+    auto walk = [&](u64 offset) { return engine.walk(pdb, base + offset); };
+    const u64 first_block = buffer->blocks[0].address.value();
+    check(walk(0).kind == sim::ReferenceTranslation::Kind::mapped && walk(0).read_only &&
+              walk(0).pa == first_block,
+          "the walker finds the buffer's first page, read-only");
+    check(walk(1 * MiB).kind == sim::ReferenceTranslation::Kind::unmapped,
+          "the walker finds the hole");
+    check(walk(5 * MiB).kind == sim::ReferenceTranslation::Kind::sparse,
+          "the walker finds the sparse range");
+    // Evicted: the bytes move to system memory (as a driver would copy them), every
+    // record of the buffer is rebound in one job.
+    const std::array in_system{PhysicalSegment{PhysicalAddress{u64{1} << 36}, 4 * MiB}};
+    check(object.relocate(Aperture::system_coherent, in_system).has_value(),
+          "the buffer object moves to system memory");
+    std::array<BindOperation, 8> rebind{};
+    const std::size_t count = space.rebind_operations(object, rebind);
+    check(count > 0 && count <= rebind.size() && run(std::span(rebind).first(count)),
+          "the rebind job is committed");
+    check(walk(0).kind == sim::ReferenceTranslation::Kind::mapped && walk(0).aperture == 2 &&
+              walk(0).pa == (u64{1} << 36) && walk(0).read_only,
+          "the walker finds the page in system memory, still read-only");
+    std::printf("  evicted to system memory and rebound: %zu records in one job, first page now "
+                "at 0x%" PRIx64 " (system coherent)\n",
+                count, walk(0).pa);
+    check(space.destroy().has_value() && mm.buddy().free(buffer->blocks).has_value(),
+          "the bind space is destroyed");
+    std::printf("  bind space destroyed: %" PRIu64 " TLB invalidations, VRAM free %s\n",
+                gpu.invalidate_count() - invalidates_before,
+                mm.buddy().free_bytes() == free_before ? "as before" : "NOT as before");
+    check(mm.buddy().free_bytes() == free_before, "every bind-space table went back");
 }
 
 void run_chip(const sim::ChipModel &chip, u64 vram_bytes, u64 buffer_bytes)
@@ -285,6 +392,10 @@ void run_chip(const sim::ChipModel &chip, u64 vram_bytes, u64 buffer_bytes)
     check(gpu->unordered_invalidates() == 0, "every invalidate came after a PRAMIN read-back");
     check(gpu->last_invalidate().pdb == layout->bar1_pdb().value(), "invalidates name GSP's root");
     run_contexts(*gpu, *mm, vram, buffer_bytes);
+    if (record.mmu_version == MmuVersion::v2)
+        run_bind_job<MmuV2>(*gpu, *mm, vram);
+    else
+        run_bind_job<MmuV3>(*gpu, *mm, vram);
 }
 
 }  // namespace

@@ -66,6 +66,7 @@
 #include "gpummu/memory/table_pages.hpp"
 #include "gpummu/paging/page_table.hpp"
 #include "gpummu/vmm/bind_job.hpp"
+#include "gpummu/vmm/mapping_dump.hpp"
 
 namespace {
 
@@ -423,6 +424,12 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
         std::printf("{\"line\":%u,\"error\":\"%s\"}\n", line, error_name(error));
         any_failed = true;
     };
+    // The current space, or nullptr after reporting that it was destroyed.
+    auto current_space = [&](const Line &line) -> Slot * {
+        Slot *slot = find(current);
+        if (slot == nullptr) report(line.number, Error::not_allocated);
+        return slot;
+    };
     // The operation of one map / unmap / sparse / clear_sparse / protect line.
     auto operation_of = [&](const Line &line) -> Result<BindOperation> {
         auto range = VirtualRange::from_size(VirtualAddress{line.va}, line.size);
@@ -502,11 +509,8 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
             continue;
         }
         case Command::translate: {
-            Slot *slot = find(current);
-            if (slot == nullptr) {
-                report(line.number, Error::not_allocated);
-                continue;
-            }
+            Slot *slot = current_space(line);
+            if (slot == nullptr) continue;
             auto translation = slot->space.translate(VirtualAddress{line.va});
             if (!translation) {
                 report(line.number, translation.error());
@@ -524,23 +528,12 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
             continue;
         }
         case Command::mappings: {
-            Slot *slot = find(current);
-            if (slot == nullptr) {
-                report(line.number, Error::not_allocated);
-                continue;
-            }
-            std::printf("{\"mappings\":[");
-            bool first = true;
-            slot->space.records().visit(VirtualAddress{0}, [&](const MappingView &view) {
-                std::printf("%s{\"va\":\"0x%" PRIx64 "\",\"size\":%" PRIu64 ",\"pa\":\"0x%" PRIx64
-                            "\",\"read_only\":%s}",
-                            first ? "" : ",", view.range.begin().value(), view.range.size(),
-                            view.attributes.address.value(),
-                            view.attributes.read_only ? "true" : "false");
-                first = false;
-                return true;
+            Slot *slot = current_space(line);
+            if (slot == nullptr) continue;
+            dump_mappings_json(slot->space.records(), [](std::string_view text) {
+                std::fwrite(text.data(), 1, text.size(), stdout);
             });
-            std::printf("]}\n");
+            std::printf("\n");
             continue;
         }
         case Command::stats:
