@@ -308,6 +308,27 @@ BindOperation random_operation(Random &random, const PageModel &model,
             operation.target.offset =
                 random.below(16) == 0 ? backing_bytes - page : random.below(room + 1) * page;
         }
+        if (auto it = model.pages.find(begin);
+            it != model.pages.end() && operation.page_sizes.empty() &&
+            it->second.offset < backing_bytes && random.below(6) == 0) {
+            // (The drawing model may hold pages of operations that will fail: offsets past
+            // the backing.)
+            // A remap of what is there (the same bytes and attributes from `begin` on):
+            // the pages that do not change keep their PTEs (keep hints).
+            const PageEntry &entry = it->second;
+            operation.replace = true;
+            operation.attributes.read_only = entry.read_only;
+            operation.attributes.kind = entry.kind;
+            if (entry.backing < 0) {
+                operation.target = {};
+                operation.attributes.address = PhysicalAddress{entry.address};
+            } else {
+                operation.target = {backings[static_cast<std::size_t>(entry.backing)],
+                                    entry.offset};
+                if (entry.offset + operation.range.size() > backing_bytes)
+                    operation.range = va_range(begin, backing_bytes - entry.offset);
+            }
+        }
         if (operation.page_sizes == PageSizeSet{PageSize::size_2m()} && random.below(2) == 0) {
             // One whole 2 MiB page of raw memory: placed unless the block is partly sparse.
             u64 block = operation.range.begin().value() & ~(2 * MiB - 1);

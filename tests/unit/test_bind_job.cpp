@@ -443,3 +443,42 @@ TEST_CASE_TEMPLATE("maps with pinned page sizes are placed over what the tables 
     REQUIRE(space.space.destroy());
     CHECK(machine.buddy.buddy.free_bytes() == vram_bytes);
 }
+
+TEST_CASE_TEMPLATE("a map with replace rewrites only the pages that change", F, MmuV2, MmuV3)
+{
+    Machine machine;
+    Space<F> space(machine);
+    const u64 base = 0x2'0000'0000;
+    REQUIRE(run_job(space.space, std::array{raw_map_of(va_range(base, 1 * MiB), 4 * MiB)}));
+    // The same bytes with the same attributes again: nothing written, nothing to invalidate.
+    const u64 writes = machine.memory.counters().writes;
+    const std::size_t invalidates = machine.invalidator.seen.size();
+    const std::array again{
+        raw_map_of(va_range(base + 64 * KiB, 512 * KiB), 4 * MiB + 64 * KiB, {}, true)};
+    std::vector<TablePage> reserve(decltype(space.space)::reserve_pages(again));
+    auto prepared = space.space.prepare(again, reserve);
+    REQUIRE(prepared);
+    Steps steps;
+    auto batch = space.space.commit(std::move(*prepared), steps);
+    REQUIRE(batch);
+    CHECK_FALSE(batch->pending());
+    REQUIRE(space.space.flush(*batch));
+    CHECK(machine.memory.counters().writes == writes);
+    CHECK(machine.invalidator.seen.size() == invalidates);
+    CHECK(steps.list.size() == 2);  // the record is still cut (remapped) and the new one made
+    // Half of it moves: only that half is written, and the result is as a fresh map.
+    REQUIRE(
+        run_job(space.space, std::array{raw_map_of(va_range(base, 256 * KiB), 8 * MiB, {}, true)}));
+    CHECK(machine.memory.counters().writes > writes);
+    CHECK(pa_of(space.space, base + 4 * KiB) == PhysicalAddress{8 * MiB + 4 * KiB});
+    CHECK(pa_of(space.space, base + 512 * KiB) == PhysicalAddress{4 * MiB + 512 * KiB});
+    // Other attributes are a change: rewritten.
+    BindOperation read_only =
+        raw_map_of(va_range(base + 512 * KiB, 64 * KiB), 4 * MiB + 512 * KiB, {}, true);
+    read_only.attributes.read_only = true;
+    REQUIRE(run_job(space.space, std::array{read_only}));
+    auto translation = space.space.translate(VirtualAddress{base + 512 * KiB});
+    REQUIRE(translation);
+    CHECK(translation->attributes.read_only);
+    REQUIRE(space.space.destroy());
+}

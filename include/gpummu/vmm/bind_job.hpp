@@ -37,7 +37,9 @@
 //     + sys-membar. Unused reserved pages go back to the buddy. commit fails only on a
 //     device error (then the space needs attention, as for any failed table write).
 //   - Keep hints: a protect that leaves a record's attributes as they are neither cuts
-//     it nor rewrites its pages.
+//     it nor rewrites its pages; a map with replace (automatic page sizes) does not
+//     rewrite the pages that keep their physical address and attributes (a remap of a
+//     buffer over itself writes nothing and invalidates nothing).
 //   - Queries: records() (the committed records: find by VA, visit in VA order), and each
 //     MappingBacking lists its records across every space.
 //
@@ -669,8 +671,11 @@ private:
             // Tables first: the records cannot refuse what prepare validated.
             const MappingView view{operation.range, operation.target.backing,
                                    operation.target.offset, operation.attributes, &records_};
-            GPUMMU_TRY(
-                write_pages(view, operation.range, operation.replace, operation.page_sizes, all));
+            if (operation.replace && operation.page_sizes.empty())
+                GPUMMU_TRY(write_changed_pages(view, all));
+            else
+                GPUMMU_TRY(write_pages(view, operation.range, operation.replace,
+                                       operation.page_sizes, all));
             return records_.map(operation.range, operation.target, operation.attributes,
                                 operation.replace, sink);
         }
@@ -717,6 +722,52 @@ private:
         }
         }
         return failure(Error::invalid_argument);
+    }
+
+    // Keep hints: a map with replace writes only the pages whose physical address or
+    // attributes change; where a committed record already shows the same bytes with the
+    // same attributes its PTEs stay (and need no invalidate). Pinned page sizes always
+    // rewrite: the pages there may be of other sizes.
+    [[nodiscard]] Result<void> write_changed_pages(const MappingView &now, TlbBatch &all) noexcept
+    {
+        const u64 end = now.range.end().value();
+        u64 from = now.range.begin().value();  // the first page not yet written or kept
+        Result<void> written = success();
+        auto write_up_to = [&](u64 to) {
+            if (to > from && written)
+                written = write_pages(
+                    now,
+                    VirtualRange::from_bounds(VirtualAddress{from}, VirtualAddress{to}).value(),
+                    true, {}, all);
+        };
+        records_.visit(now.range.begin(), [&](const MappingView &old) {
+            if (old.range.begin().value() >= end) return false;
+            if (same_pages(old, now)) {
+                const u64 keep_begin = std::max(old.range.begin().value(), from);
+                const u64 keep_end = std::min(old.range.end().value(), end);
+                write_up_to(keep_begin);
+                from = keep_end;
+            }
+            return written.has_value();
+        });
+        write_up_to(end);
+        return written;
+    }
+    // Do two records show the same bytes at every VA they share, with the same attributes?
+    [[nodiscard]] static bool same_pages(const MappingView &old, const MappingView &now) noexcept
+    {
+        if (old.backing != now.backing) return false;
+        PageAttributes a = old.attributes, b = now.attributes;
+        const u64 old_begin = old.range.begin().value(), now_begin = now.range.begin().value();
+        // Unsigned wrap-around keeps the differences comparable.
+        if (old.backing == nullptr) {
+            if (a.address.value() - old_begin != b.address.value() - now_begin) return false;
+        } else {
+            if (old.offset - old_begin != now.offset - now_begin) return false;
+            a.aperture = b.aperture;  // the backing's aperture is the one that counts
+        }
+        a.address = b.address;
+        return a == b;
     }
 
     // Writes the pages of `part` (inside the record `view`) from the record's bytes.
