@@ -16,20 +16,20 @@
 //     mapped pages, physical addresses unchanged), rebind (rewrite the pages of the
 //     records in a range from their backings' current layout: after eviction or
 //     defragmentation moved the bytes, see MappingBacking::relocate; rebind_operations()
-//     lists one space's job for a backing), make sparse (pages
-//     that read zero and drop writes, for Vulkan sparse residency; maps may go over them
-//     and unmaps return such pages to sparse) and clear sparse (sparse pages become
-//     invalid). Neither sparse operation may touch a mapped page (already_mapped); sparse
-//     ranges are no records: translate() tells a sparse page.
-//   - prepare(job) validates every operation against the records as the jobs prepared
-//     before it and its own earlier operations leave them (mapping_records.hpp), and
-//     against what the tables would refuse (page sizes that cannot place a map, attributes
-//     that do not encode), then
-//     reserves everything the job can need: the worst case of table pages
-//     (PageTable::tables_needed, summed over its operations) taken from the buddy now
-//     into the job's TableReserve, and page-table node slots. A failed prepare leaves no
-//     trace. Reservations of several prepared jobs are disjoint: each stays valid
-//     whatever the jobs committed before it do.
+//     lists one space's job for a backing), make sparse (pages that read zero and drop
+//     writes, for Vulkan sparse residency; maps may go over them and unmaps return such
+//     pages to sparse) and clear sparse (sparse pages become invalid). Neither sparse
+//     operation may touch a mapped page (already_mapped); sparse ranges are no records:
+//     translate() tells a sparse page.
+//   - prepare(job) validates the operations in job order, each against the records as
+//     the jobs prepared before it and its own earlier operations leave them
+//     (mapping_records.hpp) and against what the tables would refuse (attributes that do
+//     not encode, page sizes that cannot place a map: see check_large_pages for the one
+//     case that depends on sparse pages), and names the failing one; then it reserves
+//     everything the job can need: the worst case of table pages (job_needs) taken from
+//     the buddy now into the job's TableReserve, and page-table node slots. A failed
+//     prepare leaves no trace. Reservations of several prepared jobs are disjoint: each
+//     stays valid whatever the jobs committed before it do.
 //   - commit(job) applies the job (the oldest prepared one first) to the records and the
 //     tables, drawing table pages only from its reserve, reports the record steps
 //     (unmapped / remapped with previous and next / mapped / protected) and returns one
@@ -45,6 +45,9 @@
 //
 // What it does not do
 //   - No VA allocation (vmm/address_space.hpp hands VAs out), no locking.
+//   - Relocate a backing only while no outstanding job maps it: prepare checked the map
+//     against the layout it had then (encodings, placement). Commit those jobs, relocate,
+//     then prepare the rebinds.
 //   - flush(batch) finishes the batch and frees the tables the commits unlinked: pass it
 //     every batch (merged) since the last flush, as for PageTable::flush.
 //   - Reserves are worst cases: a map reserves one table per entry it touches at every
