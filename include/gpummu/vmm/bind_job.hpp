@@ -327,8 +327,8 @@ public:
     // may retire a PD0 entry's small or big table (64 KiB pages placed over 4 KiB ones,
     // sparse chunks folded), except a map without replace in a space without sparse pages
     // (`maps_retire` false), which only adds entries.
-    [[nodiscard]] static Needs job_needs(std::span<const BindOperation> operations,
-                                         bool maps_retire = true) noexcept
+    [[nodiscard]] Needs job_needs(std::span<const BindOperation> operations,
+                                  bool maps_retire) const noexcept
     {
         u64 low = ~u64{0}, high = 0;
         for (const BindOperation &operation : operations) {
@@ -344,10 +344,9 @@ public:
                 const BindOperation &operation = operations[i];
                 sum += Table::tables_at(operation.range, splits_anywhere(operation.kind), depth);
                 // A map allowing no page below 2 MiB may place one over whole tables.
-                const bool large_only =
-                    operation.kind == BindOperation::Kind::map && !operation.page_sizes.empty() &&
-                    (operation.page_sizes.bits() & (PageSize::size_2m().bytes() - 1)) == 0;
-                const bool map_like = splits_anywhere(operation.kind) && !large_only;
+                const bool map_like = splits_anywhere(operation.kind) &&
+                                      !(operation.kind == BindOperation::Kind::map &&
+                                        large_only(sizes_of(operation)));
                 const bool page_tables = depth + 1 >= Table::table_kinds;  // small or big
                 const bool retires =
                     !map_like ||
@@ -361,12 +360,14 @@ public:
         return needs;
     }
 
-    // How many TablePage entries prepare(operations, ...) needs for its reserve (at most:
-    // prepare may reserve fewer).
+    // Enough TablePage entries for prepare(operations, ...)'s reserve, whatever the space:
+    // the sum of the operations' worst cases (prepare's bound is at most that).
     [[nodiscard]] static std::size_t
     reserve_pages(std::span<const BindOperation> operations) noexcept
     {
-        const Needs needs = job_needs(operations);
+        Needs needs;
+        for (const BindOperation &operation : operations)
+            needs += Table::tables_needed(operation.range, splits_anywhere(operation.kind));
         return static_cast<std::size_t>(needs.pages() + needs.big_tables);
     }
 
@@ -467,6 +468,11 @@ private:
             return place_pages(va, first, size, sizes, [](u64, u64) { return success(); });
         });
     }
+    // No page below 2 MiB allowed: a page may have to stand over whole tables.
+    [[nodiscard]] static constexpr bool large_only(PageSizeSet sizes) noexcept
+    {
+        return (sizes.bits() & (PageSize::size_2m().bytes() - 1)) == 0;
+    }
     [[nodiscard]] PageSizeSet sizes_of(const BindOperation &operation) const noexcept
     {
         return operation.page_sizes.empty() ? config_.page_table.page_sizes : operation.page_sizes;
@@ -537,7 +543,7 @@ private:
         const BindOperation &operation = operations[index];
         if (operation.kind != BindOperation::Kind::map) return success();
         const PageSizeSet sizes = sizes_of(operation);
-        if ((sizes.bits() & (PageSize::size_2m().bytes() - 1)) != 0) return success();
+        if (!large_only(sizes)) return success();
         auto block_ok = [&](u64 va, u64 bytes) -> Result<void> {
             const VirtualRange block = VirtualRange::from_size(VirtualAddress{va}, bytes).value();
             auto queued_sparse = [&](const BindOperation &other) {
