@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -108,6 +109,17 @@ TEST_CASE("vfio-pci or no driver: writes reach the BAR when asked for")
         CHECK(bar->read32(2).error() == Error::misaligned);
         CHECK(bar->read64(bar->size()).error() == Error::out_of_range);
         CHECK(bar->write8(bar->size(), 0).error() == Error::out_of_range);
+        // Block accesses: checked once for the run, each word lands where write64 puts it.
+        const std::array<u64, 3> run{0x1111, 0x2222, 0x3333};
+        REQUIRE(bar->write64_block(0x40, run).has_value());
+        std::array<u64, 3> back{};
+        REQUIRE(read_only->read64_block(0x40, back).has_value());
+        CHECK(back == run);
+        CHECK(*bar->read64(0x50) == 0x3333);
+        CHECK(read_only->write64_block(0x40, run).error() == Error::read_only_device);
+        CHECK(bar->write64_block(bar->size() - 16, run).error() == Error::out_of_range);
+        CHECK(bar->read64_block(0x44, back).error() == Error::misaligned);
+        CHECK(bar->write64_block(bar->size(), std::span<const u64>{}).has_value());
     }
 }
 

@@ -150,3 +150,90 @@ TEST_CASE_TEMPLATE("page tables written through PRAMIN read back the same", F, M
     REQUIRE(seen.has_value());
     CHECK(seen->address.value() == 32 * mib + 5 * mib + 0x123);
 }
+
+namespace {
+
+// The simulated BAR0 without its block accesses: Pramin must then go word by word.
+struct WordByWordBar {
+    sim::Gpu::Bar0 *bar;
+    Result<u8> read8(u64 offset) noexcept { return bar->read8(offset); }
+    Result<u16> read16(u64 offset) noexcept { return bar->read16(offset); }
+    Result<u32> read32(u64 offset) noexcept { return bar->read32(offset); }
+    Result<u64> read64(u64 offset) noexcept { return bar->read64(offset); }
+    Result<void> write8(u64 offset, u8 value) noexcept { return bar->write8(offset, value); }
+    Result<void> write16(u64 offset, u16 value) noexcept { return bar->write16(offset, value); }
+    Result<void> write32(u64 offset, u32 value) noexcept { return bar->write32(offset, value); }
+    Result<void> write64(u64 offset, u64 value) noexcept { return bar->write64(offset, value); }
+};
+static_assert(BarBlockIo<sim::Gpu::Bar0>);
+static_assert(BarIo<WordByWordBar> && !BarBlockIo<WordByWordBar>);
+
+}  // namespace
+
+TEST_CASE("bulk accesses through block BAR access and word by word agree, moves included")
+{
+    SimRig block_rig(sim::ga102, 16 * mib), word_rig(sim::ga102, 16 * mib);
+    auto block = block_rig.window();
+    WordByWordBar plain{&word_rig.gpu.bar0()};
+    auto word = Pramin<WordByWordBar>::create(plain, word_rig.gpu.record().window,
+                                              VramAddress{word_rig.gpu.vram_bytes()})
+                    .value();
+    u64 state = 0x1234567;
+    auto next = [&state] {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        return state >> 11;
+    };
+    std::vector<u64> words(400'000), back_block(words.size()), back_word(words.size());
+    for (int round = 0; round < 300; ++round) {
+        const std::size_t count = next() % (round % 10 == 0 ? words.size() : 3000);
+        const u64 start = (next() % ((16 * mib) / 8 - count + 1)) * 8;
+        const VramAddress at{start};
+        switch (next() % 3) {
+        case 0:
+            for (std::size_t i = 0; i < count; ++i) words[i] = next();
+            REQUIRE(block.write(at, std::span<const u64>(words.data(), count)).has_value());
+            REQUIRE(word.write(at, std::span<const u64>(words.data(), count)).has_value());
+            break;
+        case 1: {
+            const u64 first = next(), step = next() % 5 * 0x1000;
+            REQUIRE(block.write_sequence(at, first, step, count).has_value());
+            REQUIRE(word.write_sequence(at, first, step, count).has_value());
+            break;
+        }
+        default:
+            REQUIRE(block.read(at, std::span<u64>(back_block.data(), count)).has_value());
+            REQUIRE(word.read(at, std::span<u64>(back_word.data(), count)).has_value());
+            CHECK(std::equal(back_block.begin(), back_block.begin() + static_cast<long>(count),
+                             back_word.begin()));
+        }
+        REQUIRE(block.moves() == word.moves());
+        REQUIRE(block.base() == word.base());
+    }
+    CHECK(block_rig.vram == word_rig.vram);
+    CHECK(block.moves() > 10);
+    CHECK(block_rig.gpu.faults() == 0);
+    // The last write is posted until a read through BAR0 orders it, block or not.
+    REQUIRE(block.write64(VramAddress{0x100}, 7).has_value());
+    CHECK(block_rig.gpu.has_unordered_writes());
+    REQUIRE(block.read(VramAddress{0x100}, std::span<u64>(back_block.data(), 4)).has_value());
+    CHECK(!block_rig.gpu.has_unordered_writes());
+}
+
+TEST_CASE("a block access that runs past VRAM goes word by word: the faults are recorded")
+{
+    // The window says VRAM goes on to 32 MiB; the simulated GPU has 16: the words past 16 MiB
+    // read all-ones and drop writes, one fault each, exactly as single accesses do.
+    SimRig rig(sim::gh100, 16 * mib);
+    auto pramin = Pramin<sim::Gpu::Bar0>::create(rig.gpu.bar0(), rig.gpu.record().window,
+                                                 VramAddress{32 * mib})
+                      .value();
+    std::vector<u64> words(64, 0x55);
+    REQUIRE(pramin.write(VramAddress{16 * mib - 16 * 8}, words).has_value());
+    CHECK(rig.gpu.faults() == 48);
+    CHECK(rig.vram[(16 * mib) / 8 - 1] == 0x55);
+    std::vector<u64> back(64);
+    REQUIRE(pramin.read(VramAddress{16 * mib - 16 * 8}, back).has_value());
+    CHECK(rig.gpu.faults() == 96);
+    CHECK(back[15] == 0x55);
+    CHECK(back[16] == ~u64{0});
+}

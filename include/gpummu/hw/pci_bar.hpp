@@ -31,6 +31,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <span>
 #include <string_view>
 #include <utility>
 
@@ -195,6 +196,22 @@ public:
     Result<void> write16(u64 offset, u16 value) noexcept { return store(offset, value); }
     Result<void> write32(u64 offset, u32 value) noexcept { return store(offset, value); }
     Result<void> write64(u64 offset, u64 value) noexcept { return store(offset, value); }
+    // BarBlockIo: the run is checked once; each word is still one volatile access.
+    Result<void> read64_block(u64 offset, std::span<u64> out) noexcept
+    {
+        GPUMMU_TRY(check_run(offset, out.size()));
+        auto *at = reinterpret_cast<volatile const u64 *>(base_ + offset);
+        for (std::size_t i = 0; i < out.size(); ++i) out[i] = at[i];
+        return success();
+    }
+    Result<void> write64_block(u64 offset, std::span<const u64> in) noexcept
+    {
+        GPUMMU_TRY(check_run(offset, in.size()));
+        if (!writable_) return failure(Error::read_only_device);
+        auto *at = reinterpret_cast<volatile u64 *>(base_ + offset);
+        for (std::size_t i = 0; i < in.size(); ++i) at[i] = in[i];
+        return success();
+    }
 
 private:
     PciBar(unsigned char *base, u64 size, int descriptor, bool writable) noexcept
@@ -216,6 +233,13 @@ private:
         if (base_ == nullptr) return failure(Error::device_error);
         if (offset % width != 0) return failure(Error::misaligned);
         if (offset >= size_ || size_ - offset < width) return failure(Error::out_of_range);
+        return success();
+    }
+    [[nodiscard]] Result<void> check_run(u64 offset, std::size_t words) const noexcept
+    {
+        if (words == 0) return success();
+        GPUMMU_TRY(check(offset, 8));
+        if (words > (size_ - offset) / 8) return failure(Error::out_of_range);
         return success();
     }
     // One access of the full width: MMIO must not be split or merged.

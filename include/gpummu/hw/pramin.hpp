@@ -26,6 +26,7 @@
 //     whose TARGET is not VRAM (or the register failing to read) makes the first access move.
 #pragma once
 
+#include <algorithm>
 #include <span>
 
 #include "gpummu/core/bitfield.hpp"
@@ -116,32 +117,65 @@ public:
 
     // ---- bulk (TableMemory) -------------------------------------------------------------
 
+    // Bulk accesses go one window at a time: move (if needed), then the whole run that lies
+    // in the window, as one block access when the BAR offers it (BarBlockIo).
     [[nodiscard]] Result<void> read(VramAddress address, std::span<u64> out) noexcept
     {
         GPUMMU_TRY(check_bulk(address, out.size()));
-        for (std::size_t i = 0; i < out.size(); ++i) {
-            auto word = read64(address + i * 8);
-            if (!word) return failure(word.error());
-            out[i] = *word;
+        std::size_t done = 0;
+        while (done < out.size()) {
+            auto run = window_run(address.value() + done * 8, out.size() - done);
+            if (!run) return failure(run.error());
+            auto part = out.subspan(done, run->words);
+            if constexpr (BarBlockIo<B>) {
+                GPUMMU_TRY(bar_->read64_block(run->offset, part));
+            } else {
+                for (std::size_t i = 0; i < part.size(); ++i) {
+                    auto word = bar_->read64(run->offset + i * 8);
+                    if (!word) return failure(word.error());
+                    part[i] = *word;
+                }
+            }
+            done += run->words;
         }
         return success();
     }
     [[nodiscard]] Result<void> write(VramAddress address, std::span<const u64> in) noexcept
     {
         GPUMMU_TRY(check_bulk(address, in.size()));
-        for (std::size_t i = 0; i < in.size(); ++i) GPUMMU_TRY(write64(address + i * 8, in[i]));
+        std::size_t done = 0;
+        while (done < in.size()) {
+            auto run = window_run(address.value() + done * 8, in.size() - done);
+            if (!run) return failure(run.error());
+            GPUMMU_TRY(write_run(run->offset, in.subspan(done, run->words)));
+            done += run->words;
+        }
         return success();
     }
     [[nodiscard]] Result<void> fill(VramAddress address, u64 value, std::size_t count) noexcept
     {
         return write_sequence(address, value, 0, count);
     }
+    // The words are made in a small buffer on the stack and written a buffer at a time.
     [[nodiscard]] Result<void> write_sequence(VramAddress address, u64 first, u64 step,
                                               std::size_t count) noexcept
     {
         GPUMMU_TRY(check_bulk(address, count));
-        for (std::size_t i = 0; i < count; ++i, first += step)
-            GPUMMU_TRY(write64(address + i * 8, first));
+        constexpr std::size_t buffer_words = 128;
+        u64 buffer[buffer_words];
+        std::size_t done = 0;
+        while (done < count) {
+            auto run = window_run(address.value() + done * 8, count - done);
+            if (!run) return failure(run.error());
+            for (std::size_t in_run = 0; in_run < run->words;) {
+                const std::size_t words = std::min(buffer_words, run->words - in_run);
+                for (std::size_t i = 0; i < words; ++i, first += step) buffer[i] = first;
+                GPUMMU_TRY(
+                    write_run(run->offset + in_run * 8, std::span<const u64>(buffer, words)));
+                in_run += words;
+            }
+            done += run->words;
+        }
         return success();
     }
 
@@ -174,6 +208,29 @@ private:
         if (address.value() > vram_end_ || vram_end_ - address.value() < words * 8)
             return failure(Error::out_of_range);
         return success();
+    }
+
+    struct WindowRun {
+        u64 offset;         // BAR0 offset of the first word
+        std::size_t words;  // how many of the words asked for lie in the window from there
+    };
+    // Moves the window to cover `at` if it must (at is 8-aligned and inside VRAM: check_bulk).
+    [[nodiscard]] Result<WindowRun> window_run(u64 at, std::size_t words) noexcept
+    {
+        auto offset = locate(VramAddress{at}, 8);
+        if (!offset) return failure(offset.error());
+        const std::size_t room = static_cast<std::size_t>((base_ + window_bytes - at) / 8);
+        return WindowRun{*offset, std::min(words, room)};
+    }
+    [[nodiscard]] Result<void> write_run(u64 offset, std::span<const u64> words) noexcept
+    {
+        if constexpr (BarBlockIo<B>) {
+            return bar_->write64_block(offset, words);
+        } else {
+            for (std::size_t i = 0; i < words.size(); ++i)
+                GPUMMU_TRY(bar_->write64(offset + i * 8, words[i]));
+            return success();
+        }
     }
 
     // The BAR0 offset of `address` after moving the window if it must; checks alignment.

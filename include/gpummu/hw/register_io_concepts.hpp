@@ -8,6 +8,10 @@
 //     aperture): 8-, 16-, 32- and 64-bit accesses at naturally aligned 64-bit offsets (BAR1 can
 //     be larger than 4 GiB). Each access is
 //     one load or store of that width, as MMIO requires (never memcpy).
+//   - `BarBlockIo<B>` (optional): a BarIo that also reads and writes a run of 64-bit words at
+//     consecutive offsets in one call, checking the run once. Still one access per word on
+//     a real BAR; a simulated or host-backed BAR may copy. `Pramin` uses it when present, so
+//     bulk table writes cost a check per window, not per word.
 //
 // What it does not do
 //   - No ordering beyond program order: posted writes are ordered by a read (the PRAMIN
@@ -17,6 +21,7 @@
 #pragma once
 
 #include <concepts>
+#include <span>
 
 #include "gpummu/core/result.hpp"
 #include "gpummu/core/types.hpp"
@@ -60,6 +65,18 @@ concept BarIo = RegisterIo<B> && requires(B &bar, u64 offset, u8 v8, u16 v16, u3
         } -> std::same_as<Result<void>>;
     {
         bar.write64(offset, v64)
+        } -> std::same_as<Result<void>>;
+};
+
+template <class B>
+concept BarBlockIo = BarIo<B> &&
+    requires(B &bar, u64 offset, std::span<u64> out, std::span<const u64> in)
+{
+    {
+        bar.read64_block(offset, out)
+        } -> std::same_as<Result<void>>;
+    {
+        bar.write64_block(offset, in)
         } -> std::same_as<Result<void>>;
 };
 

@@ -111,6 +111,31 @@ public:
         Result<void> write16(u64 offset, u16 value) noexcept { return write(offset, value); }
         Result<void> write32(u64 offset, u32 value) noexcept { return write(offset, value); }
         Result<void> write64(u64 offset, u64 value) noexcept { return write(offset, value); }
+        // BarBlockIo: a run of words, with the same effects as one write64/read64 per word.
+        Result<void> read64_block(u64 offset, std::span<u64> out) noexcept
+        {
+            if constexpr (Number == BarNumber::bar0)
+                if (gpu_->pramin_run(offset, out.size())) {
+                    gpu_->copy_from_window(offset, out);
+                    return success();
+                }
+            for (std::size_t i = 0; i < out.size(); ++i) {
+                auto word = read64(offset + i * 8);
+                if (!word) return failure(word.error());
+                out[i] = *word;
+            }
+            return success();
+        }
+        Result<void> write64_block(u64 offset, std::span<const u64> in) noexcept
+        {
+            if constexpr (Number == BarNumber::bar0)
+                if (gpu_->pramin_run(offset, in.size())) {
+                    gpu_->copy_to_window(offset, in);
+                    return success();
+                }
+            for (std::size_t i = 0; i < in.size(); ++i) GPUMMU_TRY(write64(offset + i * 8, in[i]));
+            return success();
+        }
 
     private:
         template <class T>
@@ -261,6 +286,8 @@ public:
     [[nodiscard]] u64 faults() const noexcept { return faults_; }
     // Invalidates triggered while a PRAMIN write had not been followed by a PRAMIN read.
     [[nodiscard]] u64 unordered_invalidates() const noexcept { return unordered_invalidates_; }
+    // A PRAMIN write not yet followed by a PRAMIN read (an invalidate now would be unordered).
+    [[nodiscard]] bool has_unordered_writes() const noexcept { return writes_unordered_; }
     [[nodiscard]] u32 window_register() const noexcept { return window_value_; }
     [[nodiscard]] u64 window_writes() const noexcept { return window_writes_; }
 
@@ -419,6 +446,33 @@ private:
         const u64 address = window_base() + (offset - pramin_offset);
         if (!window_targets_vram() || address + width > vram_bytes()) return ~u64{0};
         return address;
+    }
+
+    // A run of `words` 64-bit words at a PRAMIN offset, aligned, inside the window and inside
+    // VRAM: the block accesses copy it; anything else goes word by word (faults, registers).
+    [[nodiscard]] bool pramin_run(u64 offset, std::size_t words) const noexcept
+    {
+        if (offset % 8 != 0 || offset < pramin_offset) return false;
+        const u64 within = offset - pramin_offset;
+        if (within > pramin_bytes || words > (pramin_bytes - within) / 8) return false;
+        if (words == 0) return true;
+        return pramin_target(offset + (words - 1) * 8, 8) != ~u64{0};
+    }
+    void copy_from_window(u64 offset, std::span<u64> out) noexcept
+    {
+        if (out.empty()) return;
+        std::memcpy(out.data(),
+                    reinterpret_cast<const unsigned char *>(vram_.data()) +
+                        pramin_target(offset, 8),
+                    out.size_bytes());
+        writes_unordered_ = false;
+    }
+    void copy_to_window(u64 offset, std::span<const u64> in) noexcept
+    {
+        if (in.empty()) return;
+        std::memcpy(reinterpret_cast<unsigned char *>(vram_.data()) + pramin_target(offset, 8),
+                    in.data(), in.size_bytes());
+        writes_unordered_ = true;
     }
 
     template <class T>
