@@ -11,7 +11,8 @@
 //     into a compile error that names the call, the same trick {fmt} uses.
 //
 // What it does not do
-//   - It never throws, never allocates and keeps no state. Nothing here needs a lock.
+//   - It never throws, never allocates and keeps no state. Nothing here needs a lock. (A
+//     hosted build prints a failed check to stderr with <cstdio> before trapping.)
 #pragma once
 
 #if !defined(__cplusplus) || __cplusplus < 202002L
@@ -65,6 +66,10 @@
 #define GPUMMU_NOINLINE
 #endif
 
+#if GPUMMU_HOSTED
+#include <cstdio>
+#endif
+
 namespace gpummu::detail {
 
 // Not constexpr on purpose: reaching it during constant evaluation is a compile error.
@@ -73,9 +78,19 @@ namespace gpummu::detail {
     __builtin_trap();
 }
 
-// Reached at run time only when an internal invariant is broken (a gpummu bug).
-[[noreturn]] inline void assertion_failure(const char * /*expression*/) noexcept
+// Reached at run time only when an internal invariant is broken (a gpummu bug). A hosted
+// build says which check failed and where before it stops.
+[[noreturn]] inline void assertion_failure(const char *expression,
+                                           const char *file = __builtin_FILE(),
+                                           unsigned line = __builtin_LINE()) noexcept
 {
+#if GPUMMU_HOSTED
+    std::fprintf(stderr, "gpummu: internal check failed: %s\ngpummu:   at %s:%u\n", expression,
+                 file, line);
+    std::fflush(stderr);
+#else
+    (void)expression, (void)file, (void)line;
+#endif
     __builtin_trap();
 }
 
@@ -83,7 +98,8 @@ namespace gpummu::detail {
 
 #if GPUMMU_DEBUG
 #define GPUMMU_ASSERT(expression)                                                                  \
-    ((expression) ? static_cast<void>(0) : ::gpummu::detail::assertion_failure(#expression))
+    ((expression) ? static_cast<void>(0)                                                           \
+                  : ::gpummu::detail::assertion_failure(#expression, __FILE__, __LINE__))
 #else
 #define GPUMMU_ASSERT(expression) static_cast<void>(0)
 #endif

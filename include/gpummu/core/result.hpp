@@ -6,7 +6,11 @@
 //     `error_message()` a one-line explanation.
 //   - `Result<T>` holds either a T or an Error; `Result<void>` holds success or an Error.
 //     It never throws and never allocates. Reading the value of a failed result (or the
-//     error of a successful one) is a caller bug caught by GPUMMU_ASSERT in debug builds.
+//     error of a successful one) is a caller bug, caught in debug builds: a hosted build
+//     prints the error's name and message and the caller's file, line and function to
+//     stderr (`value()` and `error()` take the caller's location as a defaulted argument;
+//     `operator*` and `operator->` cannot take one, so they print the caller's code address,
+//     for addr2line), then traps; a freestanding build traps without a message.
 //
 // Invariants
 //   - A function that returns an Error has changed nothing it was given (gpummu's rule:
@@ -20,6 +24,10 @@
 #include <utility>
 
 #include "gpummu/core/config.hpp"
+
+#if GPUMMU_HOSTED
+#include <cstdio>
+#endif
 
 namespace gpummu {
 
@@ -134,6 +142,51 @@ inline constexpr std::size_t error_count = static_cast<std::size_t>(Error::forei
 }
 
 // Tag for constructing a failed Result: `return failure(Error::misaligned);`
+namespace detail {
+
+// The caller's location, filled by default arguments (__builtin_FILE and friends work on g++
+// 12 and clang 14 alike; std::source_location does not on clang 14 with libstdc++).
+struct CallerLocation {
+    const char *file;
+    unsigned line;
+    const char *function;
+};
+
+// A Result read the wrong way round (debug builds): say what and where, then stop.
+[[noreturn]] GPUMMU_NOINLINE inline void bad_result_access(const char *what, bool holds_error,
+                                                           Error error, CallerLocation at,
+                                                           const void *code) noexcept
+{
+#if GPUMMU_HOSTED
+    if (holds_error)
+        std::fprintf(stderr, "gpummu: %s of a Result that holds error %s (%s)\n", what,
+                     error_name(error), error_message(error));
+    else
+        std::fprintf(stderr, "gpummu: %s of a Result that holds a value, not an error\n", what);
+    if (at.file != nullptr)
+        std::fprintf(stderr, "gpummu:   called at %s:%u in %s\n", at.file, at.line, at.function);
+    else
+        std::fprintf(stderr, "gpummu:   called from code address %p\n", code);
+    std::fflush(stderr);
+#else
+    (void)what, (void)holds_error, (void)error, (void)at, (void)code;
+#endif
+    __builtin_trap();
+}
+
+// `operator*` and `operator->` are always inlined into their caller, so the return address
+// of this (never inlined) function lies in the caller's own code.
+[[noreturn]] GPUMMU_NOINLINE inline void bad_dereference(const char *what, Error error) noexcept
+{
+    bad_result_access(what, true, error, CallerLocation{nullptr, 0, nullptr},
+                      __builtin_return_address(0));
+}
+
+}  // namespace detail
+
+#define GPUMMU_CALLER_LOCATION                                                                     \
+    ::gpummu::detail::CallerLocation at = {__builtin_FILE(), __builtin_LINE(), __builtin_FUNCTION()}
+
 struct Failure {
     Error error;
 };
@@ -259,34 +312,64 @@ public:
     [[nodiscard]] constexpr bool has_value() const noexcept { return has_value_; }
     constexpr explicit operator bool() const noexcept { return has_value_; }
 
-    [[nodiscard]] constexpr T &value() &noexcept
+    [[nodiscard]] constexpr T &value(GPUMMU_CALLER_LOCATION) &noexcept
     {
-        GPUMMU_ASSERT(has_value_);
+        check_value("value()", at);
         return value_;
     }
-    [[nodiscard]] constexpr const T &value() const &noexcept
+    [[nodiscard]] constexpr const T &value(GPUMMU_CALLER_LOCATION) const &noexcept
     {
-        GPUMMU_ASSERT(has_value_);
+        check_value("value()", at);
         return value_;
     }
-    [[nodiscard]] constexpr T &&value() &&noexcept
+    [[nodiscard]] constexpr T &&value(GPUMMU_CALLER_LOCATION) &&noexcept
     {
-        GPUMMU_ASSERT(has_value_);
+        check_value("value()", at);
         return std::move(value_);
     }
-    [[nodiscard]] constexpr T *operator->() noexcept { return &value(); }
-    [[nodiscard]] constexpr const T *operator->() const noexcept { return &value(); }
-    [[nodiscard]] constexpr T &operator*() &noexcept { return value(); }
-    [[nodiscard]] constexpr const T &operator*() const &noexcept { return value(); }
-
-    [[nodiscard]] constexpr Error error() const noexcept
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE constexpr T *operator->() noexcept
     {
-        GPUMMU_ASSERT(!has_value_);
+        if (GPUMMU_DEBUG && !has_value_) detail::bad_dereference("operator->", error_);
+        return &value_;
+    }
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE constexpr const T *operator->() const noexcept
+    {
+        if (GPUMMU_DEBUG && !has_value_) detail::bad_dereference("operator->", error_);
+        return &value_;
+    }
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE constexpr T &operator*() &noexcept
+    {
+        if (GPUMMU_DEBUG && !has_value_) detail::bad_dereference("operator*", error_);
+        return value_;
+    }
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE constexpr const T &operator*() const &noexcept
+    {
+        if (GPUMMU_DEBUG && !has_value_) detail::bad_dereference("operator*", error_);
+        return value_;
+    }
+
+    [[nodiscard]] constexpr Error error(GPUMMU_CALLER_LOCATION) const noexcept
+    {
+#if GPUMMU_DEBUG
+        if (has_value_) detail::bad_result_access("error()", false, Error{}, at, nullptr);
+#else
+        (void)at;
+#endif
         return error_;
     }
     [[nodiscard]] constexpr T value_or(T fallback) const noexcept
     {
         return has_value_ ? value_ : fallback;
+    }
+
+private:
+    constexpr void check_value(const char *what, detail::CallerLocation at) const noexcept
+    {
+#if GPUMMU_DEBUG
+        if (!has_value_) detail::bad_result_access(what, true, error_, at, nullptr);
+#else
+        (void)what, (void)at;
+#endif
     }
 };
 
@@ -304,9 +387,13 @@ public:
 
     [[nodiscard]] constexpr bool has_value() const noexcept { return has_value_; }
     constexpr explicit operator bool() const noexcept { return has_value_; }
-    [[nodiscard]] constexpr Error error() const noexcept
+    [[nodiscard]] constexpr Error error(GPUMMU_CALLER_LOCATION) const noexcept
     {
-        GPUMMU_ASSERT(!has_value_);
+#if GPUMMU_DEBUG
+        if (has_value_) detail::bad_result_access("error()", false, Error{}, at, nullptr);
+#else
+        (void)at;
+#endif
         return error_;
     }
 
