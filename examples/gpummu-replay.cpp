@@ -1,6 +1,7 @@
 // gpummu-replay: run a script of bind operations against gpummu's BindSpace.
 //
 //   gpummu-replay --mmu v2|v3 [--vram BYTES] [--image FILE] < SCRIPT
+//   (BYTES: a number, or one with a K, M or G suffix: --vram 64M)
 //
 // Script lines ('#' starts a comment; numbers are 0x-hex or decimal):
 //   map VA PA SIZE [page=auto|4k|64k|2m|512m] [ro] [priv] [noatomic] [uncached]
@@ -37,10 +38,13 @@
 // Output, one JSON object per line:
 //   {"va":"0x...","state":"mapped|unmapped|sparse","pa":"0x...","page_size":N,
 //    "aperture":"...","read_only":true|false}      for each translate
-//   {"line":N,"error":"..."}                        for each failing line; for a failing
+//   {"line":N,"error":"...","va":"0x..."}           for each failing line; for a failing
 //                                                   job, its first failing line only (the
 //                                                   `job` line when the job as a whole
-//                                                   failed: VRAM or storage for it)
+//                                                   failed: VRAM or storage for it); "va"
+//                                                   is the line's VA, on lines that have
+//                                                   one (map, unmap, sparse, clear_sparse,
+//                                                   protect, translate)
 //   {"mappings":[{"va":"0x...","size":N,"pa":"0x...","read_only":B},...]}   for mappings
 //   {"vram_free":N}                                 for stats
 // and at the end one {"space":"NAME","pdb":"0x...","tables":N,"table_bytes":N} per live
@@ -67,6 +71,7 @@
 #include "gpummu/paging/page_table.hpp"
 #include "gpummu/vmm/bind_job.hpp"
 #include "gpummu/vmm/mapping_dump.hpp"
+#include "cli.hpp"
 
 namespace {
 
@@ -87,32 +92,7 @@ constexpr int exit_usage = 2;
     std::exit(exit_usage);
 }
 
-bool parse_number(std::string_view text, u64 &out)
-{
-    unsigned base = 10;
-    if (text.starts_with("0x") || text.starts_with("0X")) {
-        base = 16;
-        text.remove_prefix(2);
-    }
-    if (text.empty()) return false;
-    u64 value = 0;
-    for (char c : text) {
-        unsigned digit = 0;
-        if (c >= '0' && c <= '9')
-            digit = static_cast<unsigned>(c - '0');
-        else if (base == 16 && c >= 'a' && c <= 'f')
-            digit = static_cast<unsigned>(c - 'a' + 10);
-        else if (base == 16 && c >= 'A' && c <= 'F')
-            digit = static_cast<unsigned>(c - 'A' + 10);
-        else
-            return false;
-        if (digit >= base) return false;
-        if (value > (~u64{0} - digit) / base) return false;  // overflow
-        value = value * base + digit;
-    }
-    out = value;
-    return true;
-}
+using cli::parse_number;
 
 enum class Command {
     map,
@@ -320,18 +300,6 @@ std::vector<Line> parse_script(const std::string &script)
     return lines;
 }
 
-const char *script_aperture_name(Aperture aperture)
-{
-    switch (aperture) {
-    case Aperture::video: return "vram";
-    case Aperture::system_coherent: return "sys_coherent";
-    case Aperture::system_noncoherent: return "sys_noncoherent";
-    case Aperture::peer: return "peer";
-    case Aperture::invalid: return "invalid";
-    }
-    return "invalid";
-}
-
 struct CountingInvalidator {
     u64 count = 0;
     Result<void> invalidate(const TlbInvalidation &)
@@ -420,14 +388,21 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
         usage_error("cannot create the page table:", error_name(made.error()));
 
     bool any_failed = false;
-    auto report = [&](unsigned line, Error error) {
-        std::printf("{\"line\":%u,\"error\":\"%s\"}\n", line, error_name(error));
+    // A failing line; `about` (a line that names a VA) adds the VA to the report.
+    auto report = [&](unsigned line, Error error, const Line *about = nullptr) {
+        if (about != nullptr && about->command != Command::space &&
+            about->command != Command::destroy && about->command != Command::mappings &&
+            about->command != Command::stats)
+            std::printf("{\"line\":%u,\"error\":\"%s\",\"va\":\"0x%" PRIx64 "\"}\n", line,
+                        error_name(error), about->va);
+        else
+            std::printf("{\"line\":%u,\"error\":\"%s\"}\n", line, error_name(error));
         any_failed = true;
     };
     // The current space, or nullptr after reporting that it was destroyed.
     auto current_space = [&](const Line &line) -> Slot * {
         Slot *slot = find(current);
-        if (slot == nullptr) report(line.number, Error::not_allocated);
+        if (slot == nullptr) report(line.number, Error::not_allocated, &line);
         return slot;
     };
     // The operation of one map / unmap / sparse / clear_sparse / protect line.
@@ -458,19 +433,25 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
     // Runs `job` (operations of script lines `numbers`; `job_line` names the job as a
     // whole) in the current space as one bind job.
     std::vector<BindOperation> job;
-    std::vector<unsigned> numbers;
+    std::vector<const Line *> numbers;
     std::vector<TablePage> reserve;
     auto run_job = [&](unsigned job_line) {
+        // A single line outside `job`...`end` is its own job: its errors carry its VA.
+        const Line *about =
+            numbers.size() == 1 && numbers[0]->number == job_line ? numbers[0] : nullptr;
         Slot *slot = find(current);
-        if (slot == nullptr) return report(job_line, Error::not_allocated);
+        if (slot == nullptr) return report(job_line, Error::not_allocated, about);
         reserve.resize(Slot::Space::reserve_pages(job));
         std::size_t failed = job.size();
         auto prepared = slot->space.prepare(job, reserve, &failed);
         if (!prepared)
-            return report(failed < job.size() ? numbers[failed] : job_line, prepared.error());
+            return failed < job.size()
+                       ? report(numbers[failed]->number, prepared.error(), numbers[failed])
+                       : report(job_line, prepared.error(), about);
         auto batch = slot->space.commit(std::move(*prepared), [](const MappingStep &) {});
-        if (!batch) return report(job_line, batch.error());
-        if (auto flushed = slot->space.flush(*batch); !flushed) report(job_line, flushed.error());
+        if (!batch) return report(job_line, batch.error(), about);
+        if (auto flushed = slot->space.flush(*batch); !flushed)
+            report(job_line, flushed.error(), about);
     };
 
     unsigned job_line = 0;    // inside a job: its `job` line
@@ -495,7 +476,7 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
             if (job_line != 0 && job_failed) continue;
             auto operation = operation_of(line);
             if (!operation) {
-                report(line.number, operation.error());
+                report(line.number, operation.error(), &line);
                 job_failed = job_line != 0;
                 continue;
             }
@@ -504,7 +485,7 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
                 numbers.clear();
             }
             job.push_back(*operation);
-            numbers.push_back(line.number);
+            numbers.push_back(&line);
             if (job_line == 0) run_job(line.number);
             continue;
         }
@@ -513,7 +494,7 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
             if (slot == nullptr) continue;
             auto translation = slot->space.translate(VirtualAddress{line.va});
             if (!translation) {
-                report(line.number, translation.error());
+                report(line.number, translation.error(), &line);
                 continue;
             }
             std::printf("{\"va\":\"0x%" PRIx64 "\",\"state\":\"%s\"", line.va,
@@ -522,7 +503,7 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
                 std::printf(",\"pa\":\"0x%" PRIx64 "\",\"page_size\":%" PRIu64
                             ",\"aperture\":\"%s\",\"read_only\":%s",
                             translation->address.value(), translation->page_size.bytes(),
-                            script_aperture_name(translation->attributes.aperture),
+                            aperture_name(translation->attributes.aperture),
                             translation->attributes.read_only ? "true" : "false");
             std::printf("}\n");
             continue;
@@ -605,7 +586,7 @@ int main(int argc, char **argv)
             mmu = value();
         } else if (argument == "--vram") {
             const char *text = value();
-            if (!parse_number(text, vram) || vram < (64u << 10) || vram % 4096 != 0 ||
+            if (!cli::parse_size(text, vram) || vram < (64u << 10) || vram % 4096 != 0 ||
                 vram > (u64{64} << 30))
                 usage_error("--vram wants a multiple of 4096 between 64 KiB and 64 GiB:", text);
         } else if (argument == "--image") {

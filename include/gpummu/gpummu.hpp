@@ -35,6 +35,7 @@
 #include "gpummu/paging/page_table.hpp"
 #include "gpummu/paging/page_table_node.hpp"
 #include "gpummu/paging/tlb_batch.hpp"
+#include "gpummu/paging/table_walk.hpp"
 #include "gpummu/paging/walker.hpp"
 #include "gpummu/sim/gpu.hpp"
 #include "gpummu/sim/reference_mmu.hpp"

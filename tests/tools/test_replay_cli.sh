@@ -39,17 +39,17 @@ script+='map 0x100000000 0x20000000 0x20000000 page=512m\n'
 script+='translate 0x110000000\n'
 script+='map 0x200000000 0x20000 0x10000 page=2m\n'
 expected='{"va":"0x40001234","state":"mapped","pa":"0x10001234","page_size":2097152,"aperture":"vram","read_only":false}
-{"line":4,"error":"already_mapped"}
+{"line":4,"error":"already_mapped","va":"0x40000000"}
 {"va":"0x40000000","state":"unmapped"}
 {"va":"0x40001000","state":"mapped","pa":"0x10001000","page_size":4096,"aperture":"vram","read_only":false}
 {"va":"0x40010000","state":"mapped","pa":"0x10010000","page_size":65536,"aperture":"vram","read_only":false}
 {"va":"0x80000000","state":"mapped","pa":"0x5000","page_size":4096,"aperture":"sys_coherent","read_only":true}
-{"line":12,"error":"already_mapped"}
+{"line":12,"error":"already_mapped","va":"0x80000000"}
 {"va":"0x80000000","state":"sparse"}
 {"va":"0x80001000","state":"sparse"}
-{"line":16,"error":"not_mapped"}
+{"line":16,"error":"not_mapped","va":"0x90000000"}
 {"va":"0x110000000","state":"mapped","pa":"0x30000000","page_size":536870912,"aperture":"vram","read_only":false}
-{"line":19,"error":"misaligned"}'
+{"line":19,"error":"misaligned","va":"0x200000000"}'
 for mmu in v2 v3; do
   run $mmu "$script" --vram 0x40000000  # the physical addresses lie below 1 GiB
   body=$(printf '%s\n' "$out" | head -n -2)
@@ -63,7 +63,7 @@ $body"
   check "$mmu-summary" $? "$summary"
   # The same mapping past the end of a 16 MiB VRAM fails.
   run $mmu 'map 0x40000000 0x10000000 0x200000\nmap 0x40000000 0xE00000 0x200000\n'
-  [ $rc -eq 1 ] && [[ "$out" == '{"line":1,"error":"out_of_range"}'* ]] && [ "$(printf '%s\n' "$out" | grep -c '"line"')" = 1 ]
+  [ $rc -eq 1 ] && [[ "$out" == '{"line":1,"error":"out_of_range","va":"0x40000000"}'* ]] && [ "$(printf '%s\n' "$out" | grep -c '"line"')" = 1 ]
   check "$mmu-past-vram" $? "rc=$rc $out"
 done
 
@@ -118,21 +118,21 @@ script+='clear_sparse 0x60001000 0x1000\n'
 script+='translate 0x60000000\n'
 script+='translate 0x60001000\n'
 script+='stats\n'
-expected='{"line":3,"error":"already_mapped"}
+expected='{"line":3,"error":"already_mapped","va":"0x40008000"}
 {"mappings":[{"va":"0x40000000","size":16384,"pa":"0x100000","read_only":false},{"va":"0x40004000","size":8192,"pa":"0x300000","read_only":false},{"va":"0x40006000","size":40960,"pa":"0x106000","read_only":false}]}
-{"line":5,"error":"not_mapped"}
-{"line":8,"error":"not_mapped"}
+{"line":5,"error":"not_mapped","va":"0x4000e000"}
+{"line":8,"error":"not_mapped","va":"0x40020000"}
 {"va":"0x40001000","state":"mapped","pa":"0x101000","page_size":4096,"aperture":"vram","read_only":true}
 {"va":"0x40005000","state":"mapped","pa":"0x301000","page_size":4096,"aperture":"vram","read_only":false}
 {"mappings":[{"va":"0x40000000","size":8192,"pa":"0x100000","read_only":true},{"va":"0x40002000","size":8192,"pa":"0x102000","read_only":false},{"va":"0x40004000","size":8192,"pa":"0x300000","read_only":false},{"va":"0x40006000","size":32768,"pa":"0x106000","read_only":false}]}
-{"line":15,"error":"not_mapped"}
+{"line":15,"error":"not_mapped","va":"0x50005000"}
 {"va":"0x50000000","state":"unmapped"}
 {"va":"0x50000000","state":"mapped","pa":"0x200000","page_size":4096,"aperture":"vram","read_only":true}
 {"va":"0x40000000","state":"mapped","pa":"0x400000","page_size":4096,"aperture":"vram","read_only":false}
 {"va":"0x40000000","state":"mapped","pa":"0x100000","page_size":4096,"aperture":"vram","read_only":true}
 {"va":"0x40000000","state":"unmapped"}
-{"line":33,"error":"not_allocated"}
-{"line":34,"error":"not_allocated"}
+{"line":33,"error":"not_allocated","va":"0x40000000"}
+{"line":34,"error":"not_allocated","va":"0x40000000"}
 {"va":"0x60000000","state":"sparse"}
 {"va":"0x60001000","state":"unmapped"}'
 for mmu in v2 v3; do
@@ -164,7 +164,7 @@ pdb_b=$(printf '%s\n' "$out" | sed -n 's/^{"space":"b","pdb":"\(0x[0-9a-f]*\)".*
 [ $rc -eq 0 ] && [[ "$(printf '%s\n' "$out" | tail -n 1)" == "{\"pdb\":\"$pdb_b\","* ]]
 check main-destroyed $? "rc=$rc $out"
 run v2 'map 0x1000 0x1000 0x1000\ndestroy main\ntranslate 0x1000\nstats\n'
-[ $rc -eq 1 ] && [ "$out" = '{"line":3,"error":"not_allocated"}
+[ $rc -eq 1 ] && [ "$out" = '{"line":3,"error":"not_allocated","va":"0x1000"}
 {"vram_free":16777216}
 {"pdb":"0x0","tables":0,"table_bytes":0,"tlb_invalidations":2,"vram_free":16777216}' ]
 check none-live $? "rc=$rc $out"

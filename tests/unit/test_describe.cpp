@@ -145,6 +145,42 @@ TEST_CASE("encode: PTEs from keys")
     CHECK(encode(MmuVersion::v2, EntryKind::pte, {{"state", "sparse"}}).low == 0x8);
 }
 
+TEST_CASE("encode: an address without valid or state maps it; valid=0 keeps it invalid")
+{
+    for (MmuVersion version : {MmuVersion::v2, MmuVersion::v3}) {
+        CAPTURE(static_cast<int>(version));
+        auto implied = encode(version, EntryKind::pte, {{"address", "0x1000"}});
+        auto spelled = encode(version, EntryKind::pte, {{"valid", "1"}, {"address", "0x1000"}});
+        REQUIRE(implied.ok);
+        REQUIRE(spelled.ok);
+        CHECK(implied.low == spelled.low);
+        CHECK((implied.low & 1u) == 1u);
+        auto invalid = encode(version, EntryKind::pte, {{"valid", "0"}, {"address", "0x1000"}});
+        REQUIRE(invalid.ok);
+        CHECK((invalid.low & 1u) == 0u);
+        CHECK(invalid.low != 0u);  // the address is kept
+        // A state other than valid decides alone: no implied VALID.
+        auto sparse =
+            encode(version, EntryKind::pte, {{"state", "invalid"}, {"address", "0x1000"}});
+        REQUIRE(sparse.ok);
+        CHECK((sparse.low & 1u) == 0u);
+    }
+}
+
+TEST_CASE("encode: a number needs a digit; separators alone are refused")
+{
+    for (const char *text : {"_", "0x_", "0x__", "'", "0x"}) {
+        CAPTURE(text);
+        auto bad = encode(MmuVersion::v2, EntryKind::pte, {{"valid", "1"}, {"address", text}});
+        CHECK(!bad.ok);
+        CHECK(bad.error == Error::invalid_argument);
+        CHECK(bad.key == "address");
+    }
+    auto spaced = encode(MmuVersion::v2, EntryKind::pte, {{"valid", "1"}, {"address", "0x1_000"}});
+    REQUIRE(spaced.ok);
+    CHECK(spaced.low == encode(MmuVersion::v2, EntryKind::pte, {{"address", "0x1000"}}).low);
+}
+
 TEST_CASE("encode: PDEs and dual PDEs from keys")
 {
     auto pde = encode(MmuVersion::v3, EntryKind::pde,

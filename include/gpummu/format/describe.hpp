@@ -19,7 +19,10 @@
 //   pde v2   is_pte aperture volatile no_ats address state
 //   pde v3   is_pte aperture pcf uncached ats_disabled address state
 //   dual-pde is_pte state big.{pde keys} small.{pde keys}
-//   `address` is omitted where the aperture is invalid.
+//   `address` is omitted where the aperture is invalid. Encoding a PTE, an `address` given
+//   with neither `valid` nor `state` means valid=1 (write valid=0 for an invalid PTE that
+//   keeps an address). Numbers: decimal or 0x-hex with at least one digit; `_` and `'`
+//   may separate digits.
 //
 // What it does not do
 //   - No level awareness: a PD0 word with IS_PTE set is described as a PTE, whatever
@@ -429,6 +432,7 @@ namespace detail {
         text.remove_prefix(2);
     }
     u64 value = 0;
+    bool any_digit = false;  // separators alone ("_", "0x__") are not a number
     for (char c : text) {
         u64 digit = 0;
         if (c >= '0' && c <= '9')
@@ -443,7 +447,9 @@ namespace detail {
             return failure(Error::invalid_argument);
         if (value > (~u64{0} - digit) / base) return failure(Error::field_overflow);
         value = value * base + digit;
+        any_digit = true;
     }
+    if (!any_digit) return failure(Error::invalid_argument);
     return value;
 }
 
@@ -498,6 +504,15 @@ public:
     {
     }
 
+    // Whether `key` (without prefix) is given; does not count it as read.
+    [[nodiscard]] constexpr bool has(std::string_view key) const noexcept
+    {
+        for (const KeyValue &pair : pairs_)
+            if (pair.key.size() == prefix_.size() + key.size() && pair.key.starts_with(prefix_) &&
+                pair.key.substr(prefix_.size()) == key)
+                return true;
+        return false;
+    }
     // The value of `key` (without prefix), or nullptr when absent.
     [[nodiscard]] constexpr const KeyValue *find(std::string_view key) noexcept
     {
@@ -621,7 +636,10 @@ struct StateRequest {
             return reader.fail(state.pair->key, Error::invalid_argument);
     }
     u64 address = 0, peer = 0, comptagline = 0, kind = 0;
+    // An address with neither `valid` nor `state` asks for a PTE that maps it.
+    const bool imply_valid = !state.given && !reader.has("valid") && reader.has("address");
     GPUMMU_TRY(reader.flag("valid", fields.valid));
+    if (imply_valid) fields.valid = true;
     GPUMMU_TRY(reader.aperture("aperture", fields.aperture));
     GPUMMU_TRY(reader.flag("volatile", fields.volatile_));
     GPUMMU_TRY(reader.flag("encrypted", fields.encrypted));
@@ -683,7 +701,10 @@ struct StateRequest {
         pcf = mmu_v3::PtePcf::from_flags(flags[0], flags[1], flags[2], flags[3], flags[4]).value();
     }
     u64 address = 0, peer = 0, kind = 0;
+    // An address with neither `valid` nor `state` asks for a PTE that maps it.
+    const bool imply_valid = !state.given && !reader.has("valid") && reader.has("address");
     GPUMMU_TRY(reader.flag("valid", fields.valid));
+    if (imply_valid) fields.valid = true;
     GPUMMU_TRY(reader.aperture("aperture", fields.aperture));
     GPUMMU_TRY(reader.number("address", ~u64{0}, address));
     GPUMMU_TRY(reader.number("peer", mmu_v3::pte_bits::peer.max_value(), peer));

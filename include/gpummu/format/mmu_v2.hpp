@@ -491,6 +491,19 @@ public:
         DualPdeFields decoded = fields();
         return TablePointer{decoded.small.aperture, decoded.small.address};
     }
+    // Bits (low word, high word) no field of the entry's view covers: with a big-page table
+    // the system view (bit 5 is an address bit), without one the view that has NO_ATS. A
+    // 2 MiB PTE (IS_PTE) is judged by `as_pte().undefined_bits()` instead.
+    [[nodiscard]] constexpr std::array<u64, 2> undefined_bits() const noexcept
+    {
+        using namespace dual_pde_bits;
+        const bool big_table =
+            aperture_codes::pde_aperture(big_aperture.get(low_)) != Aperture::invalid;
+        const u64 low = big_table ? fields_mask(system_view, 0) : fields_mask(no_big_table_view, 0);
+        const u64 high =
+            big_table ? fields_mask(system_view, 1) : fields_mask(no_big_table_view, 1);
+        return {low_ & ~low, high_ & ~high};
+    }
     constexpr bool operator==(const DualPde &) const noexcept = default;
 
 private:
@@ -547,5 +560,14 @@ static_assert(MmuV2::Pte::map({.address = PhysicalAddress{0x1000}})->raw() == 0x
 static_assert(MmuV2::Pte::map({.address = PhysicalAddress{0x2000000000}}).error() ==
               Error::field_overflow);
 static_assert(MmuV2::Pte::map({.address = PhysicalAddress{0x1800}}).error() == Error::misaligned);
+
+// Every dual PDE the encoders make has no undefined bit (the table walk refuses those).
+static_assert(MmuV2::DualPde::sparse().undefined_bits() == std::array<u64, 2>{0, 0});
+static_assert(MmuV2::DualPde::point_to({Aperture::video, PhysicalAddress{0x1'2300}},
+                                       {Aperture::video, PhysicalAddress{0x45'6000}})
+                  ->undefined_bits() == std::array<u64, 2>{0, 0});
+static_assert(MmuV2::DualPde::point_to({}, {Aperture::system_coherent, PhysicalAddress{0x7000}})
+                  ->undefined_bits() == std::array<u64, 2>{0, 0});
+static_assert(MmuV2::DualPde::from_raw(u64{1} << 63, 0).undefined_bits()[0] == u64{1} << 63);
 
 }  // namespace gpummu

@@ -490,6 +490,13 @@ public:
         DualPdeFields decoded = fields();
         return TablePointer{decoded.small.aperture, decoded.small.address};
     }
+    // Bits (low word, high word) no field covers. A 2 MiB PTE (IS_PTE) is judged by
+    // `as_pte().undefined_bits()` instead.
+    [[nodiscard]] constexpr std::array<u64, 2> undefined_bits() const noexcept
+    {
+        return {low_ & ~fields_mask(dual_pde_bits::all, 0),
+                high_ & ~fields_mask(dual_pde_bits::all, 1)};
+    }
     constexpr bool operator==(const DualPde &) const noexcept = default;
 
 private:
@@ -543,5 +550,14 @@ static_assert(mmu_v3::PtePcf::from_flags(false, false, false, false, true).value
 // Addresses are stored in place: VRAM 0x1000, valid, PCF 0 -> 0x1001.
 static_assert(MmuV3::Pte::map({.address = PhysicalAddress{0x1000}})->raw() == 0x1001);
 static_assert(MmuV3::Pte::map({.kind = 0x10}).error() == Error::field_overflow);
+
+// Every dual PDE the encoders make has no undefined bit (the table walk refuses those).
+static_assert(MmuV3::DualPde::sparse().undefined_bits() == std::array<u64, 2>{0, 0});
+static_assert(MmuV3::DualPde::point_to({Aperture::video, PhysicalAddress{0x1'2300}},
+                                       {Aperture::video, PhysicalAddress{0x45'6000}})
+                  ->undefined_bits() == std::array<u64, 2>{0, 0});
+static_assert(MmuV3::DualPde::point_to({}, {Aperture::system_coherent, PhysicalAddress{0x7000}})
+                  ->undefined_bits() == std::array<u64, 2>{0, 0});
+static_assert(MmuV3::DualPde::from_raw(u64{1} << 63, 0).undefined_bits()[0] == u64{1} << 63);
 
 }  // namespace gpummu
