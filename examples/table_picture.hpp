@@ -6,10 +6,10 @@
 //                               PT   [####....] [##] (big-page tables dashed)
 //
 // Each table is a box; its entries are stripes coloured by kind (consecutive entries of one
-// kind merge into one stripe): table pointer, page (a PTE: 4 KiB, 64 KiB, or a large page
-// in a directory), sparse, NV4K (a big PTE that hides its 4 KiB PTEs), invalid. A line
-// joins each table to its parent. Rows hold at most `max_tables_per_row` boxes; the rest
-// are counted in a note. Tools only (hosted, stdio).
+// kind merge into one stripe, at least 2 px wide unless invalid): table pointer, page (a PTE: 4
+// KiB, 64 KiB, or a large page in a directory), sparse, NV4K (a big PTE that hides its 4 KiB PTEs),
+// invalid. A line joins each table to its parent. Rows hold at most `max_tables_per_row` boxes; the
+// rest are counted in a note. Tools only (hosted, stdio).
 #pragma once
 
 #include <algorithm>
@@ -118,7 +118,8 @@ bool write_table_picture(const char *path, HostMemory &memory, std::span<const W
     }
     int widest = 1;
     for (int count : placed) widest = std::max(widest, count);
-    const double width = left + widest * (box_width + gap) + 220;
+    constexpr double legend_step = 200;  // five legend entries side by side
+    const double width = std::max(left + widest * (box_width + gap) + 220, 10 + 5 * legend_step);
     const double height = top + static_cast<double>(rows) * row_height + 120;
 
     std::FILE *file = std::fopen(path, "w");
@@ -149,15 +150,21 @@ bool write_table_picture(const char *path, HostMemory &memory, std::span<const W
         if (x[i] < 0) continue;
         const auto kinds = entry_pictures<F>(memory, tables[i]);
         const double stripe = box_width / static_cast<double>(kinds.size());
+        // Invalid entries are the box's background; the others are drawn over it, at least
+        // 2 px wide so that one entry of a 512-entry table stays visible.
+        std::fprintf(
+            file, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n",
+            x[i], y[i], box_width, box_height, entry_picture_colour(EntryPicture::invalid));
         for (std::size_t first = 0; first < kinds.size();) {
             std::size_t last = first;
             while (last + 1 < kinds.size() && kinds[last + 1] == kinds[first]) ++last;
-            std::fprintf(file,
-                         "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" "
-                         "fill=\"%s\"/>\n",
-                         x[i] + static_cast<double>(first) * stripe, y[i],
-                         static_cast<double>(last - first + 1) * stripe, box_height,
-                         entry_picture_colour(kinds[first]));
+            if (kinds[first] != EntryPicture::invalid)
+                std::fprintf(file,
+                             "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" "
+                             "fill=\"%s\"/>\n",
+                             x[i] + static_cast<double>(first) * stripe, y[i],
+                             std::max(static_cast<double>(last - first + 1) * stripe, 2.0),
+                             box_height, entry_picture_colour(kinds[first]));
             first = last + 1;
         }
         std::fprintf(file,
@@ -182,7 +189,7 @@ bool write_table_picture(const char *path, HostMemory &memory, std::span<const W
                      "stroke=\"#222\"/><text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
                      legend_x, legend_y, entry_picture_colour(kind), legend_x + 18, legend_y + 11,
                      entry_picture_name(kind));
-        legend_x += 200;
+        legend_x += legend_step;
     }
     std::fprintf(file,
                  "<text x=\"10\" y=\"%.1f\">dashed boxes: big-page (64 KiB) tables; each box "
