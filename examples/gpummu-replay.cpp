@@ -80,8 +80,18 @@ using namespace gpummu;
 constexpr int exit_failed_line = 1;
 constexpr int exit_usage = 2;
 
+#ifdef GPUMMU_REPLAY_NO_MAIN
+// Built into a fuzz target (fuzz/fuzz_replay.cpp): a malformed script is thrown to it, not
+// an exit of the process.
+struct UsageError {};
+#endif
+
 [[noreturn]] void usage_error(const char *message, std::string_view detail = {}, unsigned line = 0)
 {
+#ifdef GPUMMU_REPLAY_NO_MAIN
+    (void)message, (void)detail, (void)line;
+    throw UsageError{};
+#endif
     std::fprintf(stderr, "gpummu-replay: ");
     if (line != 0) std::fprintf(stderr, "line %u: ", line);
     std::fprintf(stderr, "%s", message);
@@ -346,7 +356,10 @@ struct ScriptSpace {
 };
 
 template <class F>
-int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
+// `audit_each_line`: after every line, audit the buddy and every live space (the fuzz
+// target's invariant check); a failed audit aborts.
+int replay(const std::vector<Line> &lines, u64 vram, const char *image_path,
+           bool audit_each_line = false)
 {
     using Slot = ScriptSpace<F>;
     // calloc: the image's pages stay untouched (and zero) until a table lands on them.
@@ -441,7 +454,10 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
             numbers.size() == 1 && numbers[0]->number == job_line ? numbers[0] : nullptr;
         Slot *slot = find(current);
         if (slot == nullptr) return report(job_line, Error::not_allocated, about);
-        reserve.resize(Slot::Space::reserve_pages(job));
+        // The worst case of a huge range can exceed what VRAM could ever hold (the fuzz
+        // target found a map of 2^53 bytes asking for 10^10 entries): no reserve needs more
+        // entries than VRAM has pages; past that prepare fails with out_of_storage.
+        reserve.resize(std::min<std::size_t>(Slot::Space::reserve_pages(job), vram / 4096 + 1));
         std::size_t failed = job.size();
         auto prepared = slot->space.prepare(job, reserve, &failed);
         if (!prepared)
@@ -456,7 +472,23 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
 
     unsigned job_line = 0;    // inside a job: its `job` line
     bool job_failed = false;  // a line of the job failed already (it was reported)
+    struct LineAudit {
+        bool enabled;
+        const std::vector<std::unique_ptr<Slot>> &spaces;
+        const BuddyAllocator &buddy;
+        unsigned line;
+        ~LineAudit()
+        {
+            if (!enabled) return;
+            bool ok = buddy.check_invariants().has_value();
+            for (const auto &slot : spaces) ok = ok && slot->space.check_invariants().has_value();
+            if (ok) return;
+            std::fprintf(stderr, "gpummu-replay: audit failed after line %u\n", line);
+            std::abort();
+        }
+    };
     for (const Line &line : lines) {
+        const LineAudit audit{audit_each_line, spaces, *buddy, line.number};
         switch (line.command) {
         case Command::job:
             job_line = line.number;
@@ -571,6 +603,7 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path)
 
 }  // namespace
 
+#ifndef GPUMMU_REPLAY_NO_MAIN
 int main(int argc, char **argv)
 {
     const char *mmu = nullptr;
@@ -608,3 +641,4 @@ int main(int argc, char **argv)
     const std::vector<Line> lines = parse_script(script);
     return version == "v2" ? replay<MmuV2>(lines, vram, image) : replay<MmuV3>(lines, vram, image);
 }
+#endif

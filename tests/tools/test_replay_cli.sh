@@ -177,6 +177,12 @@ run v2 'job\nmap 0x1000 0x1000 0x1000\nunmap 0xFFFFFFFFFFFFF000 0x2000\nend\ntra
 {"va":"0x1000","state":"unmapped"}'* ]]
 check job-bad-range $? "rc=$rc $out"
 
+# A range whose worst-case tables exceed what VRAM could ever hold (found by fuzzing: the
+# reserve's storage was sized from it and could not be allocated) fails as a whole job.
+run v3 'sparse 0x1000 0x1ffffff000e000\nmap 0x1000 0x1000 0x1000\n'
+[ $rc -eq 1 ] && [[ "$out" == '{"line":1,"error":"out_of_storage","va":"0x1000"}'* ]]
+check huge-range-reserve $? "rc=$rc $out"
+
 # Malformed: exit 2, message on stderr, nothing on stdout (nothing ran).
 for bad in 'frobnicate 1' 'map 0x1000 0x1000' 'map 0x1000 0 0x1000 page=3k' 'map 1 2 3 aperture=x' \
            'translate zz' 'unmap 1 2 3' 'map 1 2 3 kind=256' 'translate 0x1g' \
