@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli.hpp"
 #include "gpummu/gpummu.hpp"
 #include "gpummu/hw/gpu_mm.hpp"
 #include "gpummu/hw/selftest.hpp"
@@ -56,9 +57,9 @@ void check(bool condition, const char *what)
 
 u64 parse_bytes(const char *text)
 {
-    char *end = nullptr;
-    const unsigned long long value = std::strtoull(text, &end, 0);
-    if (end == text || *end != '\0') usage("not a number");
+    u64 value = 0;
+    if (!cli::parse_size(text, value))
+        usage("BYTES: a number (decimal or 0x-hex), or one with a K, M, G or T suffix (64M)");
     return value;
 }
 

@@ -11,6 +11,7 @@
 // Exit status: 0; 1 for a chip gpummu does not know; 2 for bad arguments; 3 when there is no
 // device or no permission to read it (reading resource0 needs root).
 #include <dirent.h>
+#include <sys/stat.h>
 
 #include <cinttypes>
 #include <cstdio>
@@ -62,6 +63,14 @@ int main(int argc, char **argv)
                          argv[i]);
             return exit_usage;
         }
+    }
+    struct stat status {};
+    if (::stat(sysfs.c_str(), &status) != 0 || !S_ISDIR(status.st_mode)) {
+        std::fprintf(stderr,
+                     "gpummu-probe: %s is not a directory (--sysfs names the PCI devices "
+                     "directory, /sys/bus/pci/devices by default)\n",
+                     sysfs.c_str());
+        return exit_usage;
     }
     if (bdf.empty()) bdf = find_nvidia_gpu(sysfs);
     if (bdf.empty()) {

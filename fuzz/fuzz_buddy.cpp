@@ -17,10 +17,16 @@ struct Live {
     std::vector<BuddyBlock> blocks;
 };
 
+// Inside one region, where regions that touch count as one (the allocator joins them).
 bool inside_regions(const std::vector<VramRange> &regions, u64 begin, u64 end)
 {
-    for (const VramRange &region : regions)
-        if (begin >= region.begin().value() && end <= region.end().value()) return true;
+    for (std::size_t i = 0; i < regions.size(); ++i) {
+        u64 region_end = regions[i].end().value();
+        for (std::size_t j = i + 1; j < regions.size() && regions[j].begin().value() == region_end;
+             ++j)
+            region_end = regions[j].end().value();
+        if (begin >= regions[i].begin().value() && end <= region_end) return true;
+    }
     return false;
 }
 

@@ -56,8 +56,8 @@ void run(fuzz::Stream &in)
     std::vector<PageTableNode> nodes(2048);
     std::vector<PageTableChildren> children(64);
     PageTableConfig config;
-    config.page_sizes = PageSizeSet{PageSize::size_4k(), PageSize::size_64k(),
-                                    PageSize::size_2m(), PageSize::size_512m()};
+    config.page_sizes = PageSizeSet{PageSize::size_4k(), PageSize::size_64k(), PageSize::size_2m(),
+                                    PageSize::size_512m()};
     auto made = PageTable<F, HostMemory, BuddyTablePages<HostMemory>>::create(
         memory, pages, {nodes, children}, config);
     FUZZ_CHECK(made.has_value());

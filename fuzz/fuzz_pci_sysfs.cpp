@@ -33,7 +33,8 @@ void write_file(const std::string &name, const std::string &bytes)
 {
     std::FILE *file = std::fopen((directory() + "/" + name).c_str(), "wb");
     FUZZ_CHECK(file != nullptr);
-    if (!bytes.empty()) FUZZ_CHECK(std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size());
+    if (!bytes.empty())
+        FUZZ_CHECK(std::fwrite(bytes.data(), 1, bytes.size(), file) == bytes.size());
     std::fclose(file);
 }
 
@@ -41,7 +42,8 @@ std::string piece(fuzz::Stream &in, std::size_t most)
 {
     std::string out;
     const std::size_t length = in.below(most + 1);
-    for (std::size_t i = 0; i < length && !in.empty(); ++i) out.push_back(static_cast<char>(in.byte()));
+    for (std::size_t i = 0; i < length && !in.empty(); ++i)
+        out.push_back(static_cast<char>(in.byte()));
     return out;
 }
 
@@ -59,7 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         const unsigned lines = static_cast<unsigned>(in.below(10));
         for (unsigned i = 0; i < lines; ++i) {
             char line[96];
-            const unsigned long long start = in.edge_u64(), end = in.coin() ? start + in.below(1u << 16) : in.edge_u64();
+            const unsigned long long start = in.edge_u64(),
+                                     end = in.coin() ? start + in.below(1u << 16) : in.edge_u64();
             std::snprintf(line, sizeof line, "0x%016llx 0x%016llx 0x%016llx\n", start, end,
                           static_cast<unsigned long long>(in.edge_u64()));
             table += line;

@@ -19,7 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     const u64 top = ~u64{0} & ~(granule - 1);  // the highest granule-aligned end
     // A space of 1 granule .. 2^63 bytes, anywhere (often ending at the top).
     const u64 space_bytes = granule << in.below(52);
-    const u64 begin = in.coin() ? top - space_bytes : in.below((top - space_bytes) / granule) * granule;
+    const u64 begin =
+        in.coin() ? top - space_bytes : in.below((top - space_bytes) / granule) * granule;
     auto space = VirtualRange::from_size(VirtualAddress{begin}, space_bytes);
     FUZZ_CHECK(space.has_value());
     std::vector<RangeNode> pool(RangeAllocator::nodes_for(64));
@@ -37,7 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
         case 0:
         case 1: {
             RangeRequest request;
-            request.size = in.coin() ? in.edge_u64() : (1 + in.below(space_bytes / granule)) * granule;
+            request.size =
+                in.coin() ? in.edge_u64() : (1 + in.below(space_bytes / granule)) * granule;
             request.alignment = in.coin() ? in.edge_u64() : granule << in.below(40);
             if (in.coin()) {
                 request.window_begin = VirtualAddress{begin + in.below(space_bytes)};
@@ -78,7 +80,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             if (live.empty()) break;
             auto it = live.begin();
             std::advance(it, static_cast<long>(in.below(live.size())));
-            auto range = VirtualRange::from_bounds(VirtualAddress{it->first}, VirtualAddress{it->second});
+            auto range =
+                VirtualRange::from_bounds(VirtualAddress{it->first}, VirtualAddress{it->second});
             FUZZ_CHECK(ranges.free(*range).has_value());
             freed.push_back(*range);
             live.erase(it);
@@ -89,7 +92,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
             if (!freed.empty() && in.coin()) {
                 range = freed[in.below(freed.size())];
             } else {
-                auto made_up = VirtualRange::from_size(VirtualAddress{in.edge_u64()}, in.edge_u64());
+                auto made_up =
+                    VirtualRange::from_size(VirtualAddress{in.edge_u64()}, in.edge_u64());
                 if (!made_up) break;
                 range = *made_up;
             }

@@ -27,8 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size
     }
     if (lines.size() > 300) return 0;  // keep each run short
     constexpr u64 vram = 16u << 20;
-    const int status = v2 ? replay<MmuV2>(lines, vram, nullptr, true)
-                          : replay<MmuV3>(lines, vram, nullptr, true);
+    const int status =
+        v2 ? replay<MmuV2>(lines, vram, nullptr, true) : replay<MmuV3>(lines, vram, nullptr, true);
     FUZZ_CHECK(status == 0 || status == 1);
     return 0;
 }

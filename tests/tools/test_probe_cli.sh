@@ -74,6 +74,9 @@ if [ "$(id -u)" != 0 ]; then
   out=$("$tool" --sysfs "$sys" --device 0000:02:00.0 2>&1); rc=$?
   [ $rc -eq 3 ]; check no-permission $? "rc=$rc $out"
 fi
+out=$("$tool" --sysfs "$work/does-not-exist" 2>&1); rc=$?
+[ $rc -eq 2 ] && [[ "$out" == *"does-not-exist is not a directory"* ]]
+check sysfs-missing $? "rc=$rc $out"
 out=$("$tool" --frobnicate 2>&1); rc=$?
 [ $rc -eq 2 ]; check bad-argument $? "rc=$rc"
 
