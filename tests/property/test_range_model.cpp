@@ -2,7 +2,9 @@
 // allocate / reserve / free / find. Every result is checked for window, alignment, size and
 // overlap; a refusal is accepted only when the model has no hole that certainly fits
 // (a hole at least size + alignment - 4 KiB long inside the window, the allocator's own
-// guarantee); the audit runs after every step in the short run.
+// guarantee); the audit runs after every step in the short run. Spaces lie at low addresses
+// or end at the top of the 64-bit range (the last granule-aligned address), where every
+// end and window computation is one step from wrapping.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -47,11 +49,26 @@ struct Model {
     }
 };
 
-void run(u64 seed, long operations, bool audit)
+#ifndef GPUMMU_RANGE_OPERATIONS
+#define GPUMMU_RANGE_OPERATIONS 300000
+#endif
+
+enum class Placement { low, top };
+
+// b + bytes, or `limit` when that would pass it (or wrap past 2^64).
+u64 clamped_end(u64 b, u64 bytes, u64 limit)
+{
+    return bytes > limit - b ? limit : b + bytes;
+}
+
+void run(u64 seed, long operations, bool audit, Placement placement = Placement::low)
 {
     Random random(seed);
-    const u64 space_begin = random.below(16) * granule;
     const u64 space_size = (4096 + random.below(8192)) * granule;  // 16..48 MiB
+    constexpr u64 top = ~u64{0} & ~(granule - 1);                  // 2^64 - 4 KiB
+    const u64 space_begin = placement == Placement::low
+                                ? random.below(16) * granule
+                                : top - space_size - random.below(2) * granule;
     std::vector<RangeNode> pool(RangeAllocator::nodes_for(2048));
     auto ranges =
         RangeAllocator::create(
@@ -69,7 +86,8 @@ void run(u64 seed, long operations, bool audit)
             if (random.below(4) == 0) {
                 u64 b = space_begin + random.below(space_size / granule) * granule;
                 request.window_begin = VirtualAddress{b};
-                request.window_end = VirtualAddress{b + (1 + random.below(4096)) * granule};
+                request.window_end =
+                    VirtualAddress{clamped_end(b, (1 + random.below(4096)) * granule, ~u64{0})};
             }
             u64 size = (request.size + granule - 1) / granule * granule;
             auto result = ranges.allocate(request);
@@ -90,7 +108,7 @@ void run(u64 seed, long operations, bool audit)
             }
         } else if (op < 55) {
             u64 b = space_begin + random.below(space_size / granule) * granule;
-            u64 e = std::min(b + (1 + random.below(64)) * granule, model.end);
+            u64 e = clamped_end(b, (1 + random.below(64)) * granule, model.end);
             auto result = ranges.reserve(
                 VirtualRange::from_bounds(VirtualAddress{b}, VirtualAddress{e}).value());
             REQUIRE(result.has_value() == !model.overlaps(b, e));
@@ -128,10 +146,16 @@ TEST_CASE("range allocator vs model, audited after every step")
     for (u64 seed = 1; seed <= 6; ++seed) {
         CAPTURE(seed);
         run(seed, 4000, true);
+        run(seed, 4000, true, Placement::top);
     }
 }
 
 TEST_CASE("range allocator vs model, long run")
 {
-    run(0x7a9, 300000, false);
+    run(0x7a9, GPUMMU_RANGE_OPERATIONS, false);
+}
+
+TEST_CASE("range allocator vs model at the top of the 64-bit range, long run")
+{
+    run(0x7aa, GPUMMU_RANGE_OPERATIONS, false, Placement::top);
 }

@@ -14,13 +14,14 @@ using namespace gpummu;
 namespace {
 
 // "Quick start", as a function that may return an error name.
-const char *quick_start(u64 &word, unsigned &va_bits, mmu_v2::PteFields &fields)
+const char *quick_start(u64 &word_out, unsigned &va_bits_out, mmu_v2::PteFields &fields_out)
 {
     // A 4 KiB read-only page of VRAM at 0x12345000 as an MMU v3 PTE.
     Result<MmuV3::Pte> pte =
         MmuV3::Pte::map({.address = PhysicalAddress{0x1234'5000}, .read_only = true, .kind = 6});
     if (!pte) return error_name(pte.error());  // e.g. "misaligned"
-    word = pte->raw();                         // 0x0000000012345621
+    u64 word = pte->raw();                     // 0x0000000012345621
+    word_out = word;
 
     // PD0: a dual PDE pointing at a 64 KiB page table (256 B aligned) and a 4 KiB one.
     auto pd0 = MmuV2::DualPde::point_to({Aperture::video, PhysicalAddress{0x20'0100}},
@@ -28,10 +29,13 @@ const char *quick_start(u64 &word, unsigned &va_bits, mmu_v2::PteFields &fields)
     if (!pd0) return error_name(pd0.error());
 
     // Decode any word found in a dump.
-    fields = mmu_v2::Pte::from_raw(0x0600000000000101).fields();  // valid, vram, 0x1000, kind 6
+    auto fields =
+        mmu_v2::Pte::from_raw(0x0600000000000101).fields();  // valid, vram, 0x1000, kind 6
+    fields_out = fields;
 
     // Pick the format at run time, run compile-time code below it.
-    va_bits = with_format(MmuVersion::v3, [](auto f) { return decltype(f)::va_bits; });
+    unsigned va_bits = with_format(MmuVersion::v3, [](auto f) { return decltype(f)::va_bits; });
+    va_bits_out = va_bits;
     return nullptr;
 }
 
@@ -48,7 +52,8 @@ Result<void> buddy_example(std::size_t &block_count, u64 &allocated, bool &all_f
     if (!buffer) return failure(buffer.error());  // out_of_memory, invalid_argument, ...
     block_count = buffer->blocks.size();
     allocated = 0;
-    for (BuddyBlock block : buffer->blocks) allocated += block.size;
+    auto use = [&](VramAddress, u64 size) { allocated += size; };
+    for (BuddyBlock block : buffer->blocks) use(block.address, block.size);
     if (auto freed = vram.free(buffer->blocks, /*cleared=*/false); !freed) return freed;
     all_free_again = vram.free_bytes() == vram.total_bytes();
     return success();
@@ -137,9 +142,10 @@ Result<void> address_space_example(Translation &seen, u64 &tables_after, unsigne
     if (!translation) return failure(translation.error());
     seen = *translation;  // mapped, 2 MiB page, PA 0x1'0000'1234, read-only
 
-    GPUMMU_TRY(space.release(mapping->handle));    // unmap, invalidate, free emptied tables
-    tables_after = space.stats().tables.tables();  // 1: only the root is left
-    invalidates = tlb.invalidates;                 // 2
+    GPUMMU_TRY(space.release(mapping->handle));  // unmap, invalidate, free emptied tables
+    u64 tables = space.stats().tables.tables();  // 1: only the root is left
+    tables_after = tables;
+    invalidates = tlb.invalidates;  // 2
     return success();
 }
 
@@ -165,8 +171,9 @@ Result<void> bind_job_example(Space &space, MappingBacking &buffer, unsigned &st
     if (!prepared) return failure(prepared.error());
 
     // Later, where nothing may allocate (a fence callback): cannot run out of memory.
-    auto batch = space.commit(std::move(*prepared), [&](const MappingStep &) {
-        ++steps_seen;  // mapped, remapped (prev + next), remapped, protected
+    auto record = [&](const MappingStep &) { ++steps_seen; };
+    auto batch = space.commit(std::move(*prepared), [&](const MappingStep &step) {
+        record(step);  // mapped, remapped (prev + next), remapped, protected
     });
     if (!batch) return failure(batch.error());
     return space.flush(*batch);  // one TLB invalidate for the whole job
