@@ -1,6 +1,10 @@
 // gpummu-demo: the README's main job, on simulated GPUs (no hardware is touched).
 //
-//   gpummu-demo [--chip ga102|gh100|all] [--vram BYTES] [--buffer BYTES]
+//   gpummu-demo [--chip ga102|gh100|all] [--vram BYTES] [--buffer BYTES] [--svg FILE]
+//
+// BYTES: a number, or one with a K, M, G or T suffix (--vram 512M). --svg FILE draws the
+// first chip's BAR1 page-table tree and a map of its VRAM (free, known zero, allocated,
+// page tables, firmware's) while the buffer of step 4 is mapped.
 //
 // For each chip (default: a simulated GA102, MMU v2, then a simulated GH100, MMU v3):
 //   1. boot the simulator: BOOT_0/42, PRAMIN window register, TLB registers, GSP-style FB
@@ -27,6 +31,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "table_picture.hpp"
 #include "gpummu/gpummu.hpp"
 #include "gpummu/hw/gpu_mm.hpp"
 #include "gpummu/hw/selftest.hpp"
@@ -37,6 +42,7 @@ using namespace gpummu;
 using Mm = GpuMm<sim::Gpu::Bar0, sim::Gpu::Bar1>;
 
 int failures = 0;
+const char *svg_path = nullptr;  // --svg: drawn once, for the first chip
 
 void check(bool condition, const char *what)
 {
@@ -46,12 +52,12 @@ void check(bool condition, const char *what)
     }
 }
 
+constexpr const char *usage_line =
+    "usage: gpummu-demo [--chip ga102|gh100|all] [--vram BYTES] [--buffer BYTES] [--svg FILE]";
+
 [[noreturn]] void usage(const char *message)
 {
-    std::fprintf(stderr,
-                 "gpummu-demo: %s\nusage: gpummu-demo [--chip ga102|gh100|all] [--vram BYTES] "
-                 "[--buffer BYTES]\n",
-                 message);
+    std::fprintf(stderr, "gpummu-demo: %s\n%s\n", message, usage_line);
     std::exit(2);
 }
 
@@ -61,6 +67,49 @@ u64 parse_bytes(const char *text)
     if (!cli::parse_size(text, value))
         usage("BYTES: a number (decimal or 0x-hex), or one with a K, M, G or T suffix (64M)");
     return value;
+}
+
+// --svg: the BAR1 tables (walked from GSP's root in VRAM, as the MMU sees them) over a map of
+// VRAM from the buddy's blocks.
+template <class F>
+bool draw_picture(const char *path, std::vector<u64> &vram, Mm &mm, const FbLayout &layout,
+                  u64 bar1_bytes)
+{
+    HostMemory memory(vram);
+    struct Collect {
+        std::vector<WalkedTable> tables;
+        Result<void> table(const WalkedTable &table)
+        {
+            tables.push_back(table);
+            return success();
+        }
+        void page(const WalkedPage &) {}
+    } collect;
+    const u64 vram_end = vram.size() * 8;
+    auto walked =
+        walk_tables<F>(memory, VramAddress{vram_end},
+                       TablePointer{Aperture::video, PhysicalAddress{layout.bar1_pdb().value()}},
+                       VirtualAddress{0}, VirtualAddress{bar1_bytes}, collect);
+    if (!walked) return false;
+    std::vector<VramSpan> spans;
+    for (const VramRange &region : layout.usable_regions()) {
+        for (u64 at = region.begin().value(); at < region.end().value();) {
+            auto here = mm.buddy().block_state_at(VramAddress{at});
+            if (!here) return false;
+            const VramUse use = here->state == BuddyBlockState::allocated ? VramUse::allocated
+                                : here->state == BuddyBlockState::free_cleared
+                                    ? VramUse::free_cleared
+                                    : VramUse::free_dirty;
+            at = here->block.address.value() + here->block.size;
+            spans.push_back({here->block.address.value(), at, use});
+        }
+    }
+    for (const WalkedTable &table : collect.tables)
+        spans.push_back({table.address.value(),
+                         table.address.value() + (table.big_page_table ? 256 : 4096),
+                         VramUse::tables});
+    return write_tree_and_vram_picture<F>(
+        path, memory, collect.tables, "BAR1 page tables (GSP's root, adopted)", spans, vram_end);
 }
 
 template <class F>
@@ -361,6 +410,15 @@ void run_chip(const sim::ChipModel &chip, u64 vram_bytes, u64 buffer_bytes)
             print_levels<MmuV2>(stats);
         else
             print_levels<MmuV3>(stats);
+        if (svg_path != nullptr) {
+            const bool drawn =
+                record.mmu_version == MmuVersion::v2
+                    ? draw_picture<MmuV2>(svg_path, vram, *mm, *layout, gpu->bar1_bytes())
+                    : draw_picture<MmuV3>(svg_path, vram, *mm, *layout, gpu->bar1_bytes());
+            check(drawn, "the picture is drawn (--svg)");
+            if (drawn) std::printf("  picture of the BAR1 tables and VRAM: %s\n", svg_path);
+            svg_path = nullptr;
+        }
 
         bool written = true;
         for (u64 offset = 0; offset < mapping->size() && written; offset += 8)
@@ -415,9 +473,10 @@ int main(int argc, char **argv)
             vram = parse_bytes(argv[++i]);
         else if (argument == "--buffer")
             buffer = parse_bytes(argv[++i]);
+        else if (argument == "--svg")
+            svg_path = argv[++i];
         else if (argument == "--help") {
-            std::puts(
-                "usage: gpummu-demo [--chip ga102|gh100|all] [--vram BYTES] [--buffer BYTES]");
+            std::puts(usage_line);
             return 0;
         } else
             usage("unknown argument");

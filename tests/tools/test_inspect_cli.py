@@ -4,7 +4,9 @@ replay prints agrees with the run inspect prints for that VA (or no run, when un
 the table totals agree; runs coalesce as documented; --va limits; the SVG parses; corrupt
 images exit 1 with the VA and table named; bad arguments exit 2.
 
-usage: test_inspect_cli.py GPUMMU_REPLAY GPUMMU_INSPECT"""
+Given GPUMMU_DEMO too: gpummu-demo --svg draws a tree and a 4096-square VRAM map that parse.
+
+usage: test_inspect_cli.py GPUMMU_REPLAY GPUMMU_INSPECT [GPUMMU_DEMO]"""
 import json
 import os
 import random
@@ -237,6 +239,22 @@ for args in (["--mmu", "v4", "--image", image, "--pdb", "0"],
     code, stdout, stderr = run_inspect(*args)
     check("bad-args " + " ".join(args[-2:]), code == 2 and stdout == "" and "usage:" in stderr,
           f"rc={code} {stdout!r} {stderr!r}")
+
+# 5. gpummu-demo --svg: the BAR1 tree above the VRAM map.
+if len(sys.argv) > 3:
+    picture = os.path.join(workdir, "demo.svg")
+    done = subprocess.run([sys.argv[3], "--chip", "gh100", "--vram", "64M", "--buffer", "16M",
+                           "--svg", picture], capture_output=True, text=True)
+    try:
+        root = ET.parse(picture).getroot()
+        rects = root.findall("{http://www.w3.org/2000/svg}rect")
+        titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}title")]
+        colours = {r.get("fill") for r in rects}
+        ok = (done.returncode == 0 and len(rects) > 4096 and any("PD4" in (t or "") for t in titles)
+              and {"#3a9a4a", "#d65f5f", "#9e9e9e"} <= colours)
+    except (ET.ParseError, OSError) as error:
+        ok, rects = False, error
+    check("demo-svg", ok, f"rc={done.returncode} {done.stdout[-300:]} {done.stderr}")
 
 print(f"inspect cli: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -668,6 +668,51 @@ TEST_CASE("block_at finds the allocated block holding an address")
     CHECK(fixture.buddy.block_at(block.address).error() == Error::not_allocated);
 }
 
+TEST_CASE("block_state_at walks VRAM block by block: allocated, free cleared, free dirty")
+{
+    // Every region is tiled by blocks; a walk from each region's start by block sizes
+    // reaches its end, and the free bytes seen (cleared ones apart) match the statistics.
+    auto fixture = BuddyFixture::make({range_of(1 * MiB, 3 * MiB), range_of(8 * MiB, 1 * MiB)});
+    std::array<BuddyBlock, 16> out{};
+    auto a = fixture.buddy.allocate(192 * KiB, {}, out);
+    REQUIRE(a);
+    const std::vector<BuddyBlock> held(a->blocks.begin(), a->blocks.end());
+    auto b = fixture.buddy.allocate(64 * KiB, {.top_down = true}, out);
+    REQUIRE(b);
+    REQUIRE(fixture.buddy.free(out[0], /*cleared=*/true));
+    u64 free_seen = 0, cleared_seen = 0, allocated_seen = 0;
+    for (const auto &[begin, end] : {std::pair{1 * MiB, 4 * MiB}, std::pair{8 * MiB, 9 * MiB}}) {
+        u64 at = begin;
+        while (at < end) {
+            auto here = fixture.buddy.block_state_at(VramAddress{at + 100});
+            REQUIRE(here);
+            REQUIRE(here->block.address.value() == at);  // blocks tile the region
+            switch (here->state) {
+            case BuddyBlockState::allocated: allocated_seen += here->block.size; break;
+            case BuddyBlockState::free_cleared:
+                cleared_seen += here->block.size;
+                free_seen += here->block.size;
+                CHECK(here->block.cleared);
+                break;
+            case BuddyBlockState::free_dirty:
+                free_seen += here->block.size;
+                CHECK_FALSE(here->block.cleared);
+                break;
+            }
+            at += here->block.size;
+        }
+        CHECK(at == end);
+    }
+    CHECK(allocated_seen == 192 * KiB);
+    CHECK(free_seen == fixture.buddy.free_bytes());
+    CHECK(cleared_seen == fixture.buddy.cleared_bytes());
+    CHECK(cleared_seen >= 64 * KiB);
+    auto inside = fixture.buddy.block_state_at(held[0].address);
+    REQUIRE(inside);
+    CHECK(inside->state == BuddyBlockState::allocated);
+    CHECK(fixture.buddy.block_state_at(VramAddress{5 * MiB}).error() == Error::out_of_range);
+}
+
 TEST_CASE("blocks say whether they were handed out cleared")
 {
     auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});

@@ -11,7 +11,8 @@
 //     zero. Blocks are written into a caller-supplied span: no heap. Each block says
 //     whether it was handed out cleared.
 //   - free(blocks, cleared), trim(blocks, new size), reserve(exact range), stats(),
-//     reset_clear(cleared) (all free memory becomes cleared or dirty), block_at(address).
+//     reset_clear(cleared) (all free memory becomes cleared or dirty), block_at(address) and
+//     block_state_at(address) (the free or allocated block there and its kind: a VRAM map).
 //   - check_invariants(): a full audit for tests and debug builds.
 //
 // No false refusals
@@ -97,6 +98,13 @@ struct BuddyOptions {
     bool top_down = false;        // highest address that fits (default: best fit, low first)
     bool contiguous = false;      // one run of memory (a single block if size is a power of two)
     bool prefer_cleared = false;  // take memory known to be zero first (else dirty first)
+};
+
+// What holds an address (block_state_at): an allocated block, or a free one and its kind.
+enum class BuddyBlockState : u8 { allocated, free_cleared, free_dirty };
+struct BuddyBlockAt {
+    BuddyBlock block;
+    BuddyBlockState state = BuddyBlockState::allocated;
 };
 
 // The blocks of one request: a view into the span the caller passed to allocate/reserve.
@@ -392,13 +400,27 @@ public:
     // does not remember what a block was when handed out.
     [[nodiscard]] Result<BuddyBlock> block_at(VramAddress address) const noexcept
     {
+        auto found = block_state_at(address);
+        if (!found) return failure(found.error());
+        if (found->state != BuddyBlockState::allocated) return failure(Error::not_allocated);
+        return found->block;
+    }
+
+    // The block, free or allocated, holding `address`, and what it is: a map of VRAM is a
+    // walk of these (next address: block.address + block.size). `cleared` says whether a
+    // free block is known to be zero. Errors: out_of_range (in no region). O(log N).
+    [[nodiscard]] Result<BuddyBlockAt> block_state_at(VramAddress address) const noexcept
+    {
         u64 chunk = address.value() >> layout_.chunk_shift;
         if (region_of(chunk, chunk + 1) < 0) return failure(Error::out_of_range);
         Node node;
         u64 value = none;
-        if (!block_holding(chunk, node, value) || value != allocated)
-            return failure(Error::not_allocated);
-        return block_of(node.order, node.index, false);
+        if (!block_holding(chunk, node, value)) return failure(Error::out_of_range);
+        const BuddyBlockState state = value == allocated    ? BuddyBlockState::allocated
+                                      : value == free_clean ? BuddyBlockState::free_cleared
+                                                            : BuddyBlockState::free_dirty;
+        return BuddyBlockAt{
+            block_of(node.order, node.index, state == BuddyBlockState::free_cleared), state};
     }
 
     [[nodiscard]] BuddyStats stats() const noexcept
