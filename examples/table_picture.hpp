@@ -274,10 +274,15 @@ inline void draw_vram_map(std::FILE *file, std::span<const VramSpan> spans, u64 
         for (u64 cell = span.begin / cell_bytes; cell < cells && cell * cell_bytes < span.end;
              ++cell)
             use[cell] = std::max(use[cell], span.use);
-    for (std::size_t cell = 0; cell < cells; ++cell)
-        std::fprintf(file, "<rect x=\"%zu\" y=\"%.1f\" width=\"9\" height=\"9\" fill=\"%s\"/>\n",
+    // One rectangle per run of equal squares in a row.
+    for (std::size_t cell = 0; cell < cells;) {
+        std::size_t run = 1;
+        while (cell + run < cells && (cell + run) % 64 != 0 && use[cell + run] == use[cell]) ++run;
+        std::fprintf(file, "<rect x=\"%zu\" y=\"%.1f\" width=\"%zu\" height=\"9\" fill=\"%s\"/>\n",
                      10 + (cell % 64) * 10, top + 30 + static_cast<double>(cell / 64) * 10,
-                     vram_use_colour(use[cell]));
+                     run * 10 - 1, vram_use_colour(use[cell]));
+        cell += run;
+    }
     const double legend_y = top + 30 + static_cast<double>(cells / 64 + 1) * 10 + 6;
     double legend_x = 10;
     for (VramUse kind : {VramUse::unmanaged, VramUse::free_dirty, VramUse::free_cleared,

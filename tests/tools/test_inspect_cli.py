@@ -250,7 +250,9 @@ if len(sys.argv) > 3:
         rects = root.findall("{http://www.w3.org/2000/svg}rect")
         titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}title")]
         colours = {r.get("fill") for r in rects}
-        ok = (done.returncode == 0 and len(rects) > 4096 and any("PD4" in (t or "") for t in titles)
+        squares = sum(round((float(r.get("width")) + 1) / 10) for r in rects
+                      if r.get("height") == "9")
+        ok = (done.returncode == 0 and squares == 4096 and any("PD4" in (t or "") for t in titles)
               and {"#3a9a4a", "#d65f5f", "#9e9e9e"} <= colours)
     except (ET.ParseError, OSError) as error:
         ok, rects = False, error
