@@ -254,10 +254,14 @@ void run(u64 seed, long steps)
 
 }  // namespace
 
+#ifndef GPUMMU_ADDRESS_SPACE_OPERATIONS
+#define GPUMMU_ADDRESS_SPACE_OPERATIONS 4000
+#endif
+
 TEST_CASE_TEMPLATE("address spaces sharing one buddy vs a handle model", F, MmuV2, MmuV3)
 {
     for (u64 seed = 1; seed <= 6; ++seed) {
         CAPTURE(seed);
-        run<F>(seed, 4000);
+        run<F>(seed, GPUMMU_ADDRESS_SPACE_OPERATIONS);  // steps per seed
     }
 }
