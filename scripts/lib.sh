@@ -19,6 +19,9 @@ ensure_packages() {
 
 # The packages a plain build with tests, benchmarks and examples needs.
 build_packages=(meson ninja-build g++ pkg-config cmake doctest-dev libbenchmark-dev)
+# What the libFuzzer targets of fuzz/ need beyond that: clang and its runtime (libFuzzer,
+# ASan, UBSan).
+fuzz_packages=(clang libclang-rt-dev)
 
 # configure_once DIR [meson setup args...]: sets up DIR unless it is already configured.
 configure_once() {
