@@ -102,7 +102,7 @@ class TableTreePicture {
 public:
     static constexpr int max_tables_per_row = 40;
     static constexpr double box_width = 120, box_height = 26, gap = 10, row_height = 80, left = 70,
-                            title_height = 30, legend_step = 200;
+                            title_height = 30, legend_step = 240;
 
     TableTreePicture(HostMemory &memory, std::span<const WalkedTable> tables)
         : memory_(memory),

@@ -18,7 +18,8 @@ ensure_packages() {
 }
 
 # The packages a plain build with tests, benchmarks and examples needs.
-build_packages=(meson ninja-build g++ pkg-config cmake doctest-dev libbenchmark-dev)
+# (librsvg2-bin: rsvg-convert, which the tool tests render every SVG picture with)
+build_packages=(meson ninja-build g++ pkg-config cmake doctest-dev libbenchmark-dev librsvg2-bin)
 # What the libFuzzer targets of fuzz/ need beyond that: clang and its runtime (libFuzzer,
 # ASan, UBSan).
 fuzz_packages=(clang libclang-rt-dev)

@@ -5,8 +5,11 @@ the table totals agree; runs coalesce as documented; --va limits; the SVG parses
 images exit 1 with the VA and table named; bad arguments exit 2.
 
 Given GPUMMU_DEMO too: gpummu-demo --svg draws a tree and a 4096-square VRAM map that parse.
+Given RSVG_CONVERT (librsvg, the renderer GNOME's image viewer and many browsers' engines
+share the SVG rules with) and the source root too: every picture the tools drew here and
+every SVG under docs/img renders to a PNG of the size the SVG declares.
 
-usage: test_inspect_cli.py GPUMMU_REPLAY GPUMMU_INSPECT [GPUMMU_DEMO]"""
+usage: test_inspect_cli.py GPUMMU_REPLAY GPUMMU_INSPECT [GPUMMU_DEMO [RSVG_CONVERT SOURCE_ROOT]]"""
 import json
 import os
 import random
@@ -257,6 +260,29 @@ if len(sys.argv) > 3:
     except (ET.ParseError, OSError) as error:
         ok, rects = False, error
     check("demo-svg", ok, f"rc={done.returncode} {done.stdout[-300:]} {done.stderr}")
+
+# 6. Every picture renders: the tools' own and the committed ones.
+if len(sys.argv) > 5:
+    rsvg, source_root = sys.argv[4], sys.argv[5]
+    pictures = [os.path.join(workdir, name) for name in sorted(os.listdir(workdir))
+                if name.endswith(".svg")]
+    pictures += sorted(os.path.join(source_root, "docs", "img", name)
+                       for name in os.listdir(os.path.join(source_root, "docs", "img"))
+                       if name.endswith(".svg"))
+    check("svg-pictures-found", len(pictures) >= 4, f"{pictures}")
+    for picture in pictures:
+        png = os.path.join(workdir, os.path.basename(picture) + ".render.png")
+        done = subprocess.run([rsvg, "-o", png, picture], capture_output=True, text=True)
+        ok = done.returncode == 0 and os.path.exists(png)
+        if ok:
+            with open(png, "rb") as f:
+                header = f.read(24)
+            width, height = struct.unpack(">II", header[16:24])
+            root = ET.parse(picture).getroot()
+            ok = (header[:8] == b"\x89PNG\r\n\x1a\n" and
+                  width == round(float(root.get("width"))) and
+                  height == round(float(root.get("height"))))
+        check("renders " + os.path.basename(picture), ok, f"{done.stderr}")
 
 print(f"inspect cli: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
