@@ -4,8 +4,8 @@
 usage: plot_bench.py RESULTS_DIR OUTPUT_DIR
 
 For every RESULTS_DIR/NAME.json (written by scripts/bench) it writes OUTPUT_DIR/NAME.svg:
-one horizontal bar per benchmark (time per iteration, or the `ns_per_operation` counter
-where the benchmark reports one), on a log scale, longest name first column. It also writes
+one horizontal bar per benchmark (time per iteration, or its `ns_per_...` counter where the
+benchmark reports one), on a log scale, longest name first column. It also writes
 OUTPUT_DIR/ratios.svg from RESULTS_DIR/ratios.tsv (label, ratio, goal): the ratio of each
 workload to its baseline measured in the same run, with the goal marked."""
 import html
@@ -96,7 +96,7 @@ for name in sorted(os.listdir(results)):
             continue
         family = bench["name"].split("<")[0].split("/")[0]
         colour = families.setdefault(family, len(families))
-        value = bench.get("ns_per_operation")
+        value = next((bench[key] for key in sorted(bench) if key.startswith("ns_per")), None)
         if value is None:
             value = bench["real_time"] * UNITS.get(bench.get("time_unit", "ns"), 1.0)
         rows.append((bench["name"], float(value), colour))
