@@ -21,6 +21,8 @@
 #include "gpummu/memory/host_memory.hpp"
 #include "gpummu/vmm/address_space.hpp"
 #include "support/random.hpp"
+#include "support/space_storage.hpp"
+#include "support/vram_image.hpp"
 
 using namespace gpummu;
 
@@ -28,9 +30,15 @@ namespace {
 
 constexpr u64 KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
 
-struct NoInvalidator {
-    Result<void> invalidate(const TlbInvalidation &) { return success(); }
-};
+using NoInvalidator = testing::NoTlb;
+
+// The counter of a time per operation (a rate inverted).
+benchmark::Counter per_operation(u64 operations, benchmark::State &state)
+{
+    return benchmark::Counter(static_cast<double>(operations) *
+                                  static_cast<double>(state.iterations()),
+                              benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
 
 void buddy_scale(benchmark::State &state)
 {
@@ -60,54 +68,22 @@ void buddy_scale(benchmark::State &state)
         }
     }
     state.counters["failures"] = static_cast<double>(failures);
-    state.counters["ns_per_operation"] = benchmark::Counter(
-        static_cast<double>(2 * operations) * static_cast<double>(state.iterations()),
-        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    state.counters["ns_per_operation"] = per_operation(2 * operations, state);
     state.counters["metadata_bytes"] = static_cast<double>(buddy.metadata_bytes());
     state.counters["live_blocks"] = static_cast<double>(live.size());
 }
 
-// One address space's storage, sized for `mappings` live 64 KiB mappings.
-struct SpaceStorage {
-    std::vector<RangeNode> range_nodes;
-    std::vector<PageTableNode> table_nodes;
-    std::vector<PageTableChildren> children;
-    std::vector<BigTableSlot> slots;
-    std::vector<MappingRecord> records;
-    explicit SpaceStorage(std::size_t mappings)
-        : range_nodes(RangeAllocator::nodes_for(mappings + 2)),
-          table_nodes(mappings / 16 + 64),  // a big-page table per 2 MiB, directories
-          children(mappings / 8192 + 16),
-          slots(mappings / 256 + 16),
-          records(mappings + 2)
-    {
-    }
-    AddressSpaceStorage get() { return {range_nodes, {table_nodes, children}, slots, records}; }
-    [[nodiscard]] u64 bytes() const
-    {
-        return range_nodes.size() * sizeof(RangeNode) + table_nodes.size() * sizeof(PageTableNode) +
-               children.size() * sizeof(PageTableChildren) + slots.size() * sizeof(BigTableSlot) +
-               records.size() * sizeof(MappingRecord);
-    }
-};
+// One address space's storage, sized for `mappings` live 64 KiB mappings: a node per
+// big-page table (one per 2 MiB) and directory, a host page per 16 big tables.
+testing::SpaceStorage storage_for(std::size_t mappings)
+{
+    return testing::SpaceStorage(mappings + 2, mappings / 16 + 64, mappings / 8192 + 16,
+                                 mappings / 256 + 16);
+}
 
 using Space = AddressSpace<MmuV3, HostMemory, NoInvalidator>;
 
-struct Vram {
-    std::vector<u64> image;
-    HostMemory memory;
-    std::array<VramRange, 1> regions;
-    std::vector<u64> metadata;
-    BuddyAllocator buddy;
-    explicit Vram(u64 bytes)
-        : image(bytes / 8, 0),
-          memory(image),
-          regions{VramRange::from_size(VramAddress{0}, bytes).value()},
-          metadata(BuddyAllocator::metadata_words(regions).value()),
-          buddy(BuddyAllocator::create(regions, metadata).value())
-    {
-    }
-};
+using Vram = testing::VramImage;
 
 const AddressSpaceConfig scale_config{
     VirtualRange::from_size(VirtualAddress{GiB}, u64{1} << 46).value(),
@@ -117,7 +93,7 @@ void mappings_scale(benchmark::State &state)
 {
     const auto count = static_cast<std::size_t>(state.range(0));
     Vram vram(64 * MiB + count * 512);  // about 256 B of tables per 64 KiB mapping, and room
-    SpaceStorage storage(count);
+    testing::SpaceStorage storage = storage_for(count);
     NoInvalidator invalidator;
     Space space;
     if (!space.create(vram.memory, vram.buddy, invalidator, storage.get(), scale_config)) {
@@ -151,9 +127,7 @@ void mappings_scale(benchmark::State &state)
         }
     }
     state.counters["failures"] = static_cast<double>(failures);
-    state.counters["ns_per_map_release"] = benchmark::Counter(
-        static_cast<double>(operations) * static_cast<double>(state.iterations()),
-        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    state.counters["ns_per_map_release"] = per_operation(operations, state);
     state.counters["bookkeeping_bytes_per_mapping"] =
         static_cast<double>(storage.bytes()) / static_cast<double>(count);
     state.counters["table_bytes_per_mapping"] =
@@ -167,12 +141,12 @@ void spaces_scale(benchmark::State &state)
     constexpr std::size_t per_space = 8;
     Vram vram(count * 64 * KiB + 64 * MiB);  // a space's root and tables: a few 4 KiB pages
     NoInvalidator invalidator;
-    std::vector<std::unique_ptr<SpaceStorage>> storage;
+    std::vector<std::unique_ptr<testing::SpaceStorage>> storage;
     std::vector<std::unique_ptr<Space>> spaces;
     std::vector<std::vector<MappingHandle>> live(count);
     const PhysicalSegment segment{PhysicalAddress{0}, 64 * KiB};
     for (std::size_t s = 0; s < count; ++s) {
-        storage.push_back(std::make_unique<SpaceStorage>(per_space * 4));
+        storage.push_back(std::make_unique<testing::SpaceStorage>(storage_for(per_space * 4)));
         spaces.push_back(std::make_unique<Space>());
         if (!spaces[s]->create(vram.memory, vram.buddy, invalidator, storage[s]->get(),
                                scale_config)) {
@@ -204,9 +178,7 @@ void spaces_scale(benchmark::State &state)
         }
     }
     state.counters["failures"] = static_cast<double>(failures);
-    state.counters["ns_per_map_release"] = benchmark::Counter(
-        static_cast<double>(operations) * static_cast<double>(state.iterations()),
-        benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+    state.counters["ns_per_map_release"] = per_operation(operations, state);
     for (auto &space : spaces) (void)space->destroy();
 }
 

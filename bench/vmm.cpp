@@ -20,6 +20,7 @@
 #include "gpummu/vmm/bind_job.hpp"
 #include "support/random.hpp"
 #include "support/space_storage.hpp"
+#include "support/vram_image.hpp"
 
 using namespace gpummu;
 
@@ -74,22 +75,7 @@ struct Workload {
     }
 };
 
-// A VRAM image in host memory and a buddy over all of it.
-struct VramImage {
-    std::vector<u64> image;
-    HostMemory memory;
-    std::array<VramRange, 1> regions;
-    std::vector<u64> buddy_words;
-    BuddyAllocator buddy;
-    explicit VramImage(u64 bytes)
-        : image(bytes / 8, 0),
-          memory(image),
-          regions{VramRange::from_size(VramAddress{0}, bytes).value()},
-          buddy_words(BuddyAllocator::metadata_words(regions).value()),
-          buddy(BuddyAllocator::create(regions, buddy_words).value())
-    {
-    }
-};
+using testing::VramImage;
 
 // Time per operation of the workload (the counter inverts a rate).
 void report_per_operation(benchmark::State &state)

@@ -16,16 +16,24 @@ struct SpaceStorage {
     std::vector<BigTableSlot> slots;
     std::vector<MappingRecord> records;
 
+    // `big_table_pages`: host pages of big-page tables (16 tables each); 0: `directories`.
     explicit SpaceStorage(std::size_t handles = 32, std::size_t table_nodes = 512,
-                          std::size_t directories = 32)
+                          std::size_t directories = 32, std::size_t big_table_pages = 0)
         : range_nodes(RangeAllocator::nodes_for(2 * handles)),
           nodes(table_nodes),
           children(directories),
-          slots(directories),
+          slots(big_table_pages != 0 ? big_table_pages : directories),
           records(handles)
     {
     }
     AddressSpaceStorage get() { return {range_nodes, {nodes, children}, slots, records}; }
+    // Host-memory bytes of all of it.
+    [[nodiscard]] std::size_t bytes() const
+    {
+        return range_nodes.size() * sizeof(RangeNode) + nodes.size() * sizeof(PageTableNode) +
+               children.size() * sizeof(PageTableChildren) + slots.size() * sizeof(BigTableSlot) +
+               records.size() * sizeof(MappingRecord);
+    }
 };
 
 // The same for a BindSpace: table nodes, directory blocks, big-table slots, and the

@@ -182,6 +182,16 @@ struct CallerLocation {
                       __builtin_return_address(0));
 }
 
+// error() of a Result that holds a value (debug builds stop; release builds read on).
+constexpr void check_error_access(bool holds_value, CallerLocation at) noexcept
+{
+#if GPUMMU_DEBUG
+    if (holds_value) bad_result_access("error()", false, Error{}, at, nullptr);
+#else
+    (void)holds_value, (void)at;
+#endif
+}
+
 }  // namespace detail
 
 #define GPUMMU_CALLER_LOCATION                                                                     \
@@ -350,11 +360,7 @@ public:
 
     [[nodiscard]] constexpr Error error(GPUMMU_CALLER_LOCATION) const noexcept
     {
-#if GPUMMU_DEBUG
-        if (has_value_) detail::bad_result_access("error()", false, Error{}, at, nullptr);
-#else
-        (void)at;
-#endif
+        detail::check_error_access(has_value_, at);
         return error_;
     }
     [[nodiscard]] constexpr T value_or(T fallback) const noexcept
@@ -389,11 +395,7 @@ public:
     constexpr explicit operator bool() const noexcept { return has_value_; }
     [[nodiscard]] constexpr Error error(GPUMMU_CALLER_LOCATION) const noexcept
     {
-#if GPUMMU_DEBUG
-        if (has_value_) detail::bad_result_access("error()", false, Error{}, at, nullptr);
-#else
-        (void)at;
-#endif
+        detail::check_error_access(has_value_, at);
         return error_;
     }
 
