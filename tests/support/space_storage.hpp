@@ -27,13 +27,6 @@ struct SpaceStorage {
     {
     }
     AddressSpaceStorage get() { return {range_nodes, {nodes, children}, slots, records}; }
-    // Host-memory bytes of all of it.
-    [[nodiscard]] std::size_t bytes() const
-    {
-        return range_nodes.size() * sizeof(RangeNode) + nodes.size() * sizeof(PageTableNode) +
-               children.size() * sizeof(PageTableChildren) + slots.size() * sizeof(BigTableSlot) +
-               records.size() * sizeof(MappingRecord);
-    }
 };
 
 // The same for a BindSpace: table nodes, directory blocks, big-table slots, and the
