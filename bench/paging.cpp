@@ -196,10 +196,12 @@ struct PagingRig {
         table = std::make_unique<Table>(
             Table::create(memory, *pages, {nodes, children}, config).value());
     }
-    bool map(PageSizeSet sizes)
+    bool map(PageSizeSet sizes,
+             PageAttributes attributes = {.address = PhysicalAddress{physical_base}},
+             bool replace = false)
     {
         auto batch = table->map(VirtualRange::from_size(VirtualAddress{va}, GiB).value(),
-                                {.address = PhysicalAddress{physical_base}}, {.page_sizes = sizes});
+                                attributes, {.page_sizes = sizes, .replace = replace});
         return batch && table->flush(*batch, invalidator).has_value();
     }
     bool unmap()
@@ -236,36 +238,64 @@ double same_words_seconds(const std::vector<std::pair<std::size_t, u64>> &words,
     return best;
 }
 
-// Times map (or unmap) of 1 GiB; the other half of the cycle runs untimed. Besides x_memset
-// (a memset of the PTE bytes) it reports x_same_words: the time over a plain loop storing
-// exactly the words the operation changed (PTEs, PDEs, table pointers) at their addresses.
+// What a timed step does to the mapped gigabyte.
+enum class Step {
+    map,      // map 1 GiB (the unmap runs untimed)
+    unmap,    // unmap it (the map runs untimed)
+    protect,  // make every page read-only in place: a map with replace, same addresses
+    rebind,   // move every page to other physical memory: a map with replace, new addresses
+};
+// The attributes a protect or rebind leaves.
+PageAttributes attributes_after(Step step)
+{
+    if (step == Step::protect)
+        return {.address = PhysicalAddress{physical_base}, .read_only = true};
+    if (step == Step::rebind) return {.address = PhysicalAddress{physical_base + 4 * GiB}};
+    return {.address = PhysicalAddress{physical_base}};
+}
+
+// Times one step over 1 GiB; what sets it up runs untimed. Besides x_memset (a memset of
+// the PTE bytes) it reports x_same_words: the time over a plain loop storing exactly the
+// words the step changed (PTEs, PDEs, table pointers) at their addresses.
 template <class F>
-void map_gigabyte(benchmark::State &state, PageSizeSet sizes, PageSize expected, bool time_unmap,
+void map_gigabyte(benchmark::State &state, PageSizeSet sizes, PageSize expected, Step step,
                   u64 va = mapped_base)
 {
     PagingRig<F> rig;
     rig.va = va;
     u64 failures = 0;
-    // One untimed cycle to learn which words a map and an unmap leave changed.
+    const bool replaces = step == Step::protect || step == Step::rebind;
+    // One untimed cycle to learn which words the step changes.
     const std::vector<u64> empty = rig.image;
     if (!rig.map(sizes)) ++failures;
     const std::vector<u64> mapped = rig.image;
+    if (replaces && !rig.map(sizes, attributes_after(step), true)) ++failures;
+    const std::vector<u64> replaced = rig.image;
     if (!rig.unmap()) ++failures;
-    const double limit = same_words_seconds(time_unmap ? changed_words(mapped, rig.image)
-                                                       : changed_words(empty, mapped),
-                                            rig.image.size());
+    const auto words = step == Step::map     ? changed_words(empty, mapped)
+                       : step == Step::unmap ? changed_words(mapped, rig.image)
+                                             : changed_words(mapped, replaced);
+    const double limit = same_words_seconds(words, rig.image.size());
     double timed = 0;
     for (auto _ : state) {
-        if (time_unmap && !rig.map(sizes)) ++failures;
+        if (step != Step::map && !rig.map(sizes)) ++failures;
         auto start = Clock::now();
-        bool ok = time_unmap ? rig.unmap() : rig.map(sizes);
+        bool ok = step == Step::map     ? rig.map(sizes)
+                  : step == Step::unmap ? rig.unmap()
+                                        : rig.map(sizes, attributes_after(step), true);
         double seconds = std::chrono::duration<double>(Clock::now() - start).count();
         state.SetIterationTime(seconds);
         timed += seconds;
         if (!ok) ++failures;
-        if (!time_unmap) {
-            auto probe = rig.table->translate(VirtualAddress{va + GiB / 3});
-            if (!probe || probe->page_size != expected) ++failures;
+        if (step != Step::unmap) {
+            // The probe checks the page size and what the step left.
+            const u64 offset = GiB / 3 / expected.bytes() * expected.bytes();
+            auto probe = rig.table->translate(VirtualAddress{va + offset});
+            const PageAttributes after = attributes_after(step);
+            if (!probe || probe->page_size != expected ||
+                probe->address != after.address + offset ||
+                probe->attributes.read_only != after.read_only)
+                ++failures;
             if (!rig.unmap()) ++failures;
         }
     }
@@ -278,37 +308,28 @@ void map_gigabyte(benchmark::State &state, PageSizeSet sizes, PageSize expected,
         timed / static_cast<double>(state.iterations()) / static_cast<double>(ptes) * 1e9;
 }
 
-template <class F>
-void map_1g_4k(benchmark::State &state)
-{
-    map_gigabyte<F>(state, {PageSize::size_4k()}, PageSize::size_4k(), false);
-}
-template <class F>
-void unmap_1g_4k(benchmark::State &state)
-{
-    map_gigabyte<F>(state, {PageSize::size_4k()}, PageSize::size_4k(), true);
-}
-template <class F>
-void map_1g_64k(benchmark::State &state)
-{
-    map_gigabyte<F>(state, {PageSize::size_64k()}, PageSize::size_64k(), false);
-}
-template <class F>
-void unmap_1g_64k(benchmark::State &state)
-{
-    map_gigabyte<F>(state, {PageSize::size_64k()}, PageSize::size_64k(), true);
-}
-template <class F>
-void map_1g_auto(benchmark::State &state)
-{
-    // 512 MiB pages are allowed but the VA is only 2 MiB-aligned: 2 MiB pages everywhere.
-    map_gigabyte<F>(state, {}, PageSize::size_2m(), false, mapped_base + 2 * MiB);
-}
-template <class F>
-void unmap_1g_auto(benchmark::State &state)
-{
-    map_gigabyte<F>(state, {}, PageSize::size_2m(), true, mapped_base + 2 * MiB);
-}
+// One benchmark per step and page size: 4 KiB, 64 KiB, and automatic sizes (512 MiB pages
+// are allowed but the VA is only 2 MiB-aligned: 2 MiB pages everywhere).
+#define GPUMMU_GIGABYTE_STEP(name, step)                                                           \
+    template <class F>                                                                             \
+    void name##_1g_4k(benchmark::State &state)                                                     \
+    {                                                                                              \
+        map_gigabyte<F>(state, {PageSize::size_4k()}, PageSize::size_4k(), step);                  \
+    }                                                                                              \
+    template <class F>                                                                             \
+    void name##_1g_64k(benchmark::State &state)                                                    \
+    {                                                                                              \
+        map_gigabyte<F>(state, {PageSize::size_64k()}, PageSize::size_64k(), step);                \
+    }                                                                                              \
+    template <class F>                                                                             \
+    void name##_1g_auto(benchmark::State &state)                                                   \
+    {                                                                                              \
+        map_gigabyte<F>(state, {}, PageSize::size_2m(), step, mapped_base + 2 * MiB);              \
+    }
+GPUMMU_GIGABYTE_STEP(map, Step::map)
+GPUMMU_GIGABYTE_STEP(unmap, Step::unmap)
+GPUMMU_GIGABYTE_STEP(protect, Step::protect)
+GPUMMU_GIGABYTE_STEP(rebind, Step::rebind)
 
 // PageTable::translate: directories followed in the shadow, one PTE read.
 template <class F>
@@ -349,16 +370,28 @@ BENCHMARK_TEMPLATE(page_table_translate_2m, MmuV3);
 
 BENCHMARK_TEMPLATE(map_1g_4k, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(map_1g_4k, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(unmap_1g_4k, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(unmap_1g_4k, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(map_1g_64k, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(map_1g_64k, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(unmap_1g_64k, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
-BENCHMARK_TEMPLATE(unmap_1g_64k, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(map_1g_auto, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(map_1g_auto, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(unmap_1g_4k, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(unmap_1g_4k, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(unmap_1g_64k, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(unmap_1g_64k, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(unmap_1g_auto, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(unmap_1g_auto, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(protect_1g_4k, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(protect_1g_4k, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(protect_1g_64k, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(protect_1g_64k, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(protect_1g_auto, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(protect_1g_auto, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(rebind_1g_4k, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(rebind_1g_4k, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(rebind_1g_64k, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(rebind_1g_64k, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(rebind_1g_auto, MmuV2)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(rebind_1g_auto, MmuV3)->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

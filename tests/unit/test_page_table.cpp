@@ -637,3 +637,53 @@ TEST_CASE_TEMPLATE("maps whose tables were reserved ahead commit with the buddy 
     for (const BuddyBlock &block : hog)
         if (block.size != 0) REQUIRE(buddy.buddy.free(block));
 }
+
+TEST_CASE_TEMPLATE("a remap of 64 KiB pages by 64 KiB pages rewrites only their PTEs", F, MmuV2,
+                   MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    const u64 va = 2 * gib;
+    const MapOptions big_pages{.page_sizes = {PageSize::size_64k()}};
+    // 2 MiB of 64 KiB pages; the second 64 KiB chunk lies over a sparse range.
+    auto sparse = fixture.table->make_sparse(va_range(va + 64 * kib, 64 * kib));
+    REQUIRE(sparse.has_value());
+    fixture.flush(*sparse);
+    map_ok(fixture, va, 2 * mib, 64 * mib, {.page_sizes = {PageSize::size_64k()}, .replace = true});
+    const PageTableStats before = fixture.table->stats();
+
+    // A protect-like remap: same addresses, read-only. One run of 32 big PTEs, 256 bytes.
+    PageAttributes read_only = at(64 * mib);
+    read_only.read_only = true;
+    fixture.memory->reset_counters();
+    MapOptions remap = big_pages;
+    remap.replace = true;
+    auto batch = fixture.table->map(va_range(va, 2 * mib), read_only, remap);
+    REQUIRE(batch.has_value());
+    CHECK(fixture.memory->counters().bytes_written + fixture.memory->counters().bytes_filled ==
+          32 * 8);
+    CHECK(batch->invalidation().ack_globally);  // the old pages may be cached
+    CHECK(batch->invalidation().shallowest_level == Level{static_cast<u8>(F::levels.size() - 1)});
+    fixture.flush(*batch);
+    fixture.audit();
+    CHECK(fixture.table->stats().tables() == before.tables());
+    for (u64 offset = 0; offset < 2 * mib; offset += 64 * kib) {
+        const Translation translation = look(fixture, va + offset + 4 * kib);
+        CHECK(translation.state == TranslationState::mapped);
+        CHECK(translation.page_size == PageSize::size_64k());
+        CHECK(translation.attributes.read_only);
+        CHECK(translation.address.value() == 64 * mib + offset + 4 * kib);
+    }
+
+    // A rebind of part of it to other memory, then an unmap: the chunk over the sparse
+    // range goes back to sparse, the others to unmapped.
+    auto moved = fixture.table->map(va_range(va, 256 * kib), at(128 * mib), remap);
+    REQUIRE(moved.has_value());
+    fixture.flush(*moved);
+    fixture.audit();
+    CHECK(look(fixture, va + 64 * kib).address.value() == 128 * mib + 64 * kib);
+    CHECK_FALSE(look(fixture, va + 64 * kib).attributes.read_only);
+    CHECK(look(fixture, va + 256 * kib).attributes.read_only);
+    unmap_ok(fixture, va, 2 * mib);
+    CHECK(look(fixture, va + 64 * kib).state == TranslationState::sparse);
+    CHECK(look(fixture, va + 128 * kib).state == TranslationState::unmapped);
+}

@@ -1440,9 +1440,31 @@ private:
                 GPUMMU_TRY(write_run(table.page.address + u64{chunk} * 8, pte.raw(),
                                      request_step(chunk_bytes), count));
                 table.mapped.assign(chunk, count, true);
-                table.no_valid_4k &= ~static_cast<u32>(((u64{1} << count) - 1) << chunk);
+                table.no_valid_4k &= ~chunk_mask(first, last, entry);
                 table.live = static_cast<u16>(table.live + count);
                 batch_->record_write(Level{static_cast<u8>(small_depth)});
+            }
+        } else if (operation == Operation::map && request_.replace && !splitting && big_mask != 0 &&
+                   request_.sizes.contains(PageSize::size_64k()) &&
+                   ((first | last) & (chunk_bytes - 1)) == 0 &&
+                   (static_cast<u32>(nodes_[big].mapped.word(0)) &
+                    chunk_mask(first, last, entry)) == chunk_mask(first, last, entry) &&
+                   physical_at(first).is_aligned_to(chunk_bytes) &&
+                   contiguous_at(first, last - first) >= last - first && small_chunks() == 0) {
+            // A remap of whole 64 KiB pages by 64 KiB pages (a protect, a rebind, a move):
+            // one run of big PTEs over the old ones. What the chunks hold stays (mapped, and
+            // any sparse underlay beneath); the old pages may be cached, so it invalidates.
+            const unsigned chunk = static_cast<unsigned>((first - entry) / chunk_bytes);
+            const unsigned count = static_cast<unsigned>((last - first) / chunk_bytes);
+            if constexpr (!commit) {
+                need_big = true;
+            } else {
+                PageTableNode &table = nodes_[big];
+                const typename F::Pte pte = pte_at(first);
+                GPUMMU_TRY(write_run(table.page.address + u64{chunk} * 8, pte.raw(),
+                                     request_step(chunk_bytes), count));
+                table.no_valid_4k &= ~chunk_mask(first, last, entry);
+                batch_->record_downgrade(Level{static_cast<u8>(small_depth)});
             }
         } else {
             small_mask = small_chunks();
@@ -1568,6 +1590,15 @@ private:
         return success();
     }
 
+    // The 64 KiB chunks of dual entry `entry` that [first, last) covers, as bits (both ends
+    // 64 KiB aligned).
+    [[nodiscard]] static u32 chunk_mask(u64 first, u64 last, u64 entry) noexcept
+    {
+        const u64 bytes = PageSize::size_64k().bytes();
+        const auto chunk = static_cast<unsigned>((first - entry) / bytes);
+        const auto count = static_cast<unsigned>((last - first) / bytes);
+        return static_cast<u32>(((u64{1} << count) - 1) << chunk);
+    }
     [[nodiscard]] Result<void> write_big(u32 big, unsigned chunk, u64 word) noexcept
     {
         std::array<u64, 1> words{word};
