@@ -28,6 +28,7 @@
 // system memory, a misaligned table, a loop or shared table, a word with bits the format
 // leaves undefined: one message naming the VA and the table address, after the runs found
 // before it); 2 for bad arguments or an unreadable image.
+#include <algorithm>
 #include <cinttypes>
 #include <cstring>
 #include <iterator>
@@ -37,6 +38,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <sys/stat.h>
 
 #include "cli.hpp"
 #include "gpummu/format/mmu_v2.hpp"
@@ -165,20 +168,27 @@ std::vector<u64> read_image(const char *path, u64 &bytes)
 {
     std::FILE *file = std::fopen(path, "rb");
     if (file == nullptr) usage_error("cannot open the image", path);
-    std::vector<u64> words;
-    std::vector<unsigned char> chunk(1u << 20);
+    // Read straight into the words: sized once from the file's size when it has one (a
+    // multi-GiB VRAM dump is read in place, not copied), doubled as needed when it has none
+    // (a pipe). One byte of room past the size lets the first read see the end of the file.
+    std::size_t room = std::size_t{1} << 20;
+    struct stat status {};
+    if (fstat(fileno(file), &status) == 0 && S_ISREG(status.st_mode) && status.st_size > 0)
+        room = static_cast<std::size_t>(status.st_size) + 1;
+    std::vector<u64> words((room + 7) / 8, 0);
     bytes = 0;
     for (;;) {
-        const std::size_t got = std::fread(chunk.data(), 1, chunk.size(), file);
+        if (bytes == words.size() * 8) words.resize(words.size() * 2, 0);
+        const std::size_t got = std::fread(reinterpret_cast<unsigned char *>(words.data()) + bytes,
+                                           1, words.size() * 8 - bytes, file);
         if (got == 0) break;
-        words.resize((bytes + got + 7) / 8, 0);
-        std::memcpy(reinterpret_cast<unsigned char *>(words.data()) + bytes, chunk.data(), got);
         bytes += got;
     }
     const bool failed = std::ferror(file) != 0;
     std::fclose(file);
     if (failed) usage_error("cannot read the image", path);
-    if (words.empty()) words.resize(1, 0);  // an empty image: every table lies outside it
+    // An empty image keeps one word: every table lies outside it.
+    words.resize(std::max<std::size_t>((bytes + 7) / 8, 1));
     return words;
 }
 

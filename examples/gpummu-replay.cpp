@@ -123,6 +123,7 @@ struct Line {
     unsigned number = 0;
     Command command = Command::translate;
     u64 va = 0, pa = 0, size = 0;
+    bool has_va = false;       // the command names a VA (its errors report it)
     PageSizeSet page_sizes{};  // empty: automatic
     PageAttributes attributes{};
     bool replace = false;
@@ -185,6 +186,10 @@ std::vector<Line> parse_script(const std::string &script)
                 usage_error("not a number:", words[index], number);
             return value;
         };
+        auto va_at = [&](std::size_t index) {
+            line.has_va = true;
+            return number_at(index);
+        };
         auto kind_of = [&](std::string_view option) {
             u64 kind = 0;
             if (!parse_number(option.substr(5), kind) || kind > 0xFF)
@@ -194,7 +199,7 @@ std::vector<Line> parse_script(const std::string &script)
         if (words[0] == "map") {
             need(4);
             line.command = Command::map;
-            line.va = number_at(1);
+            line.va = va_at(1);
             line.pa = number_at(2);
             line.size = number_at(3);
             for (std::size_t i = 4; i < words.size(); ++i) {
@@ -242,7 +247,7 @@ std::vector<Line> parse_script(const std::string &script)
         } else if (words[0] == "protect") {
             need(3);
             line.command = Command::protect;
-            line.va = number_at(1);
+            line.va = va_at(1);
             line.size = number_at(2);
             AttributeChange &change = line.change;
             auto set = [&](u8 field, bool &value, bool to) {
@@ -272,12 +277,12 @@ std::vector<Line> parse_script(const std::string &script)
             line.command = words[0] == "unmap"    ? Command::unmap
                            : words[0] == "sparse" ? Command::sparse
                                                   : Command::clear_sparse;
-            line.va = number_at(1);
+            line.va = va_at(1);
             line.size = number_at(2);
         } else if (words[0] == "translate") {
             exactly(2);
             line.command = Command::translate;
-            line.va = number_at(1);
+            line.va = va_at(1);
         } else if (words[0] == "mappings" || words[0] == "stats") {
             exactly(1);
             line.command = words[0] == "mappings" ? Command::mappings : Command::stats;
@@ -403,9 +408,7 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path,
     bool any_failed = false;
     // A failing line; `about` (a line that names a VA) adds the VA to the report.
     auto report = [&](unsigned line, Error error, const Line *about = nullptr) {
-        if (about != nullptr && about->command != Command::space &&
-            about->command != Command::destroy && about->command != Command::mappings &&
-            about->command != Command::stats)
+        if (about != nullptr && about->has_va)
             std::printf("{\"line\":%u,\"error\":\"%s\",\"va\":\"0x%" PRIx64 "\"}\n", line,
                         error_name(error), about->va);
         else

@@ -126,16 +126,7 @@ public:
         while (done < out.size()) {
             auto run = window_run(address.value() + done * 8, out.size() - done);
             if (!run) return failure(run.error());
-            auto part = out.subspan(done, run->words);
-            if constexpr (BarBlockIo<B>) {
-                GPUMMU_TRY(bar_->read64_block(run->offset, part));
-            } else {
-                for (std::size_t i = 0; i < part.size(); ++i) {
-                    auto word = bar_->read64(run->offset + i * 8);
-                    if (!word) return failure(word.error());
-                    part[i] = *word;
-                }
-            }
+            GPUMMU_TRY(read_run(run->offset, out.subspan(done, run->words)));
             done += run->words;
         }
         return success();
@@ -221,6 +212,21 @@ private:
         if (!offset) return failure(offset.error());
         const std::size_t room = static_cast<std::size_t>((base_ + window_bytes - at) / 8);
         return WindowRun{*offset, std::min(words, room)};
+    }
+    // One run of words inside the window at BAR0 `offset`: one block access when the BAR
+    // has them, else word by word.
+    [[nodiscard]] Result<void> read_run(u64 offset, std::span<u64> words) noexcept
+    {
+        if constexpr (BarBlockIo<B>) {
+            return bar_->read64_block(offset, words);
+        } else {
+            for (std::size_t i = 0; i < words.size(); ++i) {
+                auto word = bar_->read64(offset + i * 8);
+                if (!word) return failure(word.error());
+                words[i] = *word;
+            }
+            return success();
+        }
     }
     [[nodiscard]] Result<void> write_run(u64 offset, std::span<const u64> words) noexcept
     {
