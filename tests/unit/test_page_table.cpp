@@ -683,7 +683,22 @@ TEST_CASE_TEMPLATE("a remap of 64 KiB pages by 64 KiB pages rewrites only their 
     CHECK(look(fixture, va + 64 * kib).address.value() == 128 * mib + 64 * kib);
     CHECK_FALSE(look(fixture, va + 64 * kib).attributes.read_only);
     CHECK(look(fixture, va + 256 * kib).attributes.read_only);
-    unmap_ok(fixture, va, 2 * mib);
-    CHECK(look(fixture, va + 64 * kib).state == TranslationState::sparse);
+    // Unmaps: chunks without an underlay in one run, then the two with mixed underlays.
+    unmap_ok(fixture, va + 128 * kib, 2 * mib - 128 * kib);
     CHECK(look(fixture, va + 128 * kib).state == TranslationState::unmapped);
+    CHECK(look(fixture, va + 2 * mib - 4 * kib).state == TranslationState::unmapped);
+    CHECK(look(fixture, va).state == TranslationState::mapped);
+    unmap_ok(fixture, va, 128 * kib);
+    CHECK(look(fixture, va + 64 * kib).state == TranslationState::sparse);
+    CHECK(look(fixture, va).state == TranslationState::unmapped);
+
+    // 64 KiB pages over a sparse 2 MiB: unmapped, every chunk returns to sparse.
+    auto all_sparse = fixture.table->make_sparse(va_range(va + 2 * mib, 2 * mib));
+    REQUIRE(all_sparse.has_value());
+    fixture.flush(*all_sparse);
+    map_ok(fixture, va + 2 * mib, 2 * mib, 96 * mib, remap);
+    CHECK(look(fixture, va + 3 * mib).page_size == PageSize::size_64k());
+    unmap_ok(fixture, va + 2 * mib, 2 * mib);
+    for (u64 offset = 0; offset < 2 * mib; offset += 64 * kib)
+        CHECK(look(fixture, va + 2 * mib + offset).state == TranslationState::sparse);
 }

@@ -1466,6 +1466,25 @@ private:
                 table.no_valid_4k &= ~chunk_mask(first, last, entry);
                 batch_->record_downgrade(Level{static_cast<u8>(small_depth)});
             }
+        } else if (operation == Operation::unmap && !splitting && big_mask != 0 &&
+                   ((first | last) & (chunk_bytes - 1)) == 0 &&
+                   whole_big_pages(big, first, last, entry) &&
+                   (small_chunks() & chunk_mask(first, last, entry)) == 0) {
+            // An unmap of whole 64 KiB pages with nothing beneath them but, for all of them
+            // alike, a sparse underlay or none: one run of sparse or invalid big PTEs.
+            const unsigned chunk = static_cast<unsigned>((first - entry) / chunk_bytes);
+            const unsigned count = static_cast<unsigned>((last - first) / chunk_bytes);
+            const u32 mask = chunk_mask(first, last, entry);
+            const bool underlay = (static_cast<u32>(nodes_[big].sparse_backed.word(0)) & mask) != 0;
+            if constexpr (commit) {
+                PageTableNode &table = nodes_[big];
+                GPUMMU_TRY(write_run(table.page.address + u64{chunk} * 8,
+                                     underlay ? F::Pte::sparse().raw() : 0, 0, count));
+                table.mapped.assign(chunk, count, false);
+                table.no_valid_4k &= ~mask;
+                if (!underlay) table.live = static_cast<u16>(table.live - count);
+                batch_->record_downgrade(Level{static_cast<u8>(small_depth)});
+            }
         } else {
             small_mask = small_chunks();
             for (u64 chunk_va = align_down(first, chunk_bytes); chunk_va < last;
@@ -1590,6 +1609,15 @@ private:
         return success();
     }
 
+    // Does every chunk of [first, last) (64 KiB aligned) hold a mapped 64 KiB page, with a
+    // sparse underlay under all of them or under none?
+    [[nodiscard]] bool whole_big_pages(u32 big, u64 first, u64 last, u64 entry) const noexcept
+    {
+        const u32 mask = chunk_mask(first, last, entry);
+        const auto underlay = static_cast<u32>(nodes_[big].sparse_backed.word(0)) & mask;
+        return (static_cast<u32>(nodes_[big].mapped.word(0)) & mask) == mask &&
+               (underlay == 0 || underlay == mask);
+    }
     // The 64 KiB chunks of dual entry `entry` that [first, last) covers, as bits (both ends
     // 64 KiB aligned).
     [[nodiscard]] static u32 chunk_mask(u64 first, u64 last, u64 entry) noexcept
