@@ -39,7 +39,11 @@ public:
     {
         auto first = locate(address, out.size());
         if (!first) return failure(first.error());
-        std::copy_n(words_.begin() + static_cast<std::ptrdiff_t>(*first), out.size(), out.begin());
+        if (out.size() == 1)  // one entry (a translate, a walk): a load, not a memmove call
+            out[0] = words_[*first];
+        else
+            std::copy_n(words_.begin() + static_cast<std::ptrdiff_t>(*first), out.size(),
+                        out.begin());
         ++counters_.reads;
         counters_.bytes_read += out.size() * sizeof(u64);
         return success();

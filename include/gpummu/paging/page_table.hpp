@@ -1978,26 +1978,39 @@ private:
     }
 
     // Entry `index` of `node` holds no table: mapped (read the PTE), sparse or unmapped.
+    // The answer is written field by field into the one Result every path returns (so it
+    // is built in the caller's memory): a Translation assembled on the stack and copied
+    // out reloaded its narrow stores with wide loads, four store-forwarding stalls that
+    // were most of a translate.
     [[nodiscard]] Result<Translation> leaf_translation(u32 node, unsigned depth, unsigned index,
                                                        unsigned entry_bytes, VirtualAddress va,
                                                        unsigned shift, bool dual) const noexcept
     {
         const PageTableNode &table = nodes_[node];
-        const Level level{static_cast<u8>(depth)};
+        Result<Translation> result{Translation{}};
+        Translation &out = *result;
+        out.level = Level{static_cast<u8>(depth)};
         if (!table.mapped.test(index)) {
-            if (table.sparse_backed.test(index))
-                return Translation{TranslationState::sparse, level};
-            // An empty dual entry is reported where the MMU gives up: the page-table level.
-            return Translation{TranslationState::unmapped,
-                               dual ? Level{static_cast<u8>(small_depth)} : level};
+            if (table.sparse_backed.test(index)) {
+                out.state = TranslationState::sparse;
+            } else {
+                // An empty dual entry is reported where the MMU gives up: the page-table level.
+                out.state = TranslationState::unmapped;
+                if (dual) out.level = Level{static_cast<u8>(small_depth)};
+            }
+            return result;
         }
         // A mapped dual entry's low word is its 2 MiB PTE.
         std::array<u64, 1> word{};
-        GPUMMU_TRY(memory_->read(table.page.address + u64{index} * entry_bytes, word));
         // Only PTE-capable levels hold mapped entries, so the shift names a page size.
         auto size = PageSize::from_shift(shift);
-        if (!size) return failure(Error::malformed_record);
-        return detail::from_pte<F>(F::Pte::from_raw(word[0]), va, *size, level);
+        if (auto read = memory_->read(table.page.address + u64{index} * entry_bytes, word); !read)
+            result = failure(read.error());
+        else if (!size)
+            result = failure(Error::malformed_record);
+        else
+            detail::fill_from_pte<F>(F::Pte::from_raw(word[0]), va, *size, out);
+        return result;
     }
 
     // ---- adoption ----------------------------------------------------------------------
