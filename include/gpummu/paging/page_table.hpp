@@ -1424,36 +1424,19 @@ private:
             } else {
                 GPUMMU_TRY(apply_small(small, page, count, entry));
             }
-        } else if (operation == Operation::map && big_mask == 0 &&
-                   request_.sizes.contains(PageSize::size_64k()) &&
+        } else if (operation == Operation::map && request_.sizes.contains(PageSize::size_64k()) &&
                    ((first | last) & (chunk_bytes - 1)) == 0 &&
+                   (big_mask == 0 ||
+                    (request_.replace && !splitting &&
+                     (static_cast<u32>(nodes_[big].mapped.word(0)) &
+                      chunk_mask(first, last, entry)) == chunk_mask(first, last, entry))) &&
                    physical_at(first).is_aligned_to(chunk_bytes) &&
                    contiguous_at(first, last - first) >= last - first && small_chunks() == 0) {
-            // Every chunk is whole, aligned, contiguous and free: one run of 64 KiB PTEs.
-            const unsigned chunk = static_cast<unsigned>((first - entry) / chunk_bytes);
-            const unsigned count = static_cast<unsigned>((last - first) / chunk_bytes);
-            if constexpr (!commit) {
-                need_big = true;
-            } else {
-                PageTableNode &table = nodes_[big];
-                const typename F::Pte pte = pte_at(first);
-                GPUMMU_TRY(write_run(table.page.address + u64{chunk} * 8, pte.raw(),
-                                     request_step(chunk_bytes), count));
-                table.mapped.assign(chunk, count, true);
-                table.no_valid_4k &= ~chunk_mask(first, last, entry);
-                table.live = static_cast<u16>(table.live + count);
-                batch_->record_write(Level{static_cast<u8>(small_depth)});
-            }
-        } else if (operation == Operation::map && request_.replace && !splitting && big_mask != 0 &&
-                   request_.sizes.contains(PageSize::size_64k()) &&
-                   ((first | last) & (chunk_bytes - 1)) == 0 &&
-                   (static_cast<u32>(nodes_[big].mapped.word(0)) &
-                    chunk_mask(first, last, entry)) == chunk_mask(first, last, entry) &&
-                   physical_at(first).is_aligned_to(chunk_bytes) &&
-                   contiguous_at(first, last - first) >= last - first && small_chunks() == 0) {
-            // A remap of whole 64 KiB pages by 64 KiB pages (a protect, a rebind, a move):
-            // one run of big PTEs over the old ones. What the chunks hold stays (mapped, and
-            // any sparse underlay beneath); the old pages may be cached, so it invalidates.
+            // Every chunk is whole, aligned and contiguous, and either free or (a remap: a
+            // protect, a rebind, a move) a 64 KiB page already: one run of 64 KiB PTEs. A
+            // remapped chunk keeps what it holds (mapped, and any sparse underlay beneath);
+            // its old page may be cached, so the batch asks for an acknowledged invalidate.
+            const bool remap = big_mask != 0;
             const unsigned chunk = static_cast<unsigned>((first - entry) / chunk_bytes);
             const unsigned count = static_cast<unsigned>((last - first) / chunk_bytes);
             if constexpr (!commit) {
@@ -1464,7 +1447,13 @@ private:
                 GPUMMU_TRY(write_run(table.page.address + u64{chunk} * 8, pte.raw(),
                                      request_step(chunk_bytes), count));
                 table.no_valid_4k &= ~chunk_mask(first, last, entry);
-                batch_->record_downgrade(Level{static_cast<u8>(small_depth)});
+                if (remap) {
+                    batch_->record_downgrade(Level{static_cast<u8>(small_depth)});
+                } else {
+                    table.mapped.assign(chunk, count, true);
+                    table.live = static_cast<u16>(table.live + count);
+                    batch_->record_write(Level{static_cast<u8>(small_depth)});
+                }
             }
         } else if (operation == Operation::unmap && !splitting && big_mask != 0 &&
                    ((first | last) & (chunk_bytes - 1)) == 0 &&
