@@ -415,10 +415,11 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path,
             std::printf("{\"line\":%u,\"error\":\"%s\"}\n", line, error_name(error));
         any_failed = true;
     };
-    // The current space, or nullptr after reporting that it was destroyed.
-    auto current_space = [&](const Line &line) -> Slot * {
+    // The current space, or nullptr after reporting (as line `number`, with `about`'s VA
+    // when it names one) that it was destroyed.
+    auto current_space = [&](unsigned number, const Line *about) -> Slot * {
         Slot *slot = find(current);
-        if (slot == nullptr) report(line.number, Error::not_allocated, &line);
+        if (slot == nullptr) report(number, Error::not_allocated, about);
         return slot;
     };
     // The operation of one map / unmap / sparse / clear_sparse / protect line.
@@ -455,8 +456,8 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path,
         // A single line outside `job`...`end` is its own job: its errors carry its VA.
         const Line *about =
             numbers.size() == 1 && numbers[0]->number == job_line ? numbers[0] : nullptr;
-        Slot *slot = find(current);
-        if (slot == nullptr) return report(job_line, Error::not_allocated, about);
+        Slot *slot = current_space(job_line, about);
+        if (slot == nullptr) return;
         // The worst case of a huge range can exceed what VRAM could ever hold (the fuzz
         // target found a map of 2^53 bytes asking for 10^10 entries): no reserve needs more
         // entries than VRAM has pages; past that prepare fails with out_of_storage.
@@ -525,7 +526,7 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path,
             continue;
         }
         case Command::translate: {
-            Slot *slot = current_space(line);
+            Slot *slot = current_space(line.number, &line);
             if (slot == nullptr) continue;
             auto translation = slot->space.translate(VirtualAddress{line.va});
             if (!translation) {
@@ -544,7 +545,7 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path,
             continue;
         }
         case Command::mappings: {
-            Slot *slot = current_space(line);
+            Slot *slot = current_space(line.number, &line);
             if (slot == nullptr) continue;
             dump_mappings_json(slot->space.records(), [](std::string_view text) {
                 std::fwrite(text.data(), 1, text.size(), stdout);
