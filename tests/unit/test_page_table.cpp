@@ -643,20 +643,18 @@ TEST_CASE_TEMPLATE("a remap of 64 KiB pages by 64 KiB pages rewrites only their 
 {
     PageTableFixture<F> fixture(ampere);
     const u64 va = 2 * gib;
-    const MapOptions big_pages{.page_sizes = {PageSize::size_64k()}};
+    const MapOptions remap{.page_sizes = {PageSize::size_64k()}, .replace = true};
     // 2 MiB of 64 KiB pages; the second 64 KiB chunk lies over a sparse range.
     auto sparse = fixture.table->make_sparse(va_range(va + 64 * kib, 64 * kib));
     REQUIRE(sparse.has_value());
     fixture.flush(*sparse);
-    map_ok(fixture, va, 2 * mib, 64 * mib, {.page_sizes = {PageSize::size_64k()}, .replace = true});
+    map_ok(fixture, va, 2 * mib, 64 * mib, remap);
     const PageTableStats before = fixture.table->stats();
 
     // A protect-like remap: same addresses, read-only. One run of 32 big PTEs, 256 bytes.
     PageAttributes read_only = at(64 * mib);
     read_only.read_only = true;
     fixture.memory->reset_counters();
-    MapOptions remap = big_pages;
-    remap.replace = true;
     auto batch = fixture.table->map(va_range(va, 2 * mib), read_only, remap);
     REQUIRE(batch.has_value());
     CHECK(fixture.memory->counters().bytes_written + fixture.memory->counters().bytes_filled ==

@@ -1404,6 +1404,9 @@ private:
         // The common case in one step: no big content and a request that, without it, sends
         // every chunk to the small PTEs (maps that may not use 64 KiB pages, unmaps, clears).
         const Operation operation = request_.operation;
+        // The chunks the range covers whole when both ends are 64 KiB aligned, else none.
+        const u32 whole =
+            ((first | last) & (chunk_bytes - 1)) == 0 ? chunks_covered(first, last, entry) : 0u;
         if (big_mask == 0 &&
             ((operation == Operation::map && !request_.sizes.contains(PageSize::size_64k())) ||
              operation == Operation::unmap || operation == Operation::clear_sparse)) {
@@ -1425,11 +1428,9 @@ private:
                 GPUMMU_TRY(apply_small(small, page, count, entry));
             }
         } else if (operation == Operation::map && request_.sizes.contains(PageSize::size_64k()) &&
-                   ((first | last) & (chunk_bytes - 1)) == 0 &&
+                   whole != 0 &&
                    (big_mask == 0 ||
-                    (request_.replace && !splitting &&
-                     (static_cast<u32>(nodes_[big].mapped.word(0)) &
-                      chunk_mask(first, last, entry)) == chunk_mask(first, last, entry))) &&
+                    (request_.replace && !splitting && big_pages_mapped(big, whole))) &&
                    physical_at(first).is_aligned_to(chunk_bytes) &&
                    contiguous_at(first, last - first) >= last - first && small_chunks() == 0) {
             // Every chunk is whole, aligned and contiguous, and either free or (a remap: a
@@ -1437,8 +1438,8 @@ private:
             // remapped chunk keeps what it holds (mapped, and any sparse underlay beneath);
             // its old page may be cached, so the batch asks for an acknowledged invalidate.
             const bool remap = big_mask != 0;
-            const unsigned chunk = static_cast<unsigned>((first - entry) / chunk_bytes);
-            const unsigned count = static_cast<unsigned>((last - first) / chunk_bytes);
+            const auto chunk = static_cast<unsigned>(std::countr_zero(whole));
+            const auto count = static_cast<unsigned>(std::popcount(whole));
             if constexpr (!commit) {
                 need_big = true;
             } else {
@@ -1446,7 +1447,7 @@ private:
                 const typename F::Pte pte = pte_at(first);
                 GPUMMU_TRY(write_run(table.page.address + u64{chunk} * 8, pte.raw(),
                                      request_step(chunk_bytes), count));
-                table.no_valid_4k &= ~chunk_mask(first, last, entry);
+                table.no_valid_4k &= ~whole;
                 if (remap) {
                     batch_->record_downgrade(Level{static_cast<u8>(small_depth)});
                 } else {
@@ -1455,22 +1456,21 @@ private:
                     batch_->record_write(Level{static_cast<u8>(small_depth)});
                 }
             }
-        } else if (operation == Operation::unmap && !splitting && big_mask != 0 &&
-                   ((first | last) & (chunk_bytes - 1)) == 0 &&
-                   whole_big_pages(big, first, last, entry) &&
-                   (small_chunks() & chunk_mask(first, last, entry)) == 0) {
+        } else if (operation == Operation::unmap && !splitting && big_mask != 0 && whole != 0 &&
+                   big_pages_mapped(big, whole) && uniform_underlay(big, whole) &&
+                   (small_chunks() & whole) == 0) {
             // An unmap of whole 64 KiB pages with nothing beneath them but, for all of them
             // alike, a sparse underlay or none: one run of sparse or invalid big PTEs.
-            const unsigned chunk = static_cast<unsigned>((first - entry) / chunk_bytes);
-            const unsigned count = static_cast<unsigned>((last - first) / chunk_bytes);
-            const u32 mask = chunk_mask(first, last, entry);
-            const bool underlay = (static_cast<u32>(nodes_[big].sparse_backed.word(0)) & mask) != 0;
+            const auto chunk = static_cast<unsigned>(std::countr_zero(whole));
+            const auto count = static_cast<unsigned>(std::popcount(whole));
+            const bool underlay =
+                (static_cast<u32>(nodes_[big].sparse_backed.word(0)) & whole) != 0;
             if constexpr (commit) {
                 PageTableNode &table = nodes_[big];
                 GPUMMU_TRY(write_run(table.page.address + u64{chunk} * 8,
                                      underlay ? F::Pte::sparse().raw() : 0, 0, count));
                 table.mapped.assign(chunk, count, false);
-                table.no_valid_4k &= ~mask;
+                table.no_valid_4k &= ~whole;
                 if (!underlay) table.live = static_cast<u16>(table.live - count);
                 batch_->record_downgrade(Level{static_cast<u8>(small_depth)});
             }
@@ -1598,18 +1598,20 @@ private:
         return success();
     }
 
-    // Does every chunk of [first, last) (64 KiB aligned) hold a mapped 64 KiB page, with a
-    // sparse underlay under all of them or under none?
-    [[nodiscard]] bool whole_big_pages(u32 big, u64 first, u64 last, u64 entry) const noexcept
+    // Does every chunk of `mask` in big table `big` hold a mapped 64 KiB page? Do all of
+    // them, or none, have a sparse underlay?
+    [[nodiscard]] bool big_pages_mapped(u32 big, u32 mask) const noexcept
     {
-        const u32 mask = chunk_mask(first, last, entry);
+        return (static_cast<u32>(nodes_[big].mapped.word(0)) & mask) == mask;
+    }
+    [[nodiscard]] bool uniform_underlay(u32 big, u32 mask) const noexcept
+    {
         const auto underlay = static_cast<u32>(nodes_[big].sparse_backed.word(0)) & mask;
-        return (static_cast<u32>(nodes_[big].mapped.word(0)) & mask) == mask &&
-               (underlay == 0 || underlay == mask);
+        return underlay == 0 || underlay == mask;
     }
     // The 64 KiB chunks of dual entry `entry` that [first, last) covers, as bits (both ends
     // 64 KiB aligned).
-    [[nodiscard]] static u32 chunk_mask(u64 first, u64 last, u64 entry) noexcept
+    [[nodiscard]] static u32 chunks_covered(u64 first, u64 last, u64 entry) noexcept
     {
         const u64 bytes = PageSize::size_64k().bytes();
         const auto chunk = static_cast<unsigned>((first - entry) / bytes);
