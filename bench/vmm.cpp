@@ -138,11 +138,20 @@ void small_binds_jobs(benchmark::State &state)
         state.PauseTiming();
         auto rig = std::make_unique<Rig<F>>();
         std::vector<MappingNode> records(2 * operations), projected(2 * operations);
+        std::vector<OrderedIndexNode> records_index(
+            MappingRecords::index_nodes_for(2 * operations)),
+            projected_index(MappingRecords::index_nodes_for(2 * operations));
         auto space = std::make_unique<BindSpace<F, HostMemory, NoInvalidator>>();
         BindSpaceConfig config;
         config.space = VirtualRange::from_size(VirtualAddress{0}, space_bytes).value();
         if (!space->create(rig->memory, rig->buddy, rig->invalidator,
-                           {{rig->nodes, rig->children}, rig->slots, records, projected}, config))
+                           {{rig->nodes, rig->children},
+                            rig->slots,
+                            records,
+                            projected,
+                            records_index,
+                            projected_index},
+                           config))
             state.SkipWithError("create");
         state.ResumeTiming();
         auto ignore = [](const MappingStep &) {};

@@ -215,13 +215,17 @@ void run_bind_job(sim::Gpu &gpu, Mm &mm, std::span<const u64> vram)
     std::vector<PageTableChildren> children(32);
     std::vector<BigTableSlot> big_tables(32);
     std::vector<MappingNode> records(64), projected(64);
+    std::vector<OrderedIndexNode> records_index(MappingRecords::index_nodes_for(64)),
+        projected_index(MappingRecords::index_nodes_for(64));
     Space space;
     BindSpaceConfig config;
     config.space = VirtualRange::from_size(VirtualAddress{0}, u64{1} << 40).value();
     config.page_table.page_sizes = mm.chip().page_sizes;
     config.vram_end = mm.layout().vram_end();
-    if (!space.create(mm.pramin(), mm.buddy(), mm.tlb(),
-                      {{nodes, children}, big_tables, records, projected}, config)) {
+    if (!space.create(
+            mm.pramin(), mm.buddy(), mm.tlb(),
+            {{nodes, children}, big_tables, records, projected, records_index, projected_index},
+            config)) {
         check(false, "the bind space is created");
         return;
     }

@@ -337,6 +337,10 @@ struct ScriptSpace {
     // calloc: the record pools are written only as records need them.
     std::unique_ptr<MappingNode, decltype(&std::free)> records{nullptr, &std::free};
     std::unique_ptr<MappingNode, decltype(&std::free)> projected{nullptr, &std::free};
+    // aligned_alloc: index nodes are cache-line aligned; also written only as needed.
+    static constexpr std::size_t index_limit = MappingRecords::index_nodes_for(record_limit);
+    std::unique_ptr<OrderedIndexNode, decltype(&std::free)> records_index{nullptr, &std::free};
+    std::unique_ptr<OrderedIndexNode, decltype(&std::free)> projected_index{nullptr, &std::free};
     Space space;
 
     ScriptSpace(std::string space_name, std::size_t table_limit)
@@ -347,16 +351,26 @@ struct ScriptSpace {
           records(static_cast<MappingNode *>(std::calloc(record_limit, sizeof(MappingNode))),
                   &std::free),
           projected(static_cast<MappingNode *>(std::calloc(record_limit, sizeof(MappingNode))),
-                    &std::free)
+                    &std::free),
+          records_index(allocate_index(), &std::free),
+          projected_index(allocate_index(), &std::free)
     {
-        if (!records || !projected) usage_error("cannot allocate the mapping records");
+        if (!records || !projected || !records_index || !projected_index)
+            usage_error("cannot allocate the mapping records");
+    }
+    static OrderedIndexNode *allocate_index()
+    {
+        return static_cast<OrderedIndexNode *>(
+            std::aligned_alloc(alignof(OrderedIndexNode), index_limit * sizeof(OrderedIndexNode)));
     }
     BindSpaceStorage storage()
     {
         return {{nodes, children},
                 slots,
                 {records.get(), record_limit},
-                {projected.get(), record_limit}};
+                {projected.get(), record_limit},
+                {records_index.get(), index_limit},
+                {projected_index.get(), index_limit}};
     }
 };
 

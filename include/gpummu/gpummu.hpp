@@ -12,6 +12,7 @@
 #include "gpummu/core/bitfield.hpp"
 #include "gpummu/core/config.hpp"
 #include "gpummu/core/deferred.hpp"
+#include "gpummu/core/ordered_index.hpp"
 #include "gpummu/core/result.hpp"
 #include "gpummu/core/types.hpp"
 #include "gpummu/format/aperture_codes.hpp"

@@ -171,6 +171,7 @@ struct Harness {
     std::array<std::array<PhysicalSegment, 2>, backing_count> layouts{};
     std::vector<MappingBacking *> backings;
     std::vector<MappingNode> pool;
+    std::vector<OrderedIndexNode> index;
     MappingRecords records;
     Model model;
     u64 base = 0;
@@ -250,7 +251,8 @@ void run(u64 seed, long operations)
     }
     const std::size_t capacity = seed % 3 == 0 ? 6 : 48;
     harness.pool.resize(capacity);
-    REQUIRE(harness.records.create(harness.pool, seed));
+    harness.index.resize(MappingRecords::index_nodes_for(capacity));
+    REQUIRE(harness.records.create(harness.pool, harness.index));
     harness.model.capacity = capacity;
     harness.span = 2 * MiB;
     harness.base = seed % 2 == 0 ? ~u64{0} - 4 * MiB + 1 : 0x1'0000'0000ull;

@@ -30,13 +30,15 @@ struct SpaceStorage {
 };
 
 // The same for a BindSpace: table nodes, directory blocks, big-table slots, and the
-// committed and projected record pools.
+// committed and projected record pools with their indexes.
 struct BindStorage {
     std::vector<PageTableNode> nodes;
     std::vector<PageTableChildren> children;
     std::vector<BigTableSlot> slots;
     std::vector<MappingNode> records;
     std::vector<MappingNode> projected;
+    std::vector<OrderedIndexNode> records_index;
+    std::vector<OrderedIndexNode> projected_index;
 
     BindStorage(std::size_t table_nodes, std::size_t directories, std::size_t big_slots,
                 std::size_t record_nodes)
@@ -44,10 +46,15 @@ struct BindStorage {
           children(directories),
           slots(big_slots),
           records(record_nodes),
-          projected(record_nodes)
+          projected(record_nodes),
+          records_index(MappingRecords::index_nodes_for(record_nodes)),
+          projected_index(MappingRecords::index_nodes_for(record_nodes))
     {
     }
-    BindSpaceStorage get() { return {{nodes, children}, slots, records, projected}; }
+    BindSpaceStorage get()
+    {
+        return {{nodes, children}, slots, records, projected, records_index, projected_index};
+    }
 };
 
 }  // namespace gpummu::testing

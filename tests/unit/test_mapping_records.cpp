@@ -38,8 +38,12 @@ std::vector<MappingView> all(const MappingRecords &records)
 
 struct Space {
     std::vector<MappingNode> pool;
+    std::vector<OrderedIndexNode> index;
     MappingRecords records;
-    explicit Space(std::size_t nodes) : pool(nodes) { REQUIRE(records.create(pool)); }
+    explicit Space(std::size_t nodes) : pool(nodes), index(MappingRecords::index_nodes_for(nodes))
+    {
+        REQUIRE(records.create(pool, index));
+    }
 };
 
 }  // namespace
@@ -127,6 +131,51 @@ TEST_CASE("unmap and protect need every page mapped; refusals change nothing")
     // With exactly enough nodes it goes through.
     REQUIRE(space.records.protect(va(16 * KiB, 48 * KiB), read_only, steps));
     CHECK(space.records.count() == 3);
+}
+
+TEST_CASE("create needs an index sized for the pool")
+{
+    std::vector<MappingNode> pool(100);
+    std::vector<OrderedIndexNode> index(MappingRecords::index_nodes_for(100) - 1);
+    MappingRecords records;
+    CHECK(records.create(pool, index).error() == Error::invalid_argument);
+    CHECK(!records.created());
+    index.resize(MappingRecords::index_nodes_for(100));
+    CHECK(records.create(pool, index));
+}
+
+TEST_CASE("thousands of records: lookups, front cuts and removals across index levels")
+{
+    // 4,000 records of 64 KiB with 64 KiB gaps; then every record loses its first 16 KiB
+    // (a cut that moves its key in the index), every third goes, and the lookups, the
+    // visit and the invariants stay right.
+    constexpr u64 count = 4000;
+    Space space(count);
+    auto ignore = [](const MappingStep &) {};
+    for (u64 i = 0; i < count; ++i)
+        REQUIRE(space.records.map(va(i * 128 * KiB, 64 * KiB), {}, {}, false, ignore));
+    REQUIRE(space.records.check_invariants());
+    for (u64 i = 0; i < count; ++i)
+        REQUIRE(space.records.unmap(va((count - 1 - i) * 128 * KiB, 16 * KiB), ignore));
+    REQUIRE(space.records.check_invariants());
+    for (u64 i = 0; i < count; i += 3)
+        REQUIRE(space.records.unmap(va(i * 128 * KiB + 16 * KiB, 48 * KiB), ignore));
+    REQUIRE(space.records.check_invariants());
+    for (u64 i = 0; i < count; ++i) {
+        const u64 base = i * 128 * KiB;
+        CHECK(!space.records.find(VirtualAddress{base + 16 * KiB - 1}));
+        auto held = space.records.find(VirtualAddress{base + 40 * KiB});
+        CHECK(held.has_value() == (i % 3 != 0));
+        if (held) CHECK(held->range == va(base + 16 * KiB, 48 * KiB));
+    }
+    u64 visited = 0, last_end = 0;
+    space.records.visit(VirtualAddress{0}, [&](const MappingView &view) {
+        CHECK(view.range.begin().value() >= last_end);
+        last_end = view.range.end().value();
+        ++visited;
+        return true;
+    });
+    CHECK(visited == count - (count + 2) / 3);
 }
 
 TEST_CASE("protect cuts only records it changes and reports downgrades")

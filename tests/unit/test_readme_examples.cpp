@@ -193,10 +193,17 @@ TEST_CASE("README bind job example")
     std::vector<PageTableChildren> directories(32);
     std::vector<BigTableSlot> big_tables(16);
     std::vector<MappingNode> records(64), projected(64);
+    std::vector<OrderedIndexNode> records_index(MappingRecords::index_nodes_for(64)),
+        projected_index(MappingRecords::index_nodes_for(64));
     Recorder tlb;
     BindSpace<MmuV3, HostMemory, Recorder> space;
     REQUIRE(space.create(vram, *buddy, tlb,
-                         {{table_nodes, directories}, big_tables, records, projected},
+                         {{table_nodes, directories},
+                          big_tables,
+                          records,
+                          projected,
+                          records_index,
+                          projected_index},
                          {.space = VirtualRange::from_size(VirtualAddress{0}, 1ull << 40).value(),
                           .vram_end = VramAddress{64 << 20}}));
     // A buffer object whose 2 MiB live in two runs of VRAM.

@@ -94,6 +94,9 @@ struct BindSpaceStorage {
     std::span<BigTableSlot> big_table_pages;
     std::span<MappingNode> records;    // one node per committed record
     std::span<MappingNode> projected;  // as many: the records once prepared jobs commit
+    // MappingRecords::index_nodes_for(records.size()) each: the records' VA index
+    std::span<OrderedIndexNode> records_index;
+    std::span<OrderedIndexNode> projected_index;
 };
 
 struct BindSpaceConfig {
@@ -156,8 +159,9 @@ public:
             return failure(Error::invalid_argument);
         if ((F::va_bits < 64) && config.space.end().value() > (u64{1} << F::va_bits))
             return failure(Error::out_of_range);
-        GPUMMU_TRY(records_.create(storage.records));
-        if (auto made = projected_.create(storage.projected, 0x5bd1e995u, false); !made) {
+        GPUMMU_TRY(records_.create(storage.records, storage.records_index));
+        if (auto made = projected_.create(storage.projected, storage.projected_index, false);
+            !made) {
             records_.destroy();
             return made;
         }

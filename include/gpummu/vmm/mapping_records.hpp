@@ -29,17 +29,19 @@
 //
 // What it does not do
 //   - No page tables (bind_job.hpp drives both), no VA allocation, no locking.
-//   - Storage is the caller's: a pool of nodes, one per record. An operation needs at most
-//     `nodes_per_operation` free nodes (the new record, and the second half of a record
-//     cut on both sides); it checks before it changes anything, so a refused operation
-//     (out_of_storage, overlap, not_mapped, bad arguments) leaves no trace.
+//   - Storage is the caller's: a pool of nodes, one per record, and the nodes of the index
+//     that finds them by VA (a B+ tree, core/ordered_index.hpp; index_nodes_for(records)
+//     of them, about 20-32 bytes per record). An operation needs at most
+//     `nodes_per_operation` free pool nodes (the new record, and the second half of a
+//     record cut on both sides); it checks before it changes anything, so a refused
+//     operation (out_of_storage, overlap, not_mapped, bad arguments) leaves no trace.
 //   - Neither a MappingRecords nor a MappingBacking may move while records link them
 //     (the backing's list runs through nodes of every space): create in place, clear()
 //     before dropping.
 //
 // Invariants (check_invariants proves them)
-//   - Records are non-empty, 4 KiB aligned, disjoint; the tree is ordered by begin and
-//     heap-ordered by priority; the VA-order thread matches the tree's in-order walk.
+//   - Records are non-empty, 4 KiB aligned, disjoint; the VA-order thread (previous, next)
+//     lists them by begin, and the index holds exactly their begins, in the same order.
 //   - Every record with a backing is on that backing's list exactly once, and its bytes
 //     [offset, offset + size) lie inside the backing.
 #pragma once
@@ -48,6 +50,7 @@
 #include <cstddef>
 #include <span>
 
+#include "gpummu/core/ordered_index.hpp"
 #include "gpummu/core/result.hpp"
 #include "gpummu/core/types.hpp"
 #include "gpummu/format/format_concepts.hpp"
@@ -67,11 +70,8 @@ struct MappingNode {
     MappingNode *backing_previous = nullptr;  // the backing's list, across address spaces
     MappingNode *backing_next = nullptr;
     const MappingRecords *owner = nullptr;
-    u32 left = 0;  // tree links and the VA-order thread; no_node when absent
-    u32 right = 0;
-    u32 previous = 0;
+    u32 previous = 0;  // the VA-order thread; no_node when absent
     u32 next = 0;
-    u32 priority = 0;
 };
 
 // What a record says, as queries and steps report it.
@@ -241,7 +241,7 @@ private:
 
 class MappingRecords {
 public:
-    static constexpr u32 no_node = 0xFFFF'FFFFu;
+    static constexpr u32 no_node = OrderedIndex::absent;
     // The most nodes one operation adds: a new record plus the far half of a record cut on
     // both sides (map with replace, protect), or that half alone (unmap).
     static constexpr std::size_t nodes_per_operation = 2;
@@ -250,24 +250,32 @@ public:
     MappingRecords(const MappingRecords &) = delete;
     MappingRecords &operator=(const MappingRecords &) = delete;
 
-    // Starts empty over `pool` (one node per record). With `link_backings` false the
-    // records stay off their backings' lists (a scratch copy, such as the state prepared
-    // bind jobs will leave). Errors: invalid_argument (created already, or a pool of no
-    // nodes or too many to index).
-    [[nodiscard]] Result<void> create(std::span<MappingNode> pool, u64 seed = 0x9e3779b97f4a7c15ull,
+    // Index nodes for a pool of `records` nodes.
+    [[nodiscard]] static constexpr std::size_t index_nodes_for(std::size_t records) noexcept
+    {
+        return OrderedIndex::nodes_for(records);
+    }
+
+    // Starts empty over `pool` (one node per record) and `index` (index_nodes_for(pool
+    // size) nodes or more). With `link_backings` false the records stay off their backings'
+    // lists (a scratch copy, such as the state prepared bind jobs will leave). Errors:
+    // invalid_argument (created already, a pool of no nodes or too many to index, an index
+    // too small for the pool).
+    [[nodiscard]] Result<void> create(std::span<MappingNode> pool,
+                                      std::span<OrderedIndexNode> index,
                                       bool link_backings = true) noexcept
     {
         if (created_ || pool.empty() || pool.size() >= no_node)
             return failure(Error::invalid_argument);
+        GPUMMU_TRY(index_.create(index, pool.size()));
         pool_ = pool;
         // Nodes never used are taken in order (`unused_`), freed ones from a list: the
         // pool is not written until records need it (a large pool costs nothing up front).
         free_ = no_node;
         unused_ = 0;
         free_count_ = pool_.size();
-        root_ = first_ = no_node;
+        first_ = no_node;
         count_ = 0;
-        random_ = seed | 1u;
         link_backings_ = link_backings;
         created_ = true;
         return success();
@@ -420,15 +428,25 @@ public:
     [[nodiscard]] Result<void> check_invariants() const noexcept
     {
         if (!created_) return success();
+        GPUMMU_TRY(index_.check_invariants());
+        // The thread, record by record; the index must name the same records in order.
         std::size_t seen = 0;
         u32 previous = no_node;
-        GPUMMU_TRY(check_subtree(root_, 0, ~u64{0}, ~u32{0}, previous, seen));
-        if (seen != count_ || seen + free_count_ != pool_.size())
+        for (u32 node = first_; node != no_node; node = pool_[node].next) {
+            if (node >= pool_.size() || seen >= count_) return failure(Error::malformed_record);
+            GPUMMU_TRY(check_record(node, previous));
+            previous = node;
+            ++seen;
+        }
+        if (seen != count_ || seen + free_count_ != pool_.size() || index_.size() != count_)
             return failure(Error::malformed_record);
-        if ((previous == no_node) != (first_ == no_node)) return failure(Error::malformed_record);
-        if (previous != no_node && pool_[previous].next != no_node)
-            return failure(Error::malformed_record);
-        return success();
+        bool matches = true;
+        u32 expected = first_;
+        index_.visit([&](u64 key, u32 node) {
+            matches = matches && node == expected && pool_[node].begin == key;
+            expected = node < pool_.size() ? pool_[node].next : no_node;
+        });
+        return matches ? success() : failure(Error::malformed_record);
     }
 
 private:
@@ -450,19 +468,7 @@ private:
     }
 
     // The record with the largest begin <= va, or no_node.
-    [[nodiscard]] u32 floor(u64 va) const noexcept
-    {
-        u32 best = no_node;
-        for (u32 node = root_; node != no_node;) {
-            if (pool_[node].begin <= va) {
-                best = node;
-                node = pool_[node].right;
-            } else {
-                node = pool_[node].left;
-            }
-        }
-        return best;
-    }
+    [[nodiscard]] u32 floor(u64 va) const noexcept { return index_.floor(va); }
     // The first record overlapping [begin, end), or no_node; `at` is floor(begin).
     [[nodiscard]] u32 overlapping(u32 at, u64 begin, u64 end) const noexcept
     {
@@ -524,7 +530,9 @@ private:
                 } else if (!previous.empty()) {
                     record.end = cut_begin;
                 } else {
+                    const u64 old_begin = record.begin;
                     advance(record, cut_end);  // the key grows but keeps its place
+                    index_.rekey(old_begin, cut_end);
                 }
                 sink(MappingStep{MappingStep::Kind::remapped, before, previous, next, {}});
             }
@@ -577,15 +585,7 @@ private:
         return VirtualRange::from_bounds(VirtualAddress{begin}, VirtualAddress{end}).value();
     }
 
-    // ---- the tree (a treap by begin, nodes in the pool) and the VA-order thread --------
-
-    [[nodiscard]] u32 next_priority() noexcept
-    {
-        random_ ^= random_ << 13;
-        random_ ^= random_ >> 7;
-        random_ ^= random_ << 17;
-        return static_cast<u32>(random_ >> 32);
-    }
+    // ---- the index (by begin) and the VA-order thread ------------------------------------
 
     // Links a copy of `values` (begin, end, offset, attributes, backing) as a new record
     // right after record `before` in VA order (no_node: first), which the caller knows.
@@ -605,8 +605,6 @@ private:
         record.attributes = values.attributes;
         record.backing = values.backing;
         record.owner = this;
-        record.left = record.right = no_node;
-        record.priority = next_priority();
         GPUMMU_ASSERT(before == floor(values.begin));
         record.previous = before;
         record.next = before == no_node ? first_ : pool_[before].next;
@@ -615,63 +613,15 @@ private:
         else
             pool_[before].next = node;
         if (record.next != no_node) pool_[record.next].previous = node;
-        root_ = insert_into(root_, node);
+        index_.insert(record.begin, node);
         if (record.backing != nullptr && link_backings_) record.backing->link(record);
         ++count_;
         return node;
     }
-    u32 insert_into(u32 tree, u32 node) noexcept
-    {
-        if (tree == no_node) return node;
-        if (pool_[node].priority > pool_[tree].priority) {
-            split(tree, pool_[node].begin, pool_[node].left, pool_[node].right);
-            return node;
-        }
-        if (pool_[node].begin < pool_[tree].begin)
-            pool_[tree].left = insert_into(pool_[tree].left, node);
-        else
-            pool_[tree].right = insert_into(pool_[tree].right, node);
-        return tree;
-    }
-    // Splits `tree` into keys < key and keys >= key.
-    void split(u32 tree, u64 key, u32 &less, u32 &rest) noexcept
-    {
-        if (tree == no_node) {
-            less = rest = no_node;
-            return;
-        }
-        if (pool_[tree].begin < key) {
-            split(pool_[tree].right, key, pool_[tree].right, rest);
-            less = tree;
-        } else {
-            split(pool_[tree].left, key, less, pool_[tree].left);
-            rest = tree;
-        }
-    }
-    u32 join(u32 less, u32 rest) noexcept
-    {
-        if (less == no_node) return rest;
-        if (rest == no_node) return less;
-        if (pool_[less].priority > pool_[rest].priority) {
-            pool_[less].right = join(pool_[less].right, rest);
-            return less;
-        }
-        pool_[rest].left = join(less, pool_[rest].left);
-        return rest;
-    }
-    u32 erase_from(u32 tree, u32 node) noexcept
-    {
-        if (tree == node) return join(pool_[node].left, pool_[node].right);
-        if (pool_[node].begin < pool_[tree].begin)
-            pool_[tree].left = erase_from(pool_[tree].left, node);
-        else
-            pool_[tree].right = erase_from(pool_[tree].right, node);
-        return tree;
-    }
     void erase(u32 node) noexcept
     {
         MappingNode &record = pool_[node];
-        root_ = erase_from(root_, node);
+        index_.erase(record.begin);
         if (record.previous != no_node)
             pool_[record.previous].next = record.next;
         else
@@ -685,24 +635,15 @@ private:
         --count_;
     }
 
-    // In-order walk: keys within (low, high) exclusive-ish bounds, heap order, thread links,
-    // no overlap with the previous record, backing bounds and list membership.
-    [[nodiscard]] Result<void> check_subtree(u32 node, u64 low, u64 high, u32 parent_priority,
-                                             u32 &previous, std::size_t &seen) const noexcept
+    // One record against the one before it in the thread: shape, order, no overlap, owner,
+    // backing bounds and list membership.
+    [[nodiscard]] Result<void> check_record(u32 node, u32 previous) const noexcept
     {
-        if (node == no_node) return success();
-        if (node >= pool_.size() || seen > pool_.size()) return failure(Error::malformed_record);
         const MappingNode &record = pool_[node];
-        if (record.priority > parent_priority || record.begin < low || record.begin > high)
-            return failure(Error::malformed_record);
-        GPUMMU_TRY(check_subtree(record.left, low, record.begin, record.priority, previous, seen));
         if (record.begin >= record.end || (record.begin & 0xFFFu) != 0 ||
-            (record.end & 0xFFFu) != 0 || record.owner != this)
+            (record.end & 0xFFFu) != 0 || record.owner != this || record.previous != previous)
             return failure(Error::malformed_record);
-        if (record.previous != previous) return failure(Error::malformed_record);
-        if (previous == no_node
-                ? first_ != node
-                : (pool_[previous].next != node || pool_[previous].end > record.begin))
+        if (previous == no_node ? first_ != node : pool_[previous].end > record.begin)
             return failure(Error::malformed_record);
         if (record.backing != nullptr) {
             if (record.offset + (record.end - record.begin) > record.backing->size())
@@ -713,19 +654,16 @@ private:
                 listed = listed || other == &record;
             if (listed != link_backings_) return failure(Error::malformed_record);
         }
-        previous = node;
-        ++seen;
-        return check_subtree(record.right, record.begin, high, record.priority, previous, seen);
+        return success();
     }
 
     std::span<MappingNode> pool_{};
-    u32 root_ = no_node;
+    OrderedIndex index_;
     u32 first_ = no_node;
     u32 free_ = no_node;
     u32 unused_ = 0;  // nodes from here on were never handed out
     std::size_t free_count_ = 0;
     std::size_t count_ = 0;
-    u64 random_ = 1;
     bool link_backings_ = true;
     bool created_ = false;
 };
