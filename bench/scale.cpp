@@ -113,14 +113,15 @@ void mappings_scale(benchmark::State &state)
         live.push_back(mapping->handle);
     }
     const PageTableStats tables = space.stats().tables;
-    // Host memory a live mapping holds: its record, the range allocator's nodes (at most two
-    // per range: the range and the hole it split), and its share of the page-table nodes
-    // (one per table) and children blocks (one per directory).
+    // Host memory a live mapping holds: its record, its share of the range allocator's tree
+    // nodes (the segments of ranges and holes, up to 12 per node), and its share of the
+    // page-table nodes (one per table) and children blocks (one per directory).
     u64 directories = 0;
     for (std::size_t depth = 0; depth + 1 < MmuV3::levels.size(); ++depth)
         directories += tables.tables_per_level[depth];
-    const double bookkeeping = static_cast<double>(sizeof(MappingRecord) + 2 * sizeof(RangeNode)) +
-                               static_cast<double>(tables.tables() * sizeof(PageTableNode) +
+    const double bookkeeping = static_cast<double>(sizeof(MappingRecord)) +
+                               static_cast<double>(space.stats().range_nodes * sizeof(RangeNode) +
+                                                   tables.tables() * sizeof(PageTableNode) +
                                                    directories * sizeof(PageTableChildren)) /
                                    static_cast<double>(count);
     testing::Random random(count);

@@ -234,3 +234,36 @@ TEST_CASE("allocated ranges keep their owner tag")
     CHECK(fixture.ranges.owner_of(VirtualAddress{512 * MiB})->owner == 9);
     CHECK(fixture.ranges.check_invariants());
 }
+
+TEST_CASE("thousands of ranges grow the tree by levels and freeing them shrinks it back")
+{
+    // 3,000 ranges of 64 KiB with 64 KiB gaps (6,000 segments: four levels of 12), freed
+    // in an interleaved order so that leaves borrow and merge on both sides.
+    constexpr u64 count = 3000;
+    auto fixture = Fixture::make(0, 1024 * GiB, count);
+    for (u64 i = 0; i < count; ++i)
+        REQUIRE(fixture.ranges.reserve(range(i * 128 * KiB, 64 * KiB), static_cast<u32>(i)));
+    REQUIRE(fixture.ranges.check_invariants());
+    CHECK(fixture.ranges.nodes_in_use() > 2 * count / RangeNode::capacity);
+    for (u64 i = 0; i < count; i += 97) {
+        auto owned = fixture.ranges.owner_of(VirtualAddress{i * 128 * KiB + 4 * KiB});
+        REQUIRE(owned);
+        CHECK(owned->owner == i);
+        CHECK(fixture.ranges.find(VirtualAddress{i * 128 * KiB + 64 * KiB}).error() ==
+              Error::not_mapped);
+    }
+    // An aligned request skips every 64 KiB gap and lands past the last range.
+    auto big = fixture.ranges.allocate({.size = 1 * MiB, .alignment = 1 * MiB});
+    REQUIRE(big);
+    CHECK(big->begin().value() == align_up(count * 128 * KiB, 1 * MiB).value());
+    REQUIRE(fixture.ranges.free(*big));
+    for (u64 step = 0; step < count; ++step) {
+        const u64 i = step % 2 == 0 ? step / 2 : count - 1 - step / 2;
+        REQUIRE(fixture.ranges.free(range(i * 128 * KiB, 64 * KiB)));
+        if (step % 211 == 0) REQUIRE(fixture.ranges.check_invariants());
+    }
+    CHECK(fixture.ranges.check_invariants());
+    CHECK(fixture.ranges.live_ranges() == 0);
+    CHECK(fixture.ranges.nodes_in_use() == 1);
+    CHECK(fixture.ranges.largest_hole() == 1024 * GiB);
+}

@@ -124,6 +124,7 @@ struct AddressSpaceStats {
     u64 mapped_bytes = 0;
     u64 tlb_invalidations = 0;
     u64 table_vram_bytes = 0;  // VRAM the tables hold from the buddy (whole host pages)
+    u64 range_nodes = 0;       // range-allocator tree nodes in use (of range_nodes storage)
 };
 
 template <MmuFormat F, TableMemory M, TlbInvalidator T>
@@ -376,6 +377,7 @@ public:
         if (!created_) return out;
         out.tables = table_->stats();
         out.table_vram_bytes = (*pages_).vram_bytes();
+        out.range_nodes = ranges_->nodes_in_use();
         return out;
     }
     // The root table ("no table" before create and after destroy).
