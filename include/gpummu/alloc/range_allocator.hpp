@@ -211,10 +211,26 @@ public:
             next_free = pool_[after.leaf].blocks[index] != 0;
             if (next_free) merged_end = pool_[after.leaf].extents[index];
         }
-        // The merged hole keeps the first segment's entry; the others go.
+        // The merged hole keeps the first segment's entry; the others go. Neighbours in the
+        // same leaf (the common case) merge there, and the leaf rebalances once.
+        const bool previous_here = !previous_free || at > 0;
+        const bool next_here = !next_free || at + 1 < leaf.count;
+        if (previous_here && next_here) {
+            RangeNode &node = pool_[path.leaf];
+            const u32 survivor = previous_free ? at - 1 : at;
+            node.extents[survivor] = merged_end;
+            node.blocks[survivor] = largest_aligned_block(merged_begin, merged_end);
+            node.values[survivor] = 0;
+            if (next_free) remove(node, at + 1);
+            if (previous_free) remove(node, at);
+            segments_ -= (next_free ? 1u : 0u) + (previous_free ? 1u : 0u);
+            rebalance(path);
+            --live_;
+            return success();
+        }
         if (next_free) erase_entry(locate(end));
         if (previous_free) erase_entry(locate(begin));
-        Path survivor = previous_free || next_free ? locate(merged_begin) : path;
+        Path survivor = locate(merged_begin);
         RangeNode &node = pool_[survivor.leaf];
         node.extents[survivor.position] = merged_end;
         node.blocks[survivor.position] = largest_aligned_block(merged_begin, merged_end);
@@ -566,13 +582,19 @@ private:
     }
 
     // Removes the path's leaf entry; a node below minimum_fill borrows from a sibling above
-    // it or merges with one, and the parent loses an entry in turn.
+    // it (until it is full enough) or merges with one, and the parent loses an entry in turn.
     void erase_entry(const Path &path) noexcept
+    {
+        remove(pool_[path.leaf], path.position);
+        --segments_;
+        rebalance(path);
+    }
+    // The path's leaf lost entries (its others may have changed): refill or merge it as
+    // erase_entry says, and bring the entries above up to date.
+    void rebalance(const Path &path) noexcept
     {
         u32 at = path.leaf;
         std::size_t depth = path.depth;
-        remove(pool_[at], path.position);
-        --segments_;
         while (depth > 0 && pool_[at].count < minimum_fill) {
             const Step up = path.steps[depth - 1];
             RangeNode &parent = pool_[up.node];
@@ -584,8 +606,7 @@ private:
                 --left.count;
                 set_entry(up.node, up.slot - 1, parent.values[up.slot - 1]);
                 set_entry(up.node, up.slot, at);
-                refresh_up(path, depth - 1, up.node);
-                return;
+                continue;  // a leaf that lost two entries may need a second one
             }
             if (up.slot + 1 < parent.count &&
                 pool_[parent.values[up.slot + 1]].count > minimum_fill) {
@@ -595,8 +616,7 @@ private:
                 remove(right, 0);
                 set_entry(up.node, up.slot, at);
                 set_entry(up.node, up.slot + 1, parent.values[up.slot + 1]);
-                refresh_up(path, depth - 1, up.node);
-                return;
+                continue;
             }
             const u32 left_slot = up.slot > 0 ? up.slot - 1 : up.slot;
             const u32 left = parent.values[left_slot], right = parent.values[left_slot + 1];
