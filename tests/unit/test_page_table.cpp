@@ -403,6 +403,49 @@ TEST_CASE_TEMPLATE("PTE runs are written as ranges", F, MmuV2, MmuV3)
     CHECK(fixture.memory->counters().bytes_written >= 64 * mib / 4096 * 8);
 }
 
+TEST_CASE_TEMPLATE("runs of large pages are written as ranges: map, remap, unmap, over sparse", F,
+                   MmuV2, MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    const u64 va = 4 * gib;
+    auto writes = [&] { return fixture.memory->counters().writes; };
+    // 1 GiB of 2 MiB pages (the physical address is not 512 MiB aligned): 512 PD0 entries
+    // in runs of at most 64, plus the directories.
+    const u64 pa = 8 * gib + 2 * mib;
+    fixture.memory->reset_counters();
+    map_ok(fixture, va, 1 * gib, pa);
+    CHECK(writes() <= 512 / 64 + 8);
+    for (u64 offset : {u64{0}, 2 * mib, 510 * mib, 1 * gib - 2 * mib}) {
+        const Translation page = look(fixture, va + offset + 4 * kib);
+        CHECK(page.state == TranslationState::mapped);
+        CHECK(page.address == PhysicalAddress{pa + offset + 4 * kib});
+        CHECK(page.level == Level{static_cast<u8>(F::levels.size() - 2)});
+    }
+    // The same range again with replace, elsewhere: rewritten in place, no table added.
+    const auto tables = fixture.table->stats().tables();
+    fixture.memory->reset_counters();
+    map_ok(fixture, va, 1 * gib, 2 * pa, {.replace = true});
+    CHECK(writes() <= 512 / 64 + 8);
+    CHECK(fixture.table->stats().tables() == tables);
+    CHECK(look(fixture, va + 300 * mib).address == PhysicalAddress{2 * pa + 300 * mib});
+    // Without replace the run is refused and nothing changes.
+    CHECK(fixture.table->map(va_range(va, 4 * mib), at(0)).error() == Error::already_mapped);
+    // Unmap of whole pages: invalid entries, one run.
+    fixture.memory->reset_counters();
+    unmap_ok(fixture, va, 1 * gib);
+    CHECK(writes() <= 512 / 64 + 8);
+    CHECK(look(fixture, va + 300 * mib).state == TranslationState::unmapped);
+    // Over a sparse range the pages return to sparse when unmapped, run by run.
+    auto sparse = fixture.table->make_sparse(va_range(va, 64 * mib));
+    REQUIRE(sparse.has_value());
+    fixture.flush(*sparse);
+    map_ok(fixture, va, 64 * mib, pa, {.replace = true});
+    CHECK(look(fixture, va + 6 * mib).state == TranslationState::mapped);
+    unmap_ok(fixture, va, 64 * mib);
+    CHECK(look(fixture, va + 6 * mib).state == TranslationState::sparse);
+    CHECK(look(fixture, va + 62 * mib).state == TranslationState::sparse);
+}
+
 TEST_CASE_TEMPLATE("a root supplied by the caller is used and never freed", F, MmuV2, MmuV3)
 {
     PageTableFixture<F> fixture(ampere);

@@ -1022,10 +1022,20 @@ private:
     {
         const LevelDescriptor &level = F::levels[depth];
         const u64 coverage = level.entry_coverage();
+        EntryRun run;  // large pages placed here, written together
         for (u64 entry = align_down(begin, coverage); entry < end; entry += coverage) {
             const unsigned index = static_cast<unsigned>(level.index_of(VirtualAddress{entry}));
             const u64 first = std::max(begin, entry), last = std::min(end, entry + coverage);
             const bool full = first == entry && last == entry + coverage;
+            if (full && level.may_hold_pte() &&
+                (request_.operation == Operation::map || request_.operation == Operation::unmap)) {
+                auto placed = whole_run<commit>(node, depth, index, entry, end, inherited);
+                if (!placed) return failure(placed.error());
+                if (*placed != 0) {
+                    entry += (*placed - 1) * coverage;  // the loop adds the last one
+                    continue;
+                }
+            }
             const Content content = content_of<commit>(node, index, level.dual, inherited);
             bool fits = false;
             if (full && level.may_hold_pte()) {
@@ -1046,6 +1056,13 @@ private:
             }
             auto step = decide(content, full, fits);
             if (!step) return failure(step.error());
+            if constexpr (commit) {
+                if (*step == Step::place) {
+                    GPUMMU_TRY(set_entry(node, depth, index, entry, content, *step, &run));
+                    continue;
+                }
+                GPUMMU_TRY(flush_run(node, depth, run));  // writes stay in VA order
+            }
             if (*step == Step::descend) {
                 if (level.dual)
                     GPUMMU_TRY(visit_dual<commit>(node, depth, index, entry, first, last, content));
@@ -1055,6 +1072,7 @@ private:
             }
             if constexpr (commit) GPUMMU_TRY(set_entry(node, depth, index, entry, content, *step));
         }
+        if constexpr (commit) GPUMMU_TRY(flush_run(node, depth, run));
         return success();
     }
 
@@ -1185,7 +1203,7 @@ private:
             retire_subtree(child);
         }
         nodes_[node].mapped.set(index);
-        nodes_[node].sparse_backed.assign(index, 1, *underlay);
+        nodes_[node].sparse_backed.assign(index, *underlay);
         batch_->record_downgrade(Level{static_cast<u8>(depth)});
         return success();
     }
@@ -1207,9 +1225,109 @@ private:
         retire(table);
     }
 
-    // Writes a whole entry at a directory level: a large page, sparse, or invalid.
+    // A run of whole entries of one directory table that a map fills with large pages, or
+    // an unmap empties, in one go, without the per-entry decisions. A map: every entry of
+    // the run empty (or, with replace, every one a large page), the physical memory
+    // contiguous and aligned for the page. An unmap: every entry a large page, with nothing
+    // beneath any of them or sparse beneath all (they become invalid, or sparse). No table
+    // below any entry. Returns the entries done (0: not such a run, the caller decides entry
+    // by entry). The prepare phase has nothing to do for them.
+    template <bool commit>
+    [[nodiscard]] Result<u64> whole_run(u32 node, unsigned depth, unsigned index, u64 entry,
+                                        u64 end, Content inherited) noexcept
+    {
+        const LevelDescriptor &level = F::levels[depth];
+        const bool map = request_.operation == Operation::map;
+        const PageSize size = PageSize::from_shift(level.va_low).value();
+        if (map && !request_.sizes.contains(size)) return u64{0};
+        const u64 coverage = level.entry_coverage();
+        u64 count = std::min<u64>((end - entry) / coverage, level.entry_count() - index);
+        if (map) {
+            if (count < 2 || !physical_at(entry).is_aligned_to(size)) return u64{0};
+            count = std::min<u64>(count, contiguous_at(entry, count * coverage) / coverage);
+        }
+        if (count < 2) return u64{0};
+        PageTableNode &table = nodes_[node];
+        const unsigned first = index, entries = static_cast<unsigned>(count);
+        const bool fresh = !commit && table.has(PageTableNode::prepared);
+        if (fresh && (!map || inherited.kind != Kind::none)) return u64{0};
+        bool mapped = false, sparse = false;
+        if (!fresh) {
+            for (unsigned i = first; i < first + entries; ++i)
+                if (child_at(node, i) != no_table_node ||
+                    (level.dual && child_at(node, i + 256) != no_table_node))
+                    return u64{0};
+            mapped = table.mapped.any(first, entries);
+            sparse = table.sparse_backed.any(first, entries);
+            if (mapped && !table.mapped.all(first, entries)) return u64{0};
+            if (map ? sparse || (mapped && !request_.replace)
+                    : !mapped || (sparse && !table.sparse_backed.all(first, entries)))
+                return u64{0};
+        }
+        if constexpr (commit) {
+            const u64 word = map          ? pte_at(entry).raw()
+                             : !sparse    ? 0
+                             : level.dual ? F::DualPde::sparse().low()
+                                          : F::Pde::sparse().raw();
+            GPUMMU_TRY(
+                write_entries(node, depth, first, entries, word, map ? request_step(coverage) : 0));
+            const Level at{static_cast<u8>(depth)};
+            if (map && !mapped) {
+                table.mapped.assign(first, entries, true);
+                table.live = static_cast<u16>(table.live + entries);
+                batch_->record_write(at);
+            } else {
+                if (!map) table.mapped.assign(first, entries, false);
+                if (!map && !sparse) table.live = static_cast<u16>(table.live - entries);
+                batch_->record_downgrade(at);
+            }
+        }
+        return count;
+    }
+    // Entries [first, first + count) of a directory table: low words word, word + step, ...;
+    // the high word of dual entries 0.
+    [[nodiscard]] Result<void> write_entries(u32 node, unsigned depth, unsigned first,
+                                             unsigned count, u64 word, u64 step) noexcept
+    {
+        EntryRun run;
+        const bool dual = F::levels[depth].dual;
+        for (unsigned i = first; i < first + count; ++i, word += step) {
+            if (run.count == EntryRun::capacity) GPUMMU_TRY(flush_run(node, depth, run));
+            if (run.count == 0) run.first = i;
+            if (dual) {
+                run.words[2 * run.count] = word;
+                run.words[2 * run.count + 1] = 0;
+            } else {
+                run.words[run.count] = word;
+            }
+            ++run.count;
+        }
+        return flush_run(node, depth, run);
+    }
+
+    // Consecutive large pages of one directory table, written as one run (one memory call
+    // instead of one per entry: a 1 GiB map of 2 MiB pages is 512 of them).
+    struct EntryRun {
+        static constexpr unsigned capacity = 64;
+        unsigned first = 0;
+        unsigned count = 0;
+        std::array<u64, 2 * capacity> words{};  // low (and high, for dual entries) words
+    };
+    [[nodiscard]] Result<void> flush_run(u32 node, unsigned depth, EntryRun &run) noexcept
+    {
+        if (run.count == 0) return success();
+        const LevelDescriptor &level = F::levels[depth];
+        const unsigned per_entry = level.dual ? 2u : 1u;
+        const unsigned count = std::exchange(run.count, 0u);
+        return memory_->write(entry_address(node, run.first, level.entry_bytes),
+                              std::span<const u64>(run.words.data(), count * per_entry));
+    }
+
+    // Writes a whole entry at a directory level: a large page, sparse, or invalid. With
+    // `run`, a large page joins the run of pages before it instead (flush_run writes it).
     [[nodiscard]] Result<void> set_entry(u32 node, unsigned depth, unsigned index, u64 va,
-                                         Content content, Step step) noexcept
+                                         Content content, Step step,
+                                         EntryRun *run = nullptr) noexcept
     {
         PageTableNode &table = nodes_[node];
         const Level level{static_cast<u8>(depth)};
@@ -1217,9 +1335,23 @@ private:
         switch (step) {
         case Step::skip: return success();
         case Step::place: {
-            GPUMMU_TRY(write_entry(node, depth, index, pte_at(va).raw()));
+            if (run == nullptr) {
+                GPUMMU_TRY(write_entry(node, depth, index, pte_at(va).raw()));
+            } else {
+                if (run->count != 0 &&
+                    (index != run->first + run->count || run->count == EntryRun::capacity))
+                    GPUMMU_TRY(flush_run(node, depth, *run));
+                if (run->count == 0) run->first = index;
+                if (F::levels[depth].dual) {
+                    run->words[2 * run->count] = pte_at(va).raw();
+                    run->words[2 * run->count + 1] = 0;
+                } else {
+                    run->words[run->count] = pte_at(va).raw();
+                }
+                ++run->count;
+            }
             table.mapped.set(index);
-            table.sparse_backed.assign(index, 1, content.kind == Kind::sparse || content.underlay);
+            table.sparse_backed.assign(index, content.kind == Kind::sparse || content.underlay);
             break;
         }
         case Step::set_sparse:
@@ -1655,7 +1787,7 @@ private:
             ++run.count;
             table.no_valid_4k &= ~(1u << chunk);
             table.mapped.set(chunk);
-            table.sparse_backed.assign(chunk, 1, content.kind == Kind::sparse || content.underlay);
+            table.sparse_backed.assign(chunk, content.kind == Kind::sparse || content.underlay);
         } else if (step == ChunkStep::big_sparse) {
             GPUMMU_TRY(write_big(big, chunk, F::Pte::sparse().raw()));
             table.mapped.clear(chunk);

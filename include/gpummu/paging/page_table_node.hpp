@@ -64,8 +64,18 @@ public:
             word = value ? (word | mask) : (word & ~mask);
         });
     }
-    constexpr void set(unsigned index) noexcept { assign(index, 1, true); }
-    constexpr void clear(unsigned index) noexcept { assign(index, 1, false); }
+    constexpr void set(unsigned index) noexcept { words_[index >> 6] |= u64{1} << (index & 63u); }
+    constexpr void clear(unsigned index) noexcept
+    {
+        words_[index >> 6] &= ~(u64{1} << (index & 63u));
+    }
+    constexpr void assign(unsigned index, bool value) noexcept
+    {
+        if (value)
+            set(index);
+        else
+            clear(index);
+    }
     [[nodiscard]] constexpr bool any(unsigned first, unsigned count) const noexcept
     {
         bool found = false;
