@@ -43,6 +43,7 @@
 #include <cstddef>
 #include <span>
 
+#include "gpummu/core/ordered_index.hpp"
 #include "gpummu/core/result.hpp"
 #include "gpummu/core/types.hpp"
 
@@ -117,9 +118,9 @@ public:
             return failure(Error::invalid_argument);
         RangeAllocator allocator;
         allocator.pool_ = pool.data();
-        allocator.capacity_ = static_cast<u32>(pool.size());
         allocator.segment_capacity_ = (pool.size() - max_height) * (minimum_fill - 1);
         allocator.space_ = space;
+        allocator.tree_nodes_.reset(pool.data(), pool.size());
         allocator.root_ = allocator.take();
         RangeNode &root = allocator.pool_[allocator.root_];
         root.leaf = 1;
@@ -262,7 +263,7 @@ public:
 
     [[nodiscard]] std::size_t live_ranges() const noexcept { return live_; }
     // Pool slots the tree holds now (for bookkeeping-bytes reports).
-    [[nodiscard]] std::size_t nodes_in_use() const noexcept { return unused_ - free_nodes_; }
+    [[nodiscard]] std::size_t nodes_in_use() const noexcept { return tree_nodes_.in_use(); }
     [[nodiscard]] u64 largest_hole() const noexcept
     {
         u64 hole = 0;
@@ -280,7 +281,7 @@ public:
         Audit audit{space_.begin().value(), false, 0, 0, 0};
         if (!audit_below(root_, 1, audit)) return failure(Error::malformed_record);
         if (audit.cursor != space_.end().value() || audit.allocated != live_ ||
-            audit.segments != segments_ || audit.nodes + free_nodes_ != unused_)
+            audit.segments != segments_ || audit.nodes != tree_nodes_.in_use())
             return failure(Error::malformed_record);
         return success();
     }
@@ -640,25 +641,11 @@ private:
 
     u32 take() noexcept
     {
-        u32 node = free_node_;
-        if (node != no_node) {
-            free_node_ = pool_[node].values[0];
-            --free_nodes_;
-        } else {
-            GPUMMU_ASSERT(unused_ < capacity_);
-            node = unused_++;
-        }
-        pool_[node].count = 0;
+        const u32 node = tree_nodes_.take();
         pool_[node].leaf = 0;
         return node;
     }
-    void give(u32 node) noexcept
-    {
-        pool_[node].count = 0;
-        pool_[node].values[0] = free_node_;
-        free_node_ = node;
-        ++free_nodes_;
-    }
+    void give(u32 node) noexcept { tree_nodes_.give(node); }
 
     struct Audit {
         u64 cursor;
@@ -669,7 +656,8 @@ private:
     };
     bool audit_below(u32 at, std::size_t level, Audit &audit) const noexcept
     {
-        if (at >= unused_ || level > height_ || audit.nodes > unused_) return false;
+        if (at >= tree_nodes_.handed_out() || level > height_ || audit.nodes > tree_nodes_.in_use())
+            return false;
         const RangeNode &node = pool_[at];
         ++audit.nodes;
         const std::size_t least = at == root_ ? (node.leaf != 0 ? 1 : 2) : minimum_fill;
@@ -702,11 +690,8 @@ private:
     RangeAllocator() noexcept = default;
 
     RangeNode *pool_ = nullptr;
-    u32 capacity_ = 0;
     u32 root_ = no_node;
-    u32 free_node_ = no_node;
-    u32 unused_ = 0;  // nodes from here on were never handed out
-    std::size_t free_nodes_ = 0;
+    detail::TreeNodes<RangeNode> tree_nodes_;
     std::size_t height_ = 0;
     std::size_t segments_ = 0;
     std::size_t segment_capacity_ = 0;

@@ -45,6 +45,59 @@
 
 namespace gpummu {
 
+namespace detail {
+
+// The nodes of a B+ tree in a caller's array: never-used nodes are handed out in order (the
+// array is not written until the tree needs it), freed ones from a list threaded through
+// their values[0]. Shared by OrderedIndex and RangeAllocator.
+template <class Node>
+class TreeNodes {
+public:
+    static constexpr u32 none = 0xFFFF'FFFFu;
+
+    void reset(Node *nodes, std::size_t size) noexcept
+    {
+        nodes_ = nodes;
+        size_ = size;
+        free_ = none;
+        unused_ = 0;
+        free_count_ = 0;
+    }
+    // An empty node (count 0); the caller sized the array so that one is left.
+    u32 take() noexcept
+    {
+        u32 node = free_;
+        if (node != none) {
+            free_ = nodes_[node].values[0];
+            --free_count_;
+        } else {
+            GPUMMU_ASSERT(unused_ < size_);
+            node = unused_++;
+        }
+        nodes_[node].count = 0;
+        return node;
+    }
+    void give(u32 node) noexcept
+    {
+        nodes_[node].count = 0;
+        nodes_[node].values[0] = free_;
+        free_ = node;
+        ++free_count_;
+    }
+    [[nodiscard]] std::size_t in_use() const noexcept { return unused_ - free_count_; }
+    // Every node index below this was handed out at some point (audits check links).
+    [[nodiscard]] u32 handed_out() const noexcept { return unused_; }
+
+private:
+    Node *nodes_ = nullptr;
+    std::size_t size_ = 0;
+    u32 free_ = none;
+    u32 unused_ = 0;  // nodes from here on were never handed out
+    std::size_t free_count_ = 0;
+};
+
+}  // namespace detail
+
 // One node of storage (three cache lines: the keys first, a search reads them and then one
 // value).
 struct alignas(64) OrderedIndexNode {
@@ -94,9 +147,8 @@ public:
     // Drops every key (the storage is reused from the start).
     void clear() noexcept
     {
-        root_ = free_ = absent;
-        unused_ = 0;
-        free_nodes_ = 0;
+        root_ = absent;
+        tree_nodes_.reset(nodes_.data(), nodes_.size());
         size_ = 0;
         height_ = 0;
     }
@@ -104,7 +156,7 @@ public:
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
     [[nodiscard]] std::size_t height() const noexcept { return height_; }
     // Nodes in use (for bookkeeping-bytes reports).
-    [[nodiscard]] std::size_t nodes_in_use() const noexcept { return unused_ - free_nodes_; }
+    [[nodiscard]] std::size_t nodes_in_use() const noexcept { return tree_nodes_.in_use(); }
 
     // The value of the largest key <= key, or `absent`.
     [[nodiscard]] u32 floor(u64 key) const noexcept
@@ -252,13 +304,13 @@ public:
     [[nodiscard]] Result<void> check_invariants() const noexcept
     {
         if (root_ == absent)
-            return size_ == 0 && height_ == 0 && free_nodes_ == unused_
+            return size_ == 0 && height_ == 0 && tree_nodes_.in_use() == 0
                        ? success()
                        : failure(Error::malformed_record);
         std::size_t keys = 0, reached = 0;
         u64 last = 0;
         GPUMMU_TRY(check_below(root_, 1, keys, reached, last));
-        if (keys != size_ || reached + free_nodes_ != unused_)
+        if (keys != size_ || reached != tree_nodes_.in_use())
             return failure(Error::malformed_record);
         return success();
     }
@@ -354,26 +406,8 @@ private:
         right.leaf = left.leaf;
     }
 
-    u32 take() noexcept
-    {
-        u32 node = free_;
-        if (node != absent) {
-            free_ = nodes_[node].values[0];
-            --free_nodes_;
-        } else {
-            GPUMMU_ASSERT(unused_ < nodes_.size());
-            node = unused_++;
-        }
-        nodes_[node].count = 0;
-        return node;
-    }
-    void give(u32 node) noexcept
-    {
-        nodes_[node].count = 0;
-        nodes_[node].values[0] = free_;
-        free_ = node;
-        ++free_nodes_;
-    }
+    u32 take() noexcept { return tree_nodes_.take(); }
+    void give(u32 node) noexcept { tree_nodes_.give(node); }
 
     template <class Visit>
     void visit_below(u32 at, Visit &visit) const noexcept
@@ -391,7 +425,7 @@ private:
     [[nodiscard]] Result<void> check_below(u32 at, std::size_t level, std::size_t &keys,
                                            std::size_t &reached, u64 &last) const noexcept
     {
-        if (at >= unused_ || level > height_ || reached > unused_)
+        if (at >= tree_nodes_.handed_out() || level > height_ || reached > tree_nodes_.in_use())
             return failure(Error::malformed_record);
         const Node &node = nodes_[at];
         ++reached;
@@ -420,9 +454,7 @@ private:
     std::span<Node> nodes_{};
     std::size_t capacity_ = 0;
     u32 root_ = absent;
-    u32 free_ = absent;
-    u32 unused_ = 0;  // nodes from here on were never handed out
-    std::size_t free_nodes_ = 0;
+    detail::TreeNodes<Node> tree_nodes_;
     std::size_t size_ = 0;
     std::size_t height_ = 0;
 };
