@@ -18,15 +18,28 @@ using namespace gpummu;
 
 namespace {
 
-const std::string &directory()
-{
-    static const std::string made = [] {
+// The stand-in sysfs directory, made once and removed with its files when the run ends.
+struct Directory {
+    std::string path;
+    Directory()
+    {
         char pattern[] = "/tmp/gpummu-fuzz-sysfs.XXXXXX";
         const char *dir = ::mkdtemp(pattern);
         FUZZ_CHECK(dir != nullptr);
-        return std::string(dir);
-    }();
-    return made;
+        path = dir;
+    }
+    ~Directory()
+    {
+        for (const char *name : {"vendor", "device", "class", "resource", "resource0"})
+            (void)std::remove((path + "/" + name).c_str());
+        (void)::rmdir(path.c_str());
+    }
+};
+
+const std::string &directory()
+{
+    static const Directory made;
+    return made.path;
 }
 
 void write_file(const std::string &name, const std::string &bytes)

@@ -9,9 +9,11 @@
   the comments promise.
 
 usage: test_doc_snippets.py SOURCE_ROOT CXX [CXX ARGS...]"""
+import atexit
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,7 @@ def normalise(code):
 test_text = normalise(open(os.path.join(root, "tests/unit/test_readme_examples.cpp")).read())
 documents = [os.path.join(root, "README.md")] + sorted(glob.glob(os.path.join(root, "docs/*.md")))
 workdir = tempfile.mkdtemp(prefix="gpummu-doc-snippets.")
+atexit.register(shutil.rmtree, workdir, ignore_errors=True)
 for document in documents:
     text = open(document).read()
     for index, block in enumerate(re.findall(r"```cpp\n(.*?)```", text, re.S)):

@@ -10,10 +10,12 @@ share the SVG rules with) and the source root too: every picture the tools drew 
 every SVG under docs/img renders to a PNG of the size the SVG declares.
 
 usage: test_inspect_cli.py GPUMMU_REPLAY GPUMMU_INSPECT [GPUMMU_DEMO [RSVG_CONVERT SOURCE_ROOT]]"""
+import atexit
 import json
 import os
 import random
 import struct
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +23,7 @@ import xml.etree.ElementTree as ET
 
 replay, inspect = sys.argv[1], sys.argv[2]
 workdir = tempfile.mkdtemp(prefix="gpummu-inspect-test.")
+atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # its images are 1 GiB a run
 passed = failed = 0
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 
