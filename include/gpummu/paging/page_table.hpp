@@ -1290,18 +1290,8 @@ private:
                                              unsigned count, u64 word, u64 step) noexcept
     {
         EntryRun run;
-        const bool dual = F::levels[depth].dual;
-        for (unsigned i = first; i < first + count; ++i, word += step) {
-            if (run.count == EntryRun::capacity) GPUMMU_TRY(flush_run(node, depth, run));
-            if (run.count == 0) run.first = i;
-            if (dual) {
-                run.words[2 * run.count] = word;
-                run.words[2 * run.count + 1] = 0;
-            } else {
-                run.words[run.count] = word;
-            }
-            ++run.count;
-        }
+        for (unsigned i = first; i < first + count; ++i, word += step)
+            GPUMMU_TRY(stage_entry(node, depth, run, i, word));
         return flush_run(node, depth, run);
     }
 
@@ -1323,6 +1313,24 @@ private:
                               std::span<const u64>(run.words.data(), count * per_entry));
     }
 
+    // Adds entry `index` (low word `word`, high word 0) to `run`, writing the run first when
+    // the entry does not follow it or it is full.
+    [[nodiscard]] Result<void> stage_entry(u32 node, unsigned depth, EntryRun &run, unsigned index,
+                                           u64 word) noexcept
+    {
+        if (run.count != 0 && (index != run.first + run.count || run.count == EntryRun::capacity))
+            GPUMMU_TRY(flush_run(node, depth, run));
+        if (run.count == 0) run.first = index;
+        if (F::levels[depth].dual) {
+            run.words[2 * run.count] = word;
+            run.words[2 * run.count + 1] = 0;
+        } else {
+            run.words[run.count] = word;
+        }
+        ++run.count;
+        return success();
+    }
+
     // Writes a whole entry at a directory level: a large page, sparse, or invalid. With
     // `run`, a large page joins the run of pages before it instead (flush_run writes it).
     [[nodiscard]] Result<void> set_entry(u32 node, unsigned depth, unsigned index, u64 va,
@@ -1338,17 +1346,7 @@ private:
             if (run == nullptr) {
                 GPUMMU_TRY(write_entry(node, depth, index, pte_at(va).raw()));
             } else {
-                if (run->count != 0 &&
-                    (index != run->first + run->count || run->count == EntryRun::capacity))
-                    GPUMMU_TRY(flush_run(node, depth, *run));
-                if (run->count == 0) run->first = index;
-                if (F::levels[depth].dual) {
-                    run->words[2 * run->count] = pte_at(va).raw();
-                    run->words[2 * run->count + 1] = 0;
-                } else {
-                    run->words[run->count] = pte_at(va).raw();
-                }
-                ++run->count;
+                GPUMMU_TRY(stage_entry(node, depth, *run, index, pte_at(va).raw()));
             }
             table.mapped.set(index);
             table.sparse_backed.assign(index, content.kind == Kind::sparse || content.underlay);
