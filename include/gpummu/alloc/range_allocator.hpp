@@ -445,21 +445,13 @@ private:
         Path path;
         u32 at = root_;
         while (pool_[at].leaf == 0) {
-            const u32 slot = last_at_most(pool_[at], address);
+            const u32 slot = detail::last_at_most(pool_[at], address);
             path.steps[path.depth++] = Step{at, slot};
             at = pool_[at].values[slot];
         }
         path.leaf = at;
-        path.position = last_at_most(pool_[at], address);
+        path.position = detail::last_at_most(pool_[at], address);
         return path;
-    }
-    // The last entry whose key is <= key (the first if none is). Counting beats a binary
-    // search at 12 entries.
-    [[nodiscard]] static u32 last_at_most(const RangeNode &node, u64 key) noexcept
-    {
-        u32 slot = 0;
-        for (u32 i = 1; i < node.count; ++i) slot += node.keys[i] <= key ? 1u : 0u;
-        return slot;
     }
 
     [[nodiscard]] static u64 hole_of(const RangeNode &node, u32 i) noexcept
