@@ -743,3 +743,127 @@ TEST_CASE_TEMPLATE("a remap of 64 KiB pages by 64 KiB pages rewrites only their 
     for (u64 offset = 0; offset < 2 * mib; offset += 64 * kib)
         CHECK(look(fixture, va + 2 * mib + offset).state == TranslationState::sparse);
 }
+
+namespace {
+// Every byte of VRAM the buddy counts as free and known zero is zero: a table freed as
+// zero must have been written back to zero (a stale PTE would reappear in the next table
+// made from that memory).
+template <class Fixture>
+void check_cleared_memory_is_zero(Fixture &fixture)
+{
+    const u64 vram = fixture.image.size() * 8;
+    std::size_t stale = 0;
+    for (u64 address = 0; address < vram;) {
+        auto found = fixture.buddy.buddy.block_state_at(VramAddress{address});
+        REQUIRE(found.has_value());
+        const u64 size = found->block.size;
+        if (found->state == BuddyBlockState::free_cleared)
+            for (u64 word = address / 8; word < (address + size) / 8; ++word)
+                if (fixture.image[word] != 0) ++stale;
+        address = found->block.address.value() + size;
+    }
+    CHECK(stale == 0);
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("whole PD0 entries of 64 KiB pages: mapped, remapped and unmapped as runs", F,
+                   MmuV2, MmuV3)
+{
+    PageTableFixture<F> fixture(ampere);
+    const u64 va = 2 * gib, size = 8 * mib;  // four PD0 entries
+    const u64 pa = 64 * mib + 64 * kib;      // 64 KiB aligned only: no 2 MiB page fits
+    const unsigned big_depth = static_cast<unsigned>(F::levels.size() - 1);
+    const PageTableStats empty = fixture.table->stats();
+    // `small_chunk`: the offset of a chunk that held small pages (a map over small content
+    // keeps 4 KiB pages there while they are allowed).
+    auto check_pages = [&](u64 base, bool read_only, u64 small_chunk = ~u64{0}) {
+        for (u64 offset = 0; offset < size; offset += 64 * kib) {
+            const Translation page = look(fixture, va + offset + 8 * kib);
+            REQUIRE(page.state == TranslationState::mapped);
+            CHECK(page.page_size ==
+                  (offset == small_chunk ? PageSize::size_4k() : PageSize::size_64k()));
+            CHECK(page.address.value() == base + offset + 8 * kib);
+            CHECK(page.attributes.read_only == read_only);
+        }
+    };
+
+    // Automatic sizes: four big-page tables, no small-page table.
+    map_ok(fixture, va, size, pa);
+    CHECK(fixture.table->stats().big_tables == empty.big_tables + 4);
+    CHECK(fixture.table->stats().tables_per_level[big_depth] == 0);
+    check_pages(pa, false);
+    const PageTableStats mapped = fixture.table->stats();
+
+    // Protect in place: exactly the 128 big PTEs are rewritten, nothing is allocated, and
+    // the old pages may be cached.
+    PageAttributes read_only = at(pa);
+    read_only.read_only = true;
+    fixture.memory->reset_counters();
+    auto protect = fixture.table->map(va_range(va, size), read_only, {.replace = true});
+    REQUIRE(protect.has_value());
+    CHECK(fixture.memory->counters().bytes_written + fixture.memory->counters().bytes_filled ==
+          4 * 32 * 8);
+    CHECK(protect->invalidation().ack_globally);
+    fixture.flush(*protect);
+    fixture.audit();
+    CHECK(fixture.table->stats().tables() == mapped.tables());
+    check_pages(pa, true);
+
+    // Rebind elsewhere, then without replace the same map is refused and changes nothing.
+    map_ok(fixture, va, size, 2 * pa, {.replace = true});
+    check_pages(2 * pa, false);
+    {
+        Unchanged<PageTableFixture<F>> unchanged(fixture);
+        CHECK(fixture.table->map(va_range(va, size), at(pa)).error() == Error::already_mapped);
+        unchanged.check();
+    }
+
+    // Unmap: every page gone, the tables retired and freed after the flush, their memory
+    // zero again.
+    auto unmapped = fixture.table->unmap(va_range(va, size));
+    REQUIRE(unmapped.has_value());
+    CHECK(unmapped->invalidation().ack_globally);
+    fixture.flush(*unmapped);
+    fixture.audit();
+    for (u64 offset = 0; offset < size; offset += 64 * kib)
+        CHECK(look(fixture, va + offset).state == TranslationState::unmapped);
+    CHECK(fixture.table->stats().big_tables == empty.big_tables);
+    CHECK(fixture.table->stats().table_bytes == empty.table_bytes);
+    check_cleared_memory_is_zero(fixture);
+
+    // A run stops where an entry is of another kind: entry 2 holds a 4 KiB page (replaced)
+    // and entry 1 a sparse range (64 KiB pages go over it).
+    map_ok(fixture, va + 4 * mib + 128 * kib, 4 * kib, 4 * gib,
+           {.page_sizes = {PageSize::size_4k()}});
+    auto sparse = fixture.table->make_sparse(va_range(va + 2 * mib, 2 * mib));
+    REQUIRE(sparse.has_value());
+    fixture.flush(*sparse);
+    map_ok(fixture, va, size, pa, {.replace = true});
+    check_pages(pa, false, 4 * mib + 128 * kib);
+    // The unmap leaves entry 1 sparse and the others unmapped.
+    unmap_ok(fixture, va, size);
+    CHECK(look(fixture, va + 4 * kib).state == TranslationState::unmapped);
+    CHECK(look(fixture, va + 3 * mib).state == TranslationState::sparse);
+    CHECK(look(fixture, va + 4 * mib + 128 * kib).state == TranslationState::unmapped);
+    CHECK(look(fixture, va + 7 * mib).state == TranslationState::unmapped);
+    check_cleared_memory_is_zero(fixture);
+
+    // The Nth big-table allocation failing leaves no trace, for every N of the map.
+    auto clear = fixture.table->clear_sparse(va_range(va, size));
+    REQUIRE(clear.has_value());
+    fixture.flush(*clear);
+    for (long n = 0; n < 6; ++n) {
+        Unchanged<PageTableFixture<F>> unchanged(fixture);
+        fixture.pages->fail_after(n);
+        auto refused = fixture.table->map(va_range(va, size), at(pa));
+        fixture.pages->fail_after(-1);
+        if (refused) {
+            CHECK(n >= 4);  // at least the four big tables (and any directory) were taken
+            fixture.flush(*refused);
+            check_pages(pa, false);
+            break;
+        }
+        CHECK(refused.error() == Error::out_of_memory);
+        unchanged.check();
+    }
+}

@@ -426,8 +426,9 @@ public:
             u32 node = retired_;
             PageTableNode &record = nodes_[node];
             const bool big = record.has(PageTableNode::big);
-            // Retired tables hold only invalid words, except NV4K words in big tables
-            // (the page source zeroes big tables itself) and folded tables' sparse words.
+            // Retired tables hold only invalid words, except big tables (NV4K words, or the
+            // PTEs of whole 64 KiB tables an unmap left: the page source zeroes big tables
+            // itself) and folded tables' sparse words.
             GPUMMU_TRY(pages_->free_table(record.page, !big && !record.has(PageTableNode::folded)));
             retired_ = record.next;
             --stats_.retired_tables;
@@ -1036,6 +1037,15 @@ private:
                     continue;
                 }
             }
+            if (full && level.dual && may_start_big_run<commit>(node, index)) {
+                auto done =
+                    whole_big_tables<commit>(node, depth, index, entry, end, inherited, run);
+                if (!done) return failure(done.error());
+                if (*done != 0) {
+                    entry += (*done - 1) * coverage;
+                    continue;
+                }
+            }
             const Content content = content_of<commit>(node, index, level.dual, inherited);
             bool fits = false;
             if (full && level.may_hold_pte()) {
@@ -1313,22 +1323,165 @@ private:
                               std::span<const u64>(run.words.data(), count * per_entry));
     }
 
-    // Adds entry `index` (low word `word`, high word 0) to `run`, writing the run first when
+    // Adds entry `index` (low word `word`, high word `high`) to `run`, writing the run first when
     // the entry does not follow it or it is full.
     [[nodiscard]] Result<void> stage_entry(u32 node, unsigned depth, EntryRun &run, unsigned index,
-                                           u64 word) noexcept
+                                           u64 word, u64 high = 0) noexcept
     {
         if (run.count != 0 && (index != run.first + run.count || run.count == EntryRun::capacity))
             GPUMMU_TRY(flush_run(node, depth, run));
         if (run.count == 0) run.first = index;
         if (F::levels[depth].dual) {
             run.words[2 * run.count] = word;
-            run.words[2 * run.count + 1] = 0;
+            run.words[2 * run.count + 1] = high;
         } else {
             run.words[run.count] = word;
         }
         ++run.count;
         return success();
+    }
+
+    // A run of whole dual entries (PD0) of 64 KiB pages, done without visit_dual's per-chunk
+    // decisions (nothing is split, folded or left beneath):
+    //   fresh (a map over empty entries: no content, no table): prepare attaches one
+    //     big-page table per entry; commit writes its 32 PTEs, then the entries point at
+    //     them (the tables are complete before anything points at them).
+    //   remap (a map with replace over entries holding only a big-page table of 32 mapped
+    //     64 KiB pages, nothing sparse beneath: a protect, a rebind, a move): commit rewrites
+    //     the PTEs in place.
+    //   unmap (the same entries): commit writes the entries invalid and retires the tables
+    //     (freed after the flush, as not known to be zero).
+    // A map needs 64 KiB pages allowed, the physical memory contiguous over the run and
+    // 64 KiB aligned, and (fresh) no 2 MiB page fitting: the caller places those. Returns
+    // the entries done (0: not such a run; the caller decides entry by entry). `before`:
+    // the caller's pending run of large pages, written first.
+    enum class BigRunEntry : u8 { other, fresh, live };
+    template <bool commit>
+    [[nodiscard]] BigRunEntry big_run_entry(u32 node, unsigned index,
+                                            bool fresh_directory) const noexcept
+    {
+        if (fresh_directory) return BigRunEntry::fresh;  // a table this prepare made: empty
+        const PageTableNode &table = nodes_[node];
+        if (table.mapped.test(index) || table.sparse_backed.test(index) ||
+            child_at(node, index) != no_table_node)
+            return BigRunEntry::other;
+        const u32 big = child_at(node, index + 256);
+        // Before prepare a fresh entry has no table; at commit, the one prepare attached.
+        if (big == no_table_node) return commit ? BigRunEntry::other : BigRunEntry::fresh;
+        if (!published(big)) return commit ? BigRunEntry::fresh : BigRunEntry::other;
+        return whole_big_table(nodes_[big]) ? BigRunEntry::live : BigRunEntry::other;
+    }
+    template <bool commit>
+    [[nodiscard]] GPUMMU_NOINLINE Result<u64>
+    whole_big_tables(u32 node, unsigned depth, unsigned index, u64 entry, u64 end,
+                     Content inherited, EntryRun &before) noexcept
+    {
+        const LevelDescriptor &level = F::levels[depth];
+        const u64 coverage = level.entry_coverage();
+        const PageSize big_page = PageSize::size_64k();
+        const bool map = request_.operation == Operation::map;
+        if (map ? !request_.sizes.contains(big_page) : request_.operation != Operation::unmap)
+            return u64{0};
+        const bool fresh_directory = !commit && nodes_[node].has(PageTableNode::prepared);
+        if (fresh_directory && (!map || inherited.kind != Kind::none)) return u64{0};
+        // The entries of the first one's kind (their state first: it is cheap).
+        const BigRunEntry kind = big_run_entry<commit>(node, index, fresh_directory);
+        if (kind == BigRunEntry::other || (kind == BigRunEntry::fresh && !map) ||
+            (kind == BigRunEntry::live && map && !request_.replace))
+            return u64{0};
+        const u64 count = std::min<u64>((end - entry) / coverage, level.entry_count() - index);
+        unsigned entries = 1;
+        while (entries < count &&
+               big_run_entry<commit>(node, index + entries, fresh_directory) == kind)
+            ++entries;
+        if (map) {
+            if (!physical_at(entry).is_aligned_to(big_page) ||
+                (kind == BigRunEntry::fresh &&
+                 page_fits(PageSize::from_shift(level.va_low).value(), entry)))
+                return u64{0};
+            entries = static_cast<unsigned>(
+                std::min<u64>(entries, contiguous_at(entry, entries * coverage) / coverage));
+            if (entries == 0) return u64{0};
+        }
+        if constexpr (!commit) {
+            if (kind == BigRunEntry::fresh)
+                for (unsigned i = index; i < index + entries; ++i) {
+                    auto made = attach_prepared(node, i + 256, depth + 1, true);
+                    if (!made) return failure(made.error());
+                }
+            return u64{entries};
+        } else {
+            const Level at_directory{static_cast<u8>(depth)}, at_big{static_cast<u8>(small_depth)};
+            const u64 pte_step = request_step(big_page.bytes());
+            if (kind == BigRunEntry::live && map) {
+                // Remap in place: the pointers stay; the old pages may be cached.
+                for (unsigned i = 0; i < entries; ++i) {
+                    const PageTableNode &big_table = nodes_[child_at(node, index + i + 256)];
+                    GPUMMU_TRY(write_run(big_table.page.address,
+                                         pte_at(entry + u64{i} * coverage).raw(), pte_step,
+                                         big_entries));
+                }
+                batch_->record_downgrade(at_big);
+                return u64{entries};
+            }
+            GPUMMU_TRY(flush_run(node, depth, before));  // entries stay written in VA order
+            EntryRun pointers;
+            for (unsigned i = index; i < index + entries; ++i) {
+                PageTableNode &big_table = nodes_[child_at(node, i + 256)];
+                if (map) {
+                    const u64 va = entry + u64{i - index} * coverage;
+                    GPUMMU_TRY(
+                        write_run(big_table.page.address, pte_at(va).raw(), pte_step, big_entries));
+                    big_table.mapped.assign(0, big_entries, true);
+                    big_table.live = big_entries;
+                    big_table.flags &= static_cast<u8>(~PageTableNode::prepared);
+                    publish_counts(big_table, node, i, Content{});
+                    auto pointer = F::DualPde::point_to(
+                        {Aperture::video, physical(big_table.page.address)}, {});
+                    if (!pointer) return failure(pointer.error());
+                    GPUMMU_TRY(
+                        stage_entry(node, depth, pointers, i, pointer->low(), pointer->high()));
+                } else {
+                    // The PTEs stay: once the entry is invalid the table is unreachable
+                    // (but through entries the GPU may have cached, which the batch
+                    // invalidates), and big tables are zeroed when freed, after the flush.
+                    big_table.mapped.assign(0, big_entries, false);
+                    big_table.live = 0;
+                    GPUMMU_TRY(stage_entry(node, depth, pointers, i, 0, 0));
+                }
+            }
+            GPUMMU_TRY(flush_run(node, depth, pointers));
+            if (map) {
+                batch_->record_write(at_big);
+                batch_->record_write(at_directory);
+            } else {
+                // The old pages may be cached, and the tables go only after the flush.
+                for (unsigned i = index; i < index + entries; ++i)
+                    retire(std::exchange(child_slot(node, i + 256), no_table_node));
+                nodes_[node].live = static_cast<u16>(nodes_[node].live - entries);
+                batch_->record_downgrade(at_big);
+                batch_->record_downgrade(at_directory);
+            }
+            return u64{entries};
+        }
+    }
+    // A first look, inline, whether dual entry `index` may start a whole_big_tables run (a
+    // map or protect of 4 KiB pages, say, is not one).
+    template <bool commit>
+    [[nodiscard]] bool may_start_big_run(u32 node, unsigned index) const noexcept
+    {
+        if (!commit && nodes_[node].has(PageTableNode::prepared)) return true;
+        const u32 big = child_at(node, index + 256);
+        if (request_.operation == Operation::map)
+            return big == no_table_node ? !commit : !published(big) ? commit : request_.replace;
+        return request_.operation == Operation::unmap && published(big);
+    }
+    // A big-page table whose 32 PTEs are 64 KiB pages, with nothing sparse beneath them.
+    [[nodiscard]] static bool whole_big_table(const PageTableNode &big) noexcept
+    {
+        constexpr u64 all = (u64{1} << big_entries) - 1;
+        return !big.has(PageTableNode::foreign) && (big.mapped.word(0) & all) == all &&
+               (big.sparse_backed.word(0) & all) == 0 && big.no_valid_4k == 0;
     }
 
     // Writes a whole entry at a directory level: a large page, sparse, or invalid. With
