@@ -230,7 +230,7 @@ double same_words_seconds(const std::vector<std::pair<std::size_t, u64>> &words,
 {
     std::vector<u64> image(size, 0);
     double best = 1e9;
-    for (int round = 0; round < 50; ++round) {
+    for (int round = 0; round < 200; ++round) {
         auto start = Clock::now();
         for (const auto &[index, word] : words) image[index] = word + static_cast<u64>(round & 1);
         benchmark::ClobberMemory();

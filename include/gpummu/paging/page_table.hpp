@@ -639,6 +639,17 @@ private:
     {
         return children_[nodes_[node].children].node[slot];
     }
+    // No table below entries [first, first + count) of `node` (children slots; a dual
+    // entry's big-page table is at slot index + 256). An AND over the slots: no_table_node
+    // is all ones, so the loop has no branch and vectorizes.
+    [[nodiscard]] bool no_children(u32 node, unsigned first, unsigned count) const noexcept
+    {
+        static_assert(no_table_node == ~u32{0});
+        const u32 *slots = children_[nodes_[node].children].node.data() + first;
+        u32 all = no_table_node;
+        for (unsigned i = 0; i < count; ++i) all &= slots[i];
+        return all == no_table_node;
+    }
     [[nodiscard]] bool published(u32 node) const noexcept
     {
         return node != no_table_node && !nodes_[node].has(PageTableNode::prepared);
@@ -1263,10 +1274,9 @@ private:
         if (fresh && (!map || inherited.kind != Kind::none)) return u64{0};
         bool mapped = false, sparse = false;
         if (!fresh) {
-            for (unsigned i = first; i < first + entries; ++i)
-                if (child_at(node, i) != no_table_node ||
-                    (level.dual && child_at(node, i + 256) != no_table_node))
-                    return u64{0};
+            if (!no_children(node, first, entries) ||
+                (level.dual && !no_children(node, first + 256, entries)))
+                return u64{0};
             mapped = table.mapped.any(first, entries);
             sparse = table.sparse_backed.any(first, entries);
             if (mapped && !table.mapped.all(first, entries)) return u64{0};
@@ -1280,7 +1290,7 @@ private:
                              : level.dual ? F::DualPde::sparse().low()
                                           : F::Pde::sparse().raw();
             GPUMMU_TRY(
-                write_entries(node, depth, first, entries, word, map ? request_step(coverage) : 0));
+                write_entries(node, depth, first, word, map ? request_step(coverage) : 0, entries));
             const Level at{static_cast<u8>(depth)};
             if (map && !mapped) {
                 table.mapped.assign(first, entries, true);
@@ -1294,24 +1304,14 @@ private:
         }
         return count;
     }
-    // Entries [first, first + count) of a directory table: low words word, word + step, ...;
-    // the high word of dual entries 0.
-    [[nodiscard]] Result<void> write_entries(u32 node, unsigned depth, unsigned first,
-                                             unsigned count, u64 word, u64 step) noexcept
-    {
-        EntryRun run;
-        for (unsigned i = first; i < first + count; ++i, word += step)
-            GPUMMU_TRY(stage_entry(node, depth, run, i, word));
-        return flush_run(node, depth, run);
-    }
-
     // Consecutive large pages of one directory table, written as one run (one memory call
     // instead of one per entry: a 1 GiB map of 2 MiB pages is 512 of them).
     struct EntryRun {
         static constexpr unsigned capacity = 64;
         unsigned first = 0;
         unsigned count = 0;
-        std::array<u64, 2 * capacity> words{};  // low (and high, for dual entries) words
+        std::array<u64, 2 * capacity> words;  // low (and high, for dual entries) words:
+                                              // the first 2 * count hold them
     };
     [[nodiscard]] Result<void> flush_run(u32 node, unsigned depth, EntryRun &run) noexcept
     {
