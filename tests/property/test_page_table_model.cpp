@@ -107,7 +107,10 @@ struct Harness {
                 u64 take = piece + 1 == pieces ? remaining : 1 + random.below(remaining);
                 u64 alignment = granule * page;
                 u64 pa = random.below((64ull << 30) / alignment) * alignment;
-                if (random.below(6) == 0) pa += page * (1 + random.below(15));
+                if (random.below(6) == 0)
+                    pa += page * (1 + random.below(15));
+                else if (granule >= 512 && random.below(4) == 0)
+                    pa += 16 * page * (1 + random.below(31));  // 64 KiB pages, no 2 MiB one
                 operation.segments.push_back({PhysicalAddress{pa}, take * page});
                 remaining -= take;
             }
