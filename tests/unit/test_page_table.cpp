@@ -848,6 +848,19 @@ TEST_CASE_TEMPLATE("whole PD0 entries of 64 KiB pages: mapped, remapped and unma
     CHECK(look(fixture, va + 7 * mib).state == TranslationState::unmapped);
     check_cleared_memory_is_zero(fixture);
 
+    // 64 MiB: 32 big tables, more than one 4 KiB page of them (16 per page), each entry
+    // pointing at its own.
+    const u64 far = va + 1 * gib, far_pa = 512 * mib + 64 * kib;
+    map_ok(fixture, far, 64 * mib, far_pa);
+    CHECK(fixture.buddy_pages->host_pages_for_big_tables() >= 2);
+    for (u64 offset = 0; offset < 64 * mib; offset += 64 * kib) {
+        const Translation page = look(fixture, far + offset);
+        REQUIRE(page.state == TranslationState::mapped);
+        CHECK(page.page_size == PageSize::size_64k());
+        CHECK(page.address.value() == far_pa + offset);
+    }
+    unmap_ok(fixture, far, 64 * mib);
+
     // The Nth big-table allocation failing leaves no trace, for every N of the map.
     auto clear = fixture.table->clear_sparse(va_range(va, size));
     REQUIRE(clear.has_value());

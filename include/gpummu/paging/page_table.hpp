@@ -132,6 +132,28 @@ class PageTable {
     static_assert(depth_count <= 8 && F::levels[dual_depth].dual);
     // Split and sparse dual entries are written with a zero high word.
     static_assert(F::DualPde::sparse().high() == 0);
+    // A dual entry pointing at a big-page table only is linear in the table's address
+    // within a 4 KiB page (whole_big_tables computes the sixteen tables of a page from
+    // the first and a step): checked at 0, 1 GiB and the last page below 64 GiB.
+    static constexpr bool big_pointers_step_within_a_page(u64 page) noexcept
+    {
+        auto word = [](u64 address) {
+            auto pointer = F::DualPde::point_to({Aperture::video, PhysicalAddress{address}}, {});
+            return pointer ? std::array<u64, 2>{pointer->low(), pointer->high()}
+                           : std::array<u64, 2>{~u64{0}, ~u64{0}};
+        };
+        const auto first = word(page), second = word(page + 256);
+        for (u64 i = 0; i < 16; ++i) {
+            const auto table = word(page + 256 * i);
+            if (table[0] != first[0] + i * (second[0] - first[0]) ||
+                table[1] != first[1] + i * (second[1] - first[1]))
+                return false;
+        }
+        return first[0] != ~u64{0};
+    }
+    static_assert(big_pointers_step_within_a_page(0) &&
+                  big_pointers_step_within_a_page(u64{1} << 30) &&
+                  big_pointers_step_within_a_page((u64{1} << 36) - 4096));
 
     enum class Operation : u8 { map, unmap, make_sparse, clear_sparse };
     enum class Kind : u8 { none, sparse, mapped, table };
@@ -604,7 +626,10 @@ private:
         u32 node = free_nodes_;
         free_nodes_ = nodes_[node].next;
         --spare_nodes_;
-        nodes_[node] = PageTableNode{};
+        // A free node is blank but for its link (create and free_node leave it so).
+        GPUMMU_ASSERT(nodes_[node].flags == 0 && nodes_[node].live == 0 &&
+                      nodes_[node].children == no_table_node);
+        nodes_[node].next = no_table_node;
         nodes_[node].depth = static_cast<u8>(depth);
         nodes_[node].flags = static_cast<u8>(PageTableNode::in_use | PageTableNode::prepared |
                                              (big ? PageTableNode::big : 0));
@@ -1426,6 +1451,7 @@ private:
             }
             GPUMMU_TRY(flush_run(node, depth, before));  // entries stay written in VA order
             EntryRun pointers;
+            BigPointers page_pointers;
             for (unsigned i = index; i < index + entries; ++i) {
                 PageTableNode &big_table = nodes_[child_at(node, i + 256)];
                 if (map) {
@@ -1436,11 +1462,9 @@ private:
                     big_table.live = big_entries;
                     big_table.flags &= static_cast<u8>(~PageTableNode::prepared);
                     publish_counts(big_table, node, i, Content{});
-                    auto pointer = F::DualPde::point_to(
-                        {Aperture::video, physical(big_table.page.address)}, {});
+                    auto pointer = big_pointer(page_pointers, big_table.page.address);
                     if (!pointer) return failure(pointer.error());
-                    GPUMMU_TRY(
-                        stage_entry(node, depth, pointers, i, pointer->low(), pointer->high()));
+                    GPUMMU_TRY(stage_entry(node, depth, pointers, i, (*pointer)[0], (*pointer)[1]));
                 } else {
                     // The PTEs stay: once the entry is invalid the table is unreachable
                     // (but through entries the GPU may have cached, which the batch
@@ -1464,6 +1488,30 @@ private:
             }
             return u64{entries};
         }
+    }
+    // The words of a dual entry pointing at big-page table `table` only. Sixteen tables
+    // share a 4 KiB page: one encode of the page's first two tables, then a step per 256
+    // bytes (big_pointers_step_within_a_page proves it for the format).
+    struct BigPointers {
+        VramAddress page{~u64{0}};
+        std::array<u64, 2> first{}, step{};
+    };
+    [[nodiscard]] static Result<std::array<u64, 2>> big_pointer(BigPointers &cache,
+                                                                VramAddress table) noexcept
+    {
+        const VramAddress page{align_down(table.value(), 4096)};
+        if (page != cache.page) {
+            auto first = F::DualPde::point_to({Aperture::video, physical(page)}, {});
+            if (!first) return failure(first.error());
+            auto second = F::DualPde::point_to({Aperture::video, physical(page + 256)}, {});
+            if (!second) return failure(second.error());
+            cache.page = page;
+            cache.first = {first->low(), first->high()};
+            cache.step = {second->low() - first->low(), second->high() - first->high()};
+        }
+        const u64 index = (table.value() - page.value()) / 256;
+        return std::array<u64, 2>{cache.first[0] + index * cache.step[0],
+                                  cache.first[1] + index * cache.step[1]};
     }
     // A first look, inline, whether dual entry `index` may start a whole_big_tables run (a
     // map or protect of 4 KiB pages, say, is not one).
