@@ -880,3 +880,24 @@ TEST_CASE_TEMPLATE("whole PD0 entries of 64 KiB pages: mapped, remapped and unma
         unchanged.check();
     }
 }
+
+TEST_CASE_TEMPLATE("a run of large pages stops at any entry that holds tables", F, MmuV2, MmuV3)
+{
+    // 64 MiB of 2 MiB pages with replace, where one entry holds a table (a 4 KiB page):
+    // every position of that entry in the run, the first of a block of 16 included.
+    for (u64 holder : {u64{0}, u64{1}, u64{15}, u64{16}, u64{17}, u64{31}}) {
+        CAPTURE(holder);
+        PageTableFixture<F> fixture(ampere);
+        const u64 va = 4 * gib, pa = 8 * gib;
+        map_ok(fixture, va + holder * 2 * mib + 8 * kib, 4 * kib, 12 * gib,
+               {.page_sizes = {PageSize::size_4k()}});
+        map_ok(fixture, va, 64 * mib, pa, {.replace = true});
+        for (u64 entry = 0; entry < 32; ++entry) {
+            const Translation page = look(fixture, va + entry * 2 * mib + 8 * kib);
+            REQUIRE(page.state == TranslationState::mapped);
+            CHECK(page.address.value() == pa + entry * 2 * mib + 8 * kib);
+            // The holder's entry keeps its tables (4 KiB pages are allowed there).
+            CHECK((page.page_size == PageSize::size_2m()) == (entry != holder));
+        }
+    }
+}

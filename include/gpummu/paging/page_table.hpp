@@ -665,15 +665,21 @@ private:
         return children_[nodes_[node].children].node[slot];
     }
     // No table below entries [first, first + count) of `node` (children slots; a dual
-    // entry's big-page table is at slot index + 256). An AND over the slots: no_table_node
-    // is all ones, so the loop has no branch and vectorizes.
+    // entry's big-page table is at slot index + 256). An AND over blocks of 16 slots
+    // (no_table_node is all ones), so the loop is branch-free within a block and still
+    // stops at the first block holding a table: callers ask at every entry of a walk, and
+    // an entry with tables is the common "no".
     [[nodiscard]] bool no_children(u32 node, unsigned first, unsigned count) const noexcept
     {
         static_assert(no_table_node == ~u32{0});
         const u32 *slots = children_[nodes_[node].children].node.data() + first;
-        u32 all = no_table_node;
-        for (unsigned i = 0; i < count; ++i) all &= slots[i];
-        return all == no_table_node;
+        for (unsigned block = 0; block < count; block += 16) {
+            const unsigned end = std::min(count, block + 16);
+            u32 all = no_table_node;
+            for (unsigned i = block; i < end; ++i) all &= slots[i];
+            if (all != no_table_node) return false;
+        }
+        return true;
     }
     [[nodiscard]] bool published(u32 node) const noexcept
     {
@@ -1335,8 +1341,11 @@ private:
         static constexpr unsigned capacity = 64;
         unsigned first = 0;
         unsigned count = 0;
-        std::array<u64, 2 * capacity> words;  // low (and high, for dual entries) words:
-                                              // the first 2 * count hold them
+        // Low (and high, for dual entries) words; the first 2 * count hold them. Zeroed
+        // although only those are read: left uninitialized, 1 GiB maps of 4 KiB pages on
+        // MMU v2 measured 35% slower (93 -> 131 us, g++ 12 -O3; cause not found), against
+        // 0.1 us saved per 2 MiB walk.
+        std::array<u64, 2 * capacity> words{};
     };
     [[nodiscard]] Result<void> flush_run(u32 node, unsigned depth, EntryRun &run) noexcept
     {
