@@ -1447,6 +1447,7 @@ private:
         } else {
             const Level at_directory{static_cast<u8>(depth)}, at_big{static_cast<u8>(small_depth)};
             const u64 pte_step = request_step(big_page.bytes());
+            GPUMMU_TRY(flush_run(node, depth, before));  // writes stay in VA order
             if (kind == BigRunEntry::live && map) {
                 // Remap in place: the pointers stay; the old pages may be cached.
                 for (unsigned i = 0; i < entries; ++i) {
@@ -1458,7 +1459,6 @@ private:
                 batch_->record_downgrade(at_big);
                 return u64{entries};
             }
-            GPUMMU_TRY(flush_run(node, depth, before));  // entries stay written in VA order
             EntryRun pointers;
             BigPointers page_pointers;
             for (unsigned i = index; i < index + entries; ++i) {
