@@ -1403,7 +1403,7 @@ private:
         // Before prepare a fresh entry has no table; at commit, the one prepare attached.
         if (big == no_table_node) return commit ? BigRunEntry::other : BigRunEntry::fresh;
         if (!published(big)) return commit ? BigRunEntry::fresh : BigRunEntry::other;
-        return whole_big_table(nodes_[big]) ? BigRunEntry::live : BigRunEntry::other;
+        return whole_big_table(big) ? BigRunEntry::live : BigRunEntry::other;
     }
     template <bool commit>
     [[nodiscard]] GPUMMU_NOINLINE Result<u64>
@@ -1534,11 +1534,12 @@ private:
         return request_.operation == Operation::unmap && published(big);
     }
     // A big-page table whose 32 PTEs are 64 KiB pages, with nothing sparse beneath them.
-    [[nodiscard]] static bool whole_big_table(const PageTableNode &big) noexcept
+    [[nodiscard]] bool whole_big_table(u32 big) const noexcept
     {
-        constexpr u64 all = (u64{1} << big_entries) - 1;
-        return !big.has(PageTableNode::foreign) && (big.mapped.word(0) & all) == all &&
-               (big.sparse_backed.word(0) & all) == 0 && big.no_valid_4k == 0;
+        static_assert(big_entries == 32);  // every bit of a u32 chunk mask
+        const PageTableNode &table = nodes_[big];
+        return !table.has(PageTableNode::foreign) && big_pages_mapped(big, ~u32{0}) &&
+               static_cast<u32>(table.sparse_backed.word(0)) == 0 && table.no_valid_4k == 0;
     }
 
     // Writes a whole entry at a directory level: a large page, sparse, or invalid. With
