@@ -176,6 +176,65 @@ void small_binds_jobs(benchmark::State &state)
     report_per_operation(state);
 }
 
+// A job that fails at its last operation, in a space that holds the small-binds workload
+// (about 90,000 records): prepare validates the first operation (a fresh 64 KiB map) into
+// the projected records, the second (an unmap of a VA nothing maps) fails, and prepare
+// must leave no trace. Against the same first operation prepared alone and cancelled
+// (arg 1), which rebuilds the projected records from the committed ones: the cost a
+// failure had before failed prepares undid their own steps.
+template <MmuFormat F>
+void failed_prepare(benchmark::State &state)
+{
+    const bool cancel = state.range(0) != 0;
+    const Workload workload(7);
+    auto rig = std::make_unique<Rig<F>>();
+    std::vector<MappingNode> records(2 * operations), projected(2 * operations);
+    std::vector<OrderedIndexNode> records_index(MappingRecords::index_nodes_for(2 * operations)),
+        projected_index(MappingRecords::index_nodes_for(2 * operations));
+    auto space = std::make_unique<BindSpace<F, HostMemory, NoInvalidator>>();
+    BindSpaceConfig config;
+    config.space = VirtualRange::from_size(VirtualAddress{0}, space_bytes).value();
+    if (!space->create(rig->memory, rig->buddy, rig->invalidator,
+                       {{rig->nodes, rig->children},
+                        rig->slots,
+                        records,
+                        projected,
+                        records_index,
+                        projected_index},
+                       config))
+        state.SkipWithError("create");
+    std::vector<TablePage> reserve(64 * 16);
+    for (std::size_t first = 0; first < workload.list.size(); first += 64) {
+        const auto job =
+            std::span(workload.list)
+                .subspan(first, std::min<std::size_t>(64, workload.list.size() - first));
+        auto prepared = space->prepare(job, reserve);
+        if (!prepared) {
+            state.SkipWithError("workload");
+            return;
+        }
+        auto batch = space->commit(std::move(*prepared), [](const MappingStep &) {});
+        if (!batch || !space->flush(*batch)) state.SkipWithError("commit");
+    }
+    std::array<BindOperation, 2> job{};
+    job[0].kind = BindOperation::Kind::map;  // VA 1 TiB - 64 KiB: never in the workload
+    job[0].range =
+        VirtualRange::from_size(VirtualAddress{space_bytes - 64 * KiB}, 64 * KiB).value();
+    job[1].kind = BindOperation::Kind::unmap;
+    job[1].range =
+        VirtualRange::from_size(VirtualAddress{space_bytes - 128 * KiB}, 4 * KiB).value();
+    for (auto _ : state) {
+        if (cancel) {
+            auto prepared = space->prepare(std::span(job).first(1), reserve);
+            if (!prepared || !space->cancel(std::move(*prepared))) state.SkipWithError("cancel");
+        } else if (space->prepare(job, reserve)) {
+            state.SkipWithError("the job should fail");
+        }
+    }
+    state.counters["records"] = static_cast<double>(space->records().count());
+    (void)space->destroy();
+}
+
 // Eight spaces over one VRAM image and buddy, each mapping the same 1 GiB backing.
 template <MmuFormat F>
 struct EightSpaces {
@@ -263,6 +322,9 @@ BENCHMARK(small_binds_direct<MmuV2>)->Unit(benchmark::kMillisecond)->Iterations(
 BENCHMARK(small_binds_jobs<MmuV2>)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(small_binds_direct<MmuV3>)->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(small_binds_jobs<MmuV3>)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->Iterations(2);
+// Arg 0: a failed prepare; arg 1: a prepare and a cancel (a rebuild of the projected records).
+BENCHMARK(failed_prepare<MmuV2>)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK(failed_prepare<MmuV3>)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 // Arg 0: rebind after the move; arg 1: the same maps done fresh in eight new spaces.
 BENCHMARK(rebind_gigabyte<MmuV2>)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->Iterations(20);
 BENCHMARK(rebind_gigabyte<MmuV3>)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)->Iterations(20);

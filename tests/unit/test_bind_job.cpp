@@ -5,6 +5,7 @@
 
 #include <array>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "gpummu/format/mmu_v2.hpp"
@@ -32,10 +33,11 @@ struct Machine {
 
 template <MmuFormat F>
 struct Space {
-    testing::BindStorage storage{512, 64, 64, 64};
+    testing::BindStorage storage;
     BindSpace<F, HostMemory, RecordingInvalidator> space;
 
-    explicit Space(Machine &machine)
+    explicit Space(Machine &machine, std::size_t record_nodes = 64)
+        : storage(512, 64, 64, record_nodes)
     {
         BindSpaceConfig config;
         config.space = va_range(0, u64{1} << 40);
@@ -216,6 +218,141 @@ TEST_CASE_TEMPLATE("a failed prepare or a cancel leaves no trace", F, MmuV2, Mmu
     REQUIRE(space.space.flush(*batch));
     CHECK(space.space.records().count() == 1);
     CHECK(space.space.check_invariants());
+    REQUIRE(space.space.destroy());
+}
+
+// A failed prepare undoes its own steps on the projected records, newest first; the audit
+// then finds them equal to the committed ones (it compares them whenever no job is
+// outstanding), and a later job is judged against the right state.
+TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and protects", F, MmuV2,
+                   MmuV3)
+{
+    Machine machine;
+    Space<F> space(machine, 160);
+    std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 8 * MiB}};
+    MappingBacking buffer(Aperture::video, layout);
+    std::vector<TablePage> reserve(1024);
+    auto run = [&](std::span<const BindOperation> job) {
+        auto prepared = space.space.prepare(job, reserve);
+        if (!prepared) FAIL(std::string(error_name(prepared.error())));
+        Steps steps;
+        auto batch = space.space.commit(std::move(*prepared), steps);
+        REQUIRE(batch);
+        REQUIRE(space.space.flush(*batch));
+    };
+    // Eight 64 KiB records side by side at 1 MiB, backing offsets 0, 64 KiB, ...
+    auto record = [](u64 i) { return va_range(1 * MiB + i * 64 * KiB, 64 * KiB); };
+    std::vector<BindOperation> eight;
+    for (u64 i = 0; i < 8; ++i) eight.push_back(map_of(record(i), &buffer, i * 64 * KiB));
+    run(eight);
+    REQUIRE(space.space.records().count() == 8);
+
+    SUBCASE("every kind of step, then a failure")
+    {
+        const std::array failing{
+            // cuts records 1 and 3, protects 1 (part), 2 and 3 (part)
+            read_only_of(va_range(1 * MiB + 96 * KiB, 160 * KiB)),
+            // removes record 5 whole, cuts 6
+            map_of(va_range(1 * MiB + 5 * 64 * KiB, 96 * KiB), &buffer, 4 * MiB, true),
+            // cuts record 0 on both sides
+            unmap_of(va_range(1 * MiB + 16 * KiB, 16 * KiB)),
+            // a new record elsewhere
+            map_of(va_range(64 * MiB, 64 * KiB), &buffer, 6 * MiB),
+            // fails: nothing is mapped there
+            unmap_of(va_range(128 * MiB, 4 * KiB)),
+        };
+        std::size_t failed = 0;
+        CHECK(space.space.prepare(failing, reserve, &failed).error() == Error::not_mapped);
+        CHECK(failed == 4);
+        CHECK(space.space.check_invariants());
+        // Judged against the state before the failed job: record 5 is whole, so an unmap
+        // of all of it passes; the new VA is free, so a map without replace passes.
+        const std::array after{unmap_of(record(5)),
+                               map_of(va_range(64 * MiB, 64 * KiB), &buffer, 6 * MiB)};
+        run(after);
+        CHECK(space.space.records().count() == 8);
+        CHECK(space.space.check_invariants());
+    }
+    SUBCASE("behind an outstanding job")
+    {
+        const std::array first{unmap_of(record(2))};
+        auto outstanding = space.space.prepare(first, reserve);
+        REQUIRE(outstanding);
+        // Sees record 2 gone: maps over it without replace, then fails.
+        const std::array failing{map_of(record(2), &buffer, 0),
+                                 read_only_of(va_range(1 * MiB, 8 * 64 * KiB)),
+                                 unmap_of(va_range(128 * MiB, 4 * KiB))};
+        CHECK(space.space.prepare(failing, reserve).error() == Error::not_mapped);
+        Steps steps;
+        auto batch = space.space.commit(std::move(*outstanding), steps);
+        REQUIRE(batch);
+        REQUIRE(space.space.flush(*batch));
+        CHECK(space.space.records().count() == 7);
+        CHECK(space.space.check_invariants());
+        const std::array again{map_of(record(2), &buffer, 0)};  // record 2 is free
+        run(again);
+        CHECK(space.space.check_invariants());
+    }
+    SUBCASE("cancel of the newest job undoes its steps; an older one's log is gone")
+    {
+        const std::array first{read_only_of(va_range(1 * MiB + 96 * KiB, 160 * KiB)),
+                               unmap_of(record(5))};
+        auto a = space.space.prepare(first, reserve);
+        REQUIRE(a);
+        const std::array second{
+            map_of(va_range(1 * MiB + 6 * 64 * KiB, 32 * KiB), &buffer, 4 * MiB, true),
+            map_of(va_range(64 * MiB, 64 * KiB), &buffer, 6 * MiB)};
+        auto b = space.space.prepare(second, reserve);
+        REQUIRE(b);
+        REQUIRE(space.space.cancel(std::move(*b)));
+        // Record 6 is whole again (b cut it), record 5 still gone (a removed it).
+        const std::array third{unmap_of(record(6)), map_of(record(5), &buffer, 0)};
+        auto c = space.space.prepare(third, reserve);
+        REQUIRE(c);
+        REQUIRE(space.space.cancel(std::move(*c)));
+        REQUIRE(space.space.cancel(std::move(*a)));  // its log was overwritten: a rebuild
+        CHECK(space.space.outstanding() == 0);
+        CHECK(space.space.check_invariants());
+        const std::array whole{unmap_of(record(5)), unmap_of(record(6))};  // both whole
+        run(whole);
+        CHECK(space.space.records().count() == 6);
+        CHECK(space.space.check_invariants());
+    }
+    SUBCASE("a failed prepare overwrites the newest job's log: its cancel rebuilds")
+    {
+        const std::array first{unmap_of(record(5)), read_only_of(record(6))};
+        auto a = space.space.prepare(first, reserve);
+        REQUIRE(a);
+        const std::array failing{map_of(record(5), &buffer, 0),
+                                 unmap_of(va_range(128 * MiB, 4 * KiB))};
+        CHECK(space.space.prepare(failing, reserve).error() == Error::not_mapped);
+        REQUIRE(space.space.cancel(std::move(*a)));
+        CHECK(space.space.check_invariants());
+        const std::array whole{unmap_of(record(5))};
+        run(whole);
+        CHECK(space.space.check_invariants());
+    }
+    SUBCASE("more steps than the undo log holds: the records are rebuilt")
+    {
+        std::vector<BindOperation> many;  // 130 records of 4 KiB over 2 MiB at 32 MiB
+        for (u64 i = 0; i < 130; ++i)
+            many.push_back(map_of(va_range(32 * MiB + i * 4 * KiB, 4 * KiB), &buffer, i * 4 * KiB));
+        for (std::size_t first = 0; first < many.size(); first += 10)  // reserves fit
+            run(std::span(many).subspan(first, 10));
+        // One map with replace removes all 130 (130 steps), then the job fails.
+        const std::array failing{map_of(va_range(32 * MiB, 130 * 4 * KiB), &buffer, 0, true),
+                                 unmap_of(va_range(128 * MiB, 4 * KiB))};
+        CHECK(space.space.prepare(failing, reserve).error() == Error::not_mapped);
+        CHECK(space.space.records().count() == 138);
+        CHECK(space.space.check_invariants());
+        std::vector<BindOperation> remove_all;  // every one of them is still a record
+        for (u64 i = 0; i < 130; ++i)
+            remove_all.push_back(unmap_of(va_range(32 * MiB + i * 4 * KiB, 4 * KiB)));
+        for (std::size_t first = 0; first < remove_all.size(); first += 10)
+            run(std::span(remove_all).subspan(first, 10));
+        CHECK(space.space.records().count() == 8);
+        CHECK(space.space.check_invariants());
+    }
     REQUIRE(space.space.destroy());
 }
 
