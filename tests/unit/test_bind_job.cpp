@@ -356,6 +356,64 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
     REQUIRE(space.space.destroy());
 }
 
+// The records every outstanding job leaves must fit the record pool once they commit: prepare
+// counts them (new records, records removed whole, records cut on both sides), across jobs.
+TEST_CASE_TEMPLATE("prepare refuses a job whose records would not fit the pool", F, MmuV2, MmuV3)
+{
+    Machine machine;
+    Space<F> space(machine, 8);
+    std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 8 * MiB}};
+    MappingBacking buffer(Aperture::video, layout);
+    std::vector<TablePage> reserve(1024);
+    auto record = [](u64 i) { return va_range(1 * MiB + i * 64 * KiB, 64 * KiB); };
+    std::vector<BindOperation> six;
+    for (u64 i = 0; i < 6; ++i) six.push_back(map_of(record(i), &buffer, i * 64 * KiB));
+    {
+        auto prepared = space.space.prepare(six, reserve);
+        REQUIRE(prepared);
+        Steps steps;
+        auto batch = space.space.commit(std::move(*prepared), steps);
+        REQUIRE(batch);
+        REQUIRE(space.space.flush(*batch));
+    }
+    const std::array seventh{map_of(record(6), &buffer, 0)};
+    auto a = space.space.prepare(seventh, reserve);  // 7 once it commits
+    REQUIRE(a);
+    std::size_t failed = 0;
+    const std::array two_more{map_of(record(7), &buffer, 0), map_of(record(8), &buffer, 0)};
+    CHECK(space.space.prepare(two_more, reserve, &failed).error() == Error::out_of_storage);
+    CHECK(failed == 1);
+    const std::array swap{unmap_of(record(0)), map_of(record(7), &buffer, 0),
+                          map_of(record(8), &buffer, 0)};  // 7 - 1 + 2 = 8: fits
+    auto b = space.space.prepare(swap, reserve);
+    REQUIRE(b);
+    const std::array one_more{map_of(record(9), &buffer, 0)};
+    CHECK(space.space.prepare(one_more, reserve).error() == Error::out_of_storage);
+    REQUIRE(space.space.cancel(std::move(*b)));  // its log was overwritten: a rebuild
+    const std::array eighth{map_of(record(7), &buffer, 0)};
+    auto e = space.space.prepare(eighth, reserve);  // 8
+    REQUIRE(e);
+    REQUIRE(space.space.cancel(std::move(*e)));       // undone by its log: 7 again
+    auto d = space.space.prepare(one_more, reserve);  // 7 + 1 fits
+    REQUIRE(d);
+    REQUIRE(space.space.cancel(std::move(*d)));
+    REQUIRE(space.space.cancel(std::move(*a)));
+    // Six records: a cut inside one record adds one, a map that cuts another on both
+    // sides adds two (its remainder and itself): 6 + 1 + 2 = 9 does not fit.
+    const std::array cuts{
+        unmap_of(va_range(1 * MiB + 16 * KiB, 16 * KiB)),
+        map_of(va_range(1 * MiB + 64 * KiB + 16 * KiB, 16 * KiB), &buffer, 0, true)};
+    CHECK(space.space.prepare(cuts, reserve, &failed).error() == Error::out_of_storage);
+    CHECK(failed == 1);
+    CHECK(space.space.check_invariants());
+    const std::array cut{cuts[0]};  // 7 fits
+    auto c = space.space.prepare(cut, reserve);
+    REQUIRE(c);
+    REQUIRE(space.space.cancel(std::move(*c)));
+    CHECK(space.space.check_invariants());
+    REQUIRE(space.space.destroy());
+}
+
 TEST_CASE_TEMPLATE("rebind after eviction rewrites every space that maps the backing", F, MmuV2,
                    MmuV3)
 {

@@ -124,7 +124,8 @@ public:
               sequence_(other.sequence_),
               operations_(other.operations_),
               reserve_(std::move(other.reserve_)),
-              needs_(other.needs_)
+              needs_(other.needs_),
+              records_before_(other.records_before_)
         {
         }
         PreparedJob(const PreparedJob &) = delete;
@@ -147,6 +148,7 @@ public:
         std::span<const BindOperation> operations_{};
         TableReserve reserve_{};
         Needs needs_{};
+        std::size_t records_before_ = 0;  // projected records before it (for cancel)
     };
 
     BindSpace() noexcept = default;
@@ -187,6 +189,9 @@ public:
         undo_count_ = 0;
         undo_overflowed_ = false;
         undo_sequence_ = no_sequence;
+        touched_count_ = 0;
+        touched_all_ = false;
+        projected_count_ = 0;
         created_ = true;
         return success();
     }
@@ -213,11 +218,12 @@ public:
         undo_count_ = 0;
         undo_overflowed_ = false;
         undo_sequence_ = next_sequence_;
+        std::size_t count = projected_count_;
         // In job order: each operation's own checks, then against the records as the
         // operations before it leave them; the first failure is the job's.
         for (std::size_t i = 0; i < operations.size(); ++i) {
             auto applied = check_operation(operations[i]);
-            if (applied) applied = apply_projected(operations[i]);
+            if (applied) applied = apply_projected(operations[i], count, true);
             if (applied) applied = check_large_pages(operations, i);
             if (!applied) {
                 undo_projected();
@@ -241,6 +247,8 @@ public:
             return failure(reserved.error());
         }
         job.needs_ = needs;
+        job.records_before_ = projected_count_;
+        projected_count_ = count;
         reserved_nodes_ += needs.nodes();
         reserved_blocks_ += needs.directories;
         queue_[next_sequence_ % max_outstanding] = operations;
@@ -265,6 +273,7 @@ public:
         (*pages_).draw_from(nullptr);
         finish_job(job);
         ++oldest_;
+        if (applied && outstanding_ == 0) clear_overlay();
         if (!applied) {
             all.abandon();  // a device error: the tables of the job's ranges are undefined
             // The projected records held the whole job; the committed ones stop where the
@@ -283,10 +292,12 @@ public:
         if (job.sequence_ + 1 != next_sequence_) return failure(Error::in_use);
         --next_sequence_;
         finish_job(job);
-        if (job.sequence_ == undo_sequence_)
+        if (job.sequence_ == undo_sequence_) {
             undo_projected();  // the newest job's steps, undone
-        else
+            projected_count_ = job.records_before_;
+        } else {
             rebuild_projected();
+        }
         undo_sequence_ = no_sequence;
         return success();
     }
@@ -424,28 +435,49 @@ public:
     [[nodiscard]] const PageTableStats &table_stats() const noexcept { return table_->stats(); }
     [[nodiscard]] Table &page_table() noexcept { return *table_; }
 
-    // The audit: tables (PageTable::check_invariants), both record sets (equal while no
-    // job is outstanding), and every committed record's pages translate to its bytes with
-    // its attributes.
+    // The audit: tables (PageTable::check_invariants), both record sets and the overlay's
+    // shape (empty while no job is outstanding), and every committed record's pages
+    // translate to its bytes with its attributes.
     [[nodiscard]] Result<void> check_invariants() const noexcept
     {
         if (!created_) return failure(Error::invalid_argument);
         GPUMMU_TRY(table_->check_invariants());
         GPUMMU_TRY(records_.check_invariants());
         GPUMMU_TRY(projected_.check_invariants());
-        // With no job outstanding the projected records are the committed ones (a failed
-        // prepare undid its steps, a commit applied what prepare did).
-        if (outstanding_ == 0) {
-            if (projected_.count() != records_.count()) return failure(Error::malformed_record);
-            bool same = true;
-            records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
-                auto twin = projected_.find(view.range.begin());
-                same = twin && twin->range == view.range && twin->backing == view.backing &&
-                       twin->offset == view.offset && twin->attributes == view.attributes;
-                return same;
-            });
-            if (!same) return failure(Error::malformed_record);
-        }
+        // The overlay: touched ranges sorted and apart, overlay records inside them, each
+        // committed record inside one or outside all; empty with no job outstanding (a
+        // failed prepare undid its steps, a commit applied what prepare did).
+        for (std::size_t i = 0; i < touched_count_; ++i)
+            if (touched_[i].begin >= touched_[i].end ||
+                (i > 0 && touched_[i - 1].end >= touched_[i].begin))
+                return failure(Error::malformed_record);
+        auto inside_touched = [&](const MappingView &view) {
+            if (touched_all_) return true;
+            for (std::size_t i = 0; i < touched_count_; ++i)
+                if (view.range.begin().value() < touched_[i].end &&
+                    touched_[i].begin < view.range.end().value())
+                    return touched_[i].begin <= view.range.begin().value() &&
+                           view.range.end().value() <= touched_[i].end;
+            return false;
+        };
+        bool overlay_ok = true;
+        projected_.visit(VirtualAddress{0}, [&](const MappingView &view) {
+            overlay_ok = inside_touched(view);
+            return overlay_ok;
+        });
+        records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
+            if (!touched_all_)
+                for (std::size_t i = 0; i < touched_count_ && overlay_ok; ++i)
+                    if (view.range.begin().value() < touched_[i].end &&
+                        touched_[i].begin < view.range.end().value())
+                        overlay_ok = touched_[i].begin <= view.range.begin().value() &&
+                                     view.range.end().value() <= touched_[i].end;
+            return overlay_ok;
+        });
+        if (!overlay_ok) return failure(Error::malformed_record);
+        if (outstanding_ == 0 && (projected_.count() != 0 || touched_count_ != 0 || touched_all_ ||
+                                  projected_count_ != records_.count()))
+            return failure(Error::malformed_record);
         Result<void> result = success();
         records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
             for (u64 offset = 0; offset < view.range.size() && result; offset += 4096) {
@@ -636,20 +668,135 @@ private:
     }
 
     // ---- the projected records ---------------------------------------------------------
-    [[nodiscard]] Result<void> apply_projected(const BindOperation &operation) noexcept
+    // Prepare judges each operation against the records as the committed ones plus every
+    // outstanding job leave them: the projected records. They are an overlay, not a copy:
+    // `projected_` holds records only inside the touched ranges, VAs where an outstanding
+    // operation reached (its range, widened to the whole committed records it overlaps).
+    // Inside a touched range the overlay is the truth; outside, the committed records are.
+    //
+    //     committed  ---[ A ]----[    B    ]-----[ C ]----
+    //     touched               [===========]              (a job maps over B's middle)
+    //     overlay                [B1][new][B2]
+    //     projected  ---[ A ]----[B1][new][B2]---[ C ]----
+    //
+    // Before an operation applies to the overlay, the committed records its range overlaps
+    // outside touched ranges are copied in and the range touched ("materialized"); a
+    // committed record is thus either inside one touched range or outside all of them, and
+    // commits keep it so (a job changes records only inside its touched ranges). With no
+    // job outstanding the overlay is empty: a job costs what the records it reaches cost,
+    // not what the space holds (a full copy of the records took every operation applied
+    // twice to trees of the space's size). When the touched ranges outgrow their table,
+    // every committed record is copied in once (touched_all_) until the queue drains.
+    // `projected_count_` counts the projected records for the storage check a full copy
+    // made by itself: the committed pool must hold them once every job commits.
+    struct TouchedRange {
+        u64 begin = 0;
+        u64 end = 0;
+    };
+    static constexpr std::size_t touched_capacity = 512;
+
+    // Is the committed record starting at `begin` inside a touched range?
+    [[nodiscard]] bool touched(u64 begin) const noexcept
     {
-        auto log = [this](const MappingStep &step) { log_projected(step); };
+        if (touched_all_) return true;
+        std::size_t low = 0, high = touched_count_;  // the first range beginning after it
+        while (low < high) {
+            const std::size_t middle = (low + high) / 2;
+            if (touched_[middle].begin <= begin)
+                low = middle + 1;
+            else
+                high = middle;
+        }
+        return low > 0 && touched_[low - 1].end > begin;
+    }
+    // Adds [begin, end) to the touched ranges, merged with those it overlaps or meets. The
+    // caller made sure one more range fits.
+    void touch(u64 begin, u64 end) noexcept
+    {
+        std::size_t first = 0;  // the first range that ends at or after `begin`
+        while (first < touched_count_ && touched_[first].end < begin) ++first;
+        std::size_t last = first;
+        for (; last < touched_count_ && touched_[last].begin <= end; ++last) {
+            begin = std::min(begin, touched_[last].begin);
+            end = std::max(end, touched_[last].end);
+        }
+        const std::size_t merged = last - first;
+        if (merged == 0) {
+            GPUMMU_ASSERT(touched_count_ < touched_capacity);
+            std::copy_backward(touched_.begin() + first, touched_.begin() + touched_count_,
+                               touched_.begin() + touched_count_ + 1);
+            ++touched_count_;
+        } else {
+            std::copy(touched_.begin() + last, touched_.begin() + touched_count_,
+                      touched_.begin() + first + 1);
+            touched_count_ -= merged - 1;
+        }
+        touched_[first] = TouchedRange{begin, end};
+    }
+    // Makes the overlay the truth over `range` (see above).
+    void materialize(VirtualRange range) noexcept
+    {
+        if (touched_all_) return;
+        auto ignore = [](const MappingStep &) {};
+        if (touched_count_ == touched_capacity) {  // no room for one more range
+            records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
+                if (!touched(view.range.begin().value()))
+                    (void)projected_.map(view.range, MappingTarget{view.backing, view.offset},
+                                         view.attributes, false, ignore);
+                return true;
+            });
+            touched_all_ = true;
+            touched_count_ = 0;
+            return;
+        }
+        u64 begin = range.begin().value(), end = range.end().value();
+        records_.visit(range.begin(), [&](const MappingView &view) {
+            if (view.range.begin() >= range.end()) return false;
+            if (!touched(view.range.begin().value())) {
+                (void)projected_.map(view.range, MappingTarget{view.backing, view.offset},
+                                     view.attributes, false, ignore);
+                begin = std::min(begin, view.range.begin().value());
+                end = std::max(end, view.range.end().value());
+            }
+            return true;
+        });
+        touch(begin, end);
+    }
+    // No job outstanding: the projected records are the committed ones again.
+    void clear_overlay() noexcept
+    {
+        projected_.clear([](const MappingStep &) {});
+        touched_count_ = 0;
+        touched_all_ = false;
+        projected_count_ = records_.count();
+        undo_count_ = 0;
+        undo_overflowed_ = false;
+        undo_sequence_ = no_sequence;
+    }
+
+    // Applies one operation to the projected records; `count` is the projected record
+    // count, kept up to date; `log_steps`: log the steps for undo.
+    [[nodiscard]] Result<void> apply_projected(const BindOperation &operation, std::size_t &count,
+                                               bool log_steps) noexcept
+    {
+        materialize(operation.range);
+        const std::size_t before = projected_.count();
+        auto log = [this, log_steps](const MappingStep &step) {
+            if (log_steps) log_projected(step);
+        };
+        Result<void> applied = success();
         switch (operation.kind) {
         case BindOperation::Kind::map:
-            return projected_.map(operation.range, operation.target, operation.attributes,
-                                  operation.replace, log);
-        case BindOperation::Kind::unmap: return projected_.unmap(operation.range, log);
+            applied = projected_.map(operation.range, operation.target, operation.attributes,
+                                     operation.replace, log);
+            break;
+        case BindOperation::Kind::unmap: applied = projected_.unmap(operation.range, log); break;
         case BindOperation::Kind::protect: {
             // The new attributes of every record the protect reaches must encode (the
             // address and aperture stay, and encoded before).
             Result<void> encodes = success();
             auto check = [&](const MappingStep &step) {
-                log_projected(step);
+                log(step);
                 if (step.kind != MappingStep::Kind::protected_ || !encodes) return;
                 PageAttributes probe = step.record.attributes;
                 if (step.record.backing != nullptr)
@@ -657,17 +804,25 @@ private:
                 probe.address = PhysicalAddress{0};
                 if (auto pte = F::Pte::map(probe); !pte) encodes = failure(pte.error());
             };
-            GPUMMU_TRY(projected_.protect(operation.range, operation.change, check));
-            return encodes;
+            applied = projected_.protect(operation.range, operation.change, check);
+            if (applied) applied = encodes;
+            break;
         }
         case BindOperation::Kind::rebind:
-            return projected_.covers(operation.range) ? success() : failure(Error::not_mapped);
+            if (!projected_.covers(operation.range)) applied = failure(Error::not_mapped);
+            break;
         case BindOperation::Kind::make_sparse:
         case BindOperation::Kind::clear_sparse:
             // Sparse operations never touch a mapped page.
-            return overlaps_projected(operation.range) ? failure(Error::already_mapped) : success();
+            if (overlaps_projected(operation.range)) applied = failure(Error::already_mapped);
+            break;
         }
-        return failure(Error::invalid_argument);
+        // The records once every job commits must fit the committed pool (a failure here
+        // leaves the operation's steps to the caller's undo, like any failed operation).
+        const std::size_t after = count + projected_.count() - before;
+        if (applied && after > records_.capacity()) applied = failure(Error::out_of_storage);
+        if (applied) count = after;
+        return applied;
     }
     [[nodiscard]] bool overlaps_projected(VirtualRange range) const noexcept
     {
@@ -678,16 +833,17 @@ private:
         });
         return overlaps;
     }
+
     // ---- undoing a failed prepare or a cancel ----------------------------------------
     // A prepare that fails, and a cancel of the newest job, put the projected records back
-    // as they were before that job by undoing its steps, newest first: a record it made is removed
-    // again; one it removed, cut or gave new attributes is mapped again as it was, over whatever
-    // lies in its range by then (its remainders, or its inside part with the new attributes). Each
-    // undo leaves the records exactly as they were before the step, so the next one applies. The
-    // cost is that of the job's own work, not of the space: both used to rebuild every projected
-    // record (35 ms at 90,000 records, bench/vmm.cpp failed_prepare). The log holds the newest
-    // job's steps only: a job whose steps overflow it, and a cancel of a job whose log a later
-    // prepare overwrote, still rebuild.
+    // as they were before that job by undoing its steps, newest first: a record it made is
+    // removed again; one it removed, cut or gave new attributes is mapped again as it was,
+    // over whatever lies in its range by then (its remainders, or its inside part with the
+    // new attributes). Each undo leaves the records exactly as they were before the step,
+    // so the next one applies. (Records the job copied into the overlay stay: they are the
+    // committed ones.) With no other job outstanding the overlay is simply dropped. The log
+    // holds the newest job's steps only: a job whose steps overflow it, and a cancel of a
+    // job whose log a later prepare overwrote, rebuild the overlay from the queue instead.
     struct ProjectedUndo {
         bool remove = false;  // unmap `range` (a record the job made), else map it back
         VirtualRange range{};
@@ -710,39 +866,38 @@ private:
         undo.attributes =
             step.kind == MappingStep::Kind::protected_ ? step.before : step.record.attributes;
     }
+    // Undoes the logged steps (projected_count_ is the caller's to restore).
     void undo_projected() noexcept
     {
+        if (outstanding_ == 0) {
+            clear_overlay();
+            return;
+        }
         if (undo_overflowed_) {
             rebuild_projected();
-        } else {
-            auto ignore = [](const MappingStep &) {};
-            while (undo_count_ > 0) {
-                const ProjectedUndo &undo = undo_[--undo_count_];
-                [[maybe_unused]] auto undone =
-                    undo.remove
-                        ? projected_.unmap(undo.range, ignore)
-                        : projected_.map(undo.range, undo.target, undo.attributes, true, ignore);
-                GPUMMU_ASSERT(undone.has_value());
-            }
+            return;
         }
-        undo_count_ = 0;
-        undo_overflowed_ = false;
+        auto ignore = [](const MappingStep &) {};
+        while (undo_count_ > 0) {
+            const ProjectedUndo &undo = undo_[--undo_count_];
+            [[maybe_unused]] auto undone =
+                undo.remove
+                    ? projected_.unmap(undo.range, ignore)
+                    : projected_.map(undo.range, undo.target, undo.attributes, true, ignore);
+            GPUMMU_ASSERT(undone.has_value());
+        }
     }
 
-    // The committed records with every outstanding job applied again (after a cancel, a
-    // device error in commit, or a failed prepare whose steps overflowed the undo log).
-    // The outstanding jobs were validated in this order, so they apply again.
+    // The overlay again from the committed records and the queue (after a cancel whose log
+    // is gone, a device error in commit, or a failed prepare whose steps overflowed the
+    // log). The outstanding jobs were validated in this order, so they apply again. The
+    // undo log is emptied: it belongs to no job afterwards.
     void rebuild_projected() noexcept
     {
-        projected_.clear([](const MappingStep &) {});
-        records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
-            (void)projected_.map(view.range, MappingTarget{view.backing, view.offset},
-                                 view.attributes, false, [](const MappingStep &) {});
-            return true;
-        });
+        clear_overlay();
         for (u64 sequence = oldest_; sequence < next_sequence_; ++sequence)
             for (const BindOperation &operation : queue_[sequence % max_outstanding])
-                (void)apply_projected(operation);
+                (void)apply_projected(operation, projected_count_, false);
     }
     void finish_job(PreparedJob &job) noexcept
     {
@@ -903,6 +1058,10 @@ private:
     std::size_t undo_count_ = 0;
     bool undo_overflowed_ = false;     // more steps than the log holds: undo by a rebuild
     u64 undo_sequence_ = no_sequence;  // the job the log belongs to
+    std::array<TouchedRange, touched_capacity> touched_{};  // sorted, disjoint, apart
+    std::size_t touched_count_ = 0;
+    bool touched_all_ = false;         // every committed record is in the overlay
+    std::size_t projected_count_ = 0;  // records once every outstanding job commits
     T *invalidator_ = nullptr;
     BindSpaceConfig config_{};
     std::array<std::span<const BindOperation>, max_outstanding> queue_{};

@@ -291,6 +291,7 @@ public:
     }
     [[nodiscard]] std::size_t count() const noexcept { return count_; }
     [[nodiscard]] std::size_t free_nodes() const noexcept { return free_count_; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return pool_.size(); }
 
     // ---- operations ------------------------------------------------------------------
 
