@@ -78,6 +78,24 @@ BindOperation read_only_of(VirtualRange range)
     return operation;
 }
 
+// Commits a prepared job and flushes its batch.
+template <class S, class Job>
+void commit_flushed(S &space, Job &&job)
+{
+    Steps steps;
+    auto batch = space.commit(std::move(job), steps);
+    REQUIRE(batch);
+    REQUIRE(space.flush(*batch));
+}
+// Prepares `operations` as one job, commits and flushes it.
+template <class S>
+void run_job(S &space, std::span<const BindOperation> operations, std::span<TablePage> reserve)
+{
+    auto prepared = space.prepare(operations, reserve);
+    if (!prepared) FAIL(std::string(error_name(prepared.error())));
+    commit_flushed(space, std::move(*prepared));
+}
+
 template <class S>
 PhysicalAddress pa_of(S &space, u64 va)
 {
@@ -232,14 +250,7 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
     std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 8 * MiB}};
     MappingBacking buffer(Aperture::video, layout);
     std::vector<TablePage> reserve(1024);
-    auto run = [&](std::span<const BindOperation> job) {
-        auto prepared = space.space.prepare(job, reserve);
-        if (!prepared) FAIL(std::string(error_name(prepared.error())));
-        Steps steps;
-        auto batch = space.space.commit(std::move(*prepared), steps);
-        REQUIRE(batch);
-        REQUIRE(space.space.flush(*batch));
-    };
+    auto run = [&](std::span<const BindOperation> job) { run_job(space.space, job, reserve); };
     // Eight 64 KiB records side by side at 1 MiB, backing offsets 0, 64 KiB, ...
     auto record = [](u64 i) { return va_range(1 * MiB + i * 64 * KiB, 64 * KiB); };
     std::vector<BindOperation> eight;
@@ -283,10 +294,7 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
                                  read_only_of(va_range(1 * MiB, 8 * 64 * KiB)),
                                  unmap_of(va_range(128 * MiB, 4 * KiB))};
         CHECK(space.space.prepare(failing, reserve).error() == Error::not_mapped);
-        Steps steps;
-        auto batch = space.space.commit(std::move(*outstanding), steps);
-        REQUIRE(batch);
-        REQUIRE(space.space.flush(*batch));
+        commit_flushed(space.space, std::move(*outstanding));
         CHECK(space.space.records().count() == 7);
         CHECK(space.space.check_invariants());
         const std::array again{map_of(record(2), &buffer, 0)};  // record 2 is free
@@ -368,14 +376,7 @@ TEST_CASE_TEMPLATE("prepare refuses a job whose records would not fit the pool",
     auto record = [](u64 i) { return va_range(1 * MiB + i * 64 * KiB, 64 * KiB); };
     std::vector<BindOperation> six;
     for (u64 i = 0; i < 6; ++i) six.push_back(map_of(record(i), &buffer, i * 64 * KiB));
-    {
-        auto prepared = space.space.prepare(six, reserve);
-        REQUIRE(prepared);
-        Steps steps;
-        auto batch = space.space.commit(std::move(*prepared), steps);
-        REQUIRE(batch);
-        REQUIRE(space.space.flush(*batch));
-    }
+    run_job(space.space, six, reserve);
     const std::array seventh{map_of(record(6), &buffer, 0)};
     auto a = space.space.prepare(seventh, reserve);  // 7 once it commits
     REQUIRE(a);
