@@ -458,6 +458,71 @@ TEST_CASE_TEMPLATE("rebind after eviction rewrites every space that maps the bac
     CHECK(machine.buddy.buddy.free_bytes() == vram_bytes);
 }
 
+// VRAM that stops taking writes on demand (a device that went away mid-commit).
+struct FlakyMemory {
+    HostMemory &inner;
+    u64 writes_left = ~u64{0};
+    Result<void> read(VramAddress address, std::span<u64> out) { return inner.read(address, out); }
+    Result<void> write(VramAddress address, std::span<const u64> in)
+    {
+        if (writes_left == 0) return failure(Error::device_error);
+        --writes_left;
+        return inner.write(address, in);
+    }
+    Result<void> fill(VramAddress address, u64 value, std::size_t count)
+    {
+        if (writes_left == 0) return failure(Error::device_error);
+        --writes_left;
+        return inner.fill(address, value, count);
+    }
+};
+static_assert(TableMemory<FlakyMemory>);
+
+// A device error in commit: the job's tables are undefined and its records stop where the
+// error hit (a map writes its tables first, so it made no record); prepares after it judge
+// against the committed records plus the jobs still queued.
+TEST_CASE_TEMPLATE("after a device error in commit, prepares see what is committed and queued", F,
+                   MmuV2, MmuV3)
+{
+    Machine machine;
+    FlakyMemory memory{machine.memory};
+    testing::BindStorage storage(512, 64, 64, 64);
+    BindSpace<F, FlakyMemory, RecordingInvalidator> space;
+    BindSpaceConfig config;
+    config.space = va_range(0, u64{1} << 40);
+    config.vram_end = VramAddress{vram_bytes};
+    REQUIRE(space.create(memory, machine.buddy.buddy, machine.invalidator, storage.get(), config));
+    std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 8 * MiB}};
+    MappingBacking buffer(Aperture::video, layout);
+    std::vector<TablePage> reserve(1024);
+    auto record = [](u64 i) { return va_range(1 * MiB + i * 64 * KiB, 64 * KiB); };
+    std::vector<BindOperation> eight;
+    for (u64 i = 0; i < 8; ++i) eight.push_back(map_of(record(i), &buffer, i * 64 * KiB));
+    run_job(space, eight, reserve);
+
+    const std::array fresh{map_of(va_range(64 * MiB, 64 * KiB), &buffer, 0)};
+    auto a = space.prepare(fresh, reserve);
+    REQUIRE(a);
+    const std::array remove_three{unmap_of(record(3))};
+    auto b = space.prepare(remove_three, reserve);
+    REQUIRE(b);
+    memory.writes_left = 0;
+    Steps steps;
+    CHECK(space.commit(std::move(*a), steps).error() == Error::device_error);
+    memory.writes_left = ~u64{0};
+    CHECK(space.records().count() == 8);
+    CHECK(space.outstanding() == 1);
+    // Still queued: record 3 is gone for a prepare; the failed map's VA holds no record.
+    CHECK(space.prepare(remove_three, reserve).error() == Error::not_mapped);
+    const std::array over_fresh{unmap_of(va_range(64 * MiB, 4 * KiB))};
+    CHECK(space.prepare(over_fresh, reserve).error() == Error::not_mapped);
+    REQUIRE(space.cancel(std::move(*b)));
+    auto again = space.prepare(remove_three, reserve);  // record 3 is back
+    REQUIRE(again);
+    REQUIRE(space.cancel(std::move(*again)));
+    CHECK(space.outstanding() == 0);
+}
+
 TEST_CASE_TEMPLATE("a prepare that runs out of VRAM at any table leaves no trace", F, MmuV2, MmuV3)
 {
     // Fault injection: leave exactly n free table pages in the buddy for n = 0, 1, ...
