@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <concepts>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,19 +32,26 @@ struct Machine {
     RecordingInvalidator invalidator;
 };
 
-template <MmuFormat F>
+// A bind space over the machine's buddy, writing its tables through `memory` (the
+// machine's VRAM unless a test wraps it).
+template <MmuFormat F, TableMemory M = HostMemory>
 struct Space {
     testing::BindStorage storage;
-    BindSpace<F, HostMemory, RecordingInvalidator> space;
+    BindSpace<F, M, RecordingInvalidator> space;
 
-    explicit Space(Machine &machine, std::size_t record_nodes = 64)
+    Space(Machine &machine, M &memory, std::size_t record_nodes)
         : storage(512, 64, 64, record_nodes)
     {
         BindSpaceConfig config;
         config.space = va_range(0, u64{1} << 40);
         config.vram_end = VramAddress{vram_bytes};
-        REQUIRE(space.create(machine.memory, machine.buddy.buddy, machine.invalidator,
-                             storage.get(), config));
+        REQUIRE(
+            space.create(memory, machine.buddy.buddy, machine.invalidator, storage.get(), config));
+    }
+    explicit Space(Machine &machine,
+                   std::size_t record_nodes = 64) requires std::same_as<M, HostMemory>
+        : Space(machine, machine.memory, record_nodes)
+    {
     }
 };
 
@@ -94,6 +102,19 @@ void run_job(S &space, std::span<const BindOperation> operations, std::span<Tabl
     auto prepared = space.prepare(operations, reserve);
     if (!prepared) FAIL(std::string(error_name(prepared.error())));
     commit_flushed(space, std::move(*prepared));
+}
+
+// Record i of a row of 64 KiB records side by side from 1 MiB.
+VirtualRange row_record(u64 i)
+{
+    return va_range(1 * MiB + i * 64 * KiB, 64 * KiB);
+}
+// Maps for the first `count` records of the row, record i at backing offset i * 64 KiB.
+std::vector<BindOperation> row_maps(u64 count, MappingBacking &buffer)
+{
+    std::vector<BindOperation> maps;
+    for (u64 i = 0; i < count; ++i) maps.push_back(map_of(row_record(i), &buffer, i * 64 * KiB));
+    return maps;
 }
 
 template <class S>
@@ -251,10 +272,7 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
     MappingBacking buffer(Aperture::video, layout);
     std::vector<TablePage> reserve(1024);
     auto run = [&](std::span<const BindOperation> job) { run_job(space.space, job, reserve); };
-    // Eight 64 KiB records side by side at 1 MiB, backing offsets 0, 64 KiB, ...
-    auto record = [](u64 i) { return va_range(1 * MiB + i * 64 * KiB, 64 * KiB); };
-    std::vector<BindOperation> eight;
-    for (u64 i = 0; i < 8; ++i) eight.push_back(map_of(record(i), &buffer, i * 64 * KiB));
+    const std::vector<BindOperation> eight = row_maps(8, buffer);
     run(eight);
     REQUIRE(space.space.records().count() == 8);
 
@@ -278,7 +296,7 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
         CHECK(space.space.check_invariants());
         // Judged against the state before the failed job: record 5 is whole, so an unmap
         // of all of it passes; the new VA is free, so a map without replace passes.
-        const std::array after{unmap_of(record(5)),
+        const std::array after{unmap_of(row_record(5)),
                                map_of(va_range(64 * MiB, 64 * KiB), &buffer, 6 * MiB)};
         run(after);
         CHECK(space.space.records().count() == 8);
@@ -286,25 +304,25 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
     }
     SUBCASE("behind an outstanding job")
     {
-        const std::array first{unmap_of(record(2))};
+        const std::array first{unmap_of(row_record(2))};
         auto outstanding = space.space.prepare(first, reserve);
         REQUIRE(outstanding);
         // Sees record 2 gone: maps over it without replace, then fails.
-        const std::array failing{map_of(record(2), &buffer, 0),
+        const std::array failing{map_of(row_record(2), &buffer, 0),
                                  read_only_of(va_range(1 * MiB, 8 * 64 * KiB)),
                                  unmap_of(va_range(128 * MiB, 4 * KiB))};
         CHECK(space.space.prepare(failing, reserve).error() == Error::not_mapped);
         commit_flushed(space.space, std::move(*outstanding));
         CHECK(space.space.records().count() == 7);
         CHECK(space.space.check_invariants());
-        const std::array again{map_of(record(2), &buffer, 0)};  // record 2 is free
+        const std::array again{map_of(row_record(2), &buffer, 0)};  // record 2 is free
         run(again);
         CHECK(space.space.check_invariants());
     }
     SUBCASE("cancel of the newest job undoes its steps; an older one's log is gone")
     {
         const std::array first{read_only_of(va_range(1 * MiB + 96 * KiB, 160 * KiB)),
-                               unmap_of(record(5))};
+                               unmap_of(row_record(5))};
         auto a = space.space.prepare(first, reserve);
         REQUIRE(a);
         const std::array second{
@@ -314,29 +332,29 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
         REQUIRE(b);
         REQUIRE(space.space.cancel(std::move(*b)));
         // Record 6 is whole again (b cut it), record 5 still gone (a removed it).
-        const std::array third{unmap_of(record(6)), map_of(record(5), &buffer, 0)};
+        const std::array third{unmap_of(row_record(6)), map_of(row_record(5), &buffer, 0)};
         auto c = space.space.prepare(third, reserve);
         REQUIRE(c);
         REQUIRE(space.space.cancel(std::move(*c)));
         REQUIRE(space.space.cancel(std::move(*a)));  // its log was overwritten: a rebuild
         CHECK(space.space.outstanding() == 0);
         CHECK(space.space.check_invariants());
-        const std::array whole{unmap_of(record(5)), unmap_of(record(6))};  // both whole
+        const std::array whole{unmap_of(row_record(5)), unmap_of(row_record(6))};  // both whole
         run(whole);
         CHECK(space.space.records().count() == 6);
         CHECK(space.space.check_invariants());
     }
     SUBCASE("a failed prepare overwrites the newest job's log: its cancel rebuilds")
     {
-        const std::array first{unmap_of(record(5)), read_only_of(record(6))};
+        const std::array first{unmap_of(row_record(5)), read_only_of(row_record(6))};
         auto a = space.space.prepare(first, reserve);
         REQUIRE(a);
-        const std::array failing{map_of(record(5), &buffer, 0),
+        const std::array failing{map_of(row_record(5), &buffer, 0),
                                  unmap_of(va_range(128 * MiB, 4 * KiB))};
         CHECK(space.space.prepare(failing, reserve).error() == Error::not_mapped);
         REQUIRE(space.space.cancel(std::move(*a)));
         CHECK(space.space.check_invariants());
-        const std::array whole{unmap_of(record(5))};
+        const std::array whole{unmap_of(row_record(5))};
         run(whole);
         CHECK(space.space.check_invariants());
     }
@@ -373,25 +391,23 @@ TEST_CASE_TEMPLATE("prepare refuses a job whose records would not fit the pool",
     std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 8 * MiB}};
     MappingBacking buffer(Aperture::video, layout);
     std::vector<TablePage> reserve(1024);
-    auto record = [](u64 i) { return va_range(1 * MiB + i * 64 * KiB, 64 * KiB); };
-    std::vector<BindOperation> six;
-    for (u64 i = 0; i < 6; ++i) six.push_back(map_of(record(i), &buffer, i * 64 * KiB));
+    const std::vector<BindOperation> six = row_maps(6, buffer);
     run_job(space.space, six, reserve);
-    const std::array seventh{map_of(record(6), &buffer, 0)};
+    const std::array seventh{map_of(row_record(6), &buffer, 0)};
     auto a = space.space.prepare(seventh, reserve);  // 7 once it commits
     REQUIRE(a);
     std::size_t failed = 0;
-    const std::array two_more{map_of(record(7), &buffer, 0), map_of(record(8), &buffer, 0)};
+    const std::array two_more{map_of(row_record(7), &buffer, 0), map_of(row_record(8), &buffer, 0)};
     CHECK(space.space.prepare(two_more, reserve, &failed).error() == Error::out_of_storage);
     CHECK(failed == 1);
-    const std::array swap{unmap_of(record(0)), map_of(record(7), &buffer, 0),
-                          map_of(record(8), &buffer, 0)};  // 7 - 1 + 2 = 8: fits
+    const std::array swap{unmap_of(row_record(0)), map_of(row_record(7), &buffer, 0),
+                          map_of(row_record(8), &buffer, 0)};  // 7 - 1 + 2 = 8: fits
     auto b = space.space.prepare(swap, reserve);
     REQUIRE(b);
-    const std::array one_more{map_of(record(9), &buffer, 0)};
+    const std::array one_more{map_of(row_record(9), &buffer, 0)};
     CHECK(space.space.prepare(one_more, reserve).error() == Error::out_of_storage);
     REQUIRE(space.space.cancel(std::move(*b)));  // its log was overwritten: a rebuild
-    const std::array eighth{map_of(record(7), &buffer, 0)};
+    const std::array eighth{map_of(row_record(7), &buffer, 0)};
     auto e = space.space.prepare(eighth, reserve);  // 8
     REQUIRE(e);
     REQUIRE(space.space.cancel(std::move(*e)));       // undone by its log: 7 again
@@ -486,24 +502,18 @@ TEST_CASE_TEMPLATE("after a device error in commit, prepares see what is committ
 {
     Machine machine;
     FlakyMemory memory{machine.memory};
-    testing::BindStorage storage(512, 64, 64, 64);
-    BindSpace<F, FlakyMemory, RecordingInvalidator> space;
-    BindSpaceConfig config;
-    config.space = va_range(0, u64{1} << 40);
-    config.vram_end = VramAddress{vram_bytes};
-    REQUIRE(space.create(memory, machine.buddy.buddy, machine.invalidator, storage.get(), config));
+    Space<F, FlakyMemory> flaky(machine, memory, 64);
+    auto &space = flaky.space;
     std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 8 * MiB}};
     MappingBacking buffer(Aperture::video, layout);
     std::vector<TablePage> reserve(1024);
-    auto record = [](u64 i) { return va_range(1 * MiB + i * 64 * KiB, 64 * KiB); };
-    std::vector<BindOperation> eight;
-    for (u64 i = 0; i < 8; ++i) eight.push_back(map_of(record(i), &buffer, i * 64 * KiB));
+    const std::vector<BindOperation> eight = row_maps(8, buffer);
     run_job(space, eight, reserve);
 
     const std::array fresh{map_of(va_range(64 * MiB, 64 * KiB), &buffer, 0)};
     auto a = space.prepare(fresh, reserve);
     REQUIRE(a);
-    const std::array remove_three{unmap_of(record(3))};
+    const std::array remove_three{unmap_of(row_record(3))};
     auto b = space.prepare(remove_three, reserve);
     REQUIRE(b);
     memory.writes_left = 0;

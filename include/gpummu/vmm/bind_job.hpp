@@ -186,12 +186,7 @@ public:
         outstanding_ = 0;
         reserved_nodes_ = reserved_blocks_ = 0;
         sparse_seen_ = false;
-        undo_count_ = 0;
-        undo_overflowed_ = false;
-        undo_sequence_ = no_sequence;
-        touched_count_ = 0;
-        touched_all_ = false;
-        projected_count_ = 0;
+        clear_overlay();  // empty, with no undo log
         created_ = true;
         return success();
     }
@@ -451,27 +446,24 @@ public:
             if (touched_[i].begin >= touched_[i].end ||
                 (i > 0 && touched_[i - 1].end >= touched_[i].begin))
                 return failure(Error::malformed_record);
-        auto inside_touched = [&](const MappingView &view) {
-            if (touched_all_) return true;
+        enum class TouchedPlace { outside, inside, across };  // a record and the touched ranges
+        auto placement = [&](const MappingView &view) {
+            if (touched_all_) return TouchedPlace::inside;
+            const u64 begin = view.range.begin().value(), end = view.range.end().value();
             for (std::size_t i = 0; i < touched_count_; ++i)
-                if (view.range.begin().value() < touched_[i].end &&
-                    touched_[i].begin < view.range.end().value())
-                    return touched_[i].begin <= view.range.begin().value() &&
-                           view.range.end().value() <= touched_[i].end;
-            return false;
+                if (begin < touched_[i].end && touched_[i].begin < end)
+                    return touched_[i].begin <= begin && end <= touched_[i].end
+                               ? TouchedPlace::inside
+                               : TouchedPlace::across;
+            return TouchedPlace::outside;
         };
         bool overlay_ok = true;
         projected_.visit(VirtualAddress{0}, [&](const MappingView &view) {
-            overlay_ok = inside_touched(view);
+            overlay_ok = placement(view) == TouchedPlace::inside;
             return overlay_ok;
         });
         records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
-            if (!touched_all_)
-                for (std::size_t i = 0; i < touched_count_ && overlay_ok; ++i)
-                    if (view.range.begin().value() < touched_[i].end &&
-                        touched_[i].begin < view.range.end().value())
-                        overlay_ok = touched_[i].begin <= view.range.begin().value() &&
-                                     view.range.end().value() <= touched_[i].end;
+            overlay_ok = overlay_ok && placement(view) != TouchedPlace::across;
             return overlay_ok;
         });
         if (!overlay_ok) return failure(Error::malformed_record);
