@@ -160,7 +160,6 @@ void small_binds_jobs(benchmark::State &state)
 {
     const std::size_t job_size = static_cast<std::size_t>(state.range(0));
     const Workload workload(7);
-    std::vector<TablePage> reserve(64 * 16);
     for (auto _ : state) {
         state.PauseTiming();
         auto rig = std::make_unique<Rig<F>>();
@@ -173,7 +172,7 @@ void small_binds_jobs(benchmark::State &state)
             const std::span<const BindOperation> job =
                 std::span(workload.list)
                     .subspan(first, std::min(job_size, workload.list.size() - first));
-            auto prepared = space->prepare(job, reserve);
+            auto prepared = space->prepare(job);
             if (!prepared) {
                 state.SkipWithError(error_name(prepared.error()));
                 break;
@@ -204,12 +203,11 @@ void failed_prepare(benchmark::State &state)
     auto records = std::make_unique<JobRecords>();
     auto space = std::make_unique<BindSpace<F, HostMemory, NoInvalidator>>();
     if (!records->create(*space, *rig)) state.SkipWithError("create");
-    std::vector<TablePage> reserve(64 * 16);
     for (std::size_t first = 0; first < workload.list.size(); first += 64) {
         const auto job =
             std::span(workload.list)
                 .subspan(first, std::min<std::size_t>(64, workload.list.size() - first));
-        auto prepared = space->prepare(job, reserve);
+        auto prepared = space->prepare(job);
         if (!prepared) {
             state.SkipWithError("workload");
             return;
@@ -226,9 +224,9 @@ void failed_prepare(benchmark::State &state)
         VirtualRange::from_size(VirtualAddress{space_bytes - 128 * KiB}, 4 * KiB).value();
     for (auto _ : state) {
         if (cancel) {
-            auto prepared = space->prepare(std::span(job).first(1), reserve);
+            auto prepared = space->prepare(std::span(job).first(1));
             if (!prepared || !space->cancel(std::move(*prepared))) state.SkipWithError("cancel");
-        } else if (space->prepare(job, reserve)) {
+        } else if (space->prepare(job)) {
             state.SkipWithError("the job should fail");
         }
     }
@@ -250,7 +248,6 @@ struct EightSpaces {
         BindSpace<F, HostMemory, NoInvalidator> space;
     };
     std::array<std::unique_ptr<One>, count> spaces;
-    std::vector<TablePage> reserve = std::vector<TablePage>(4096);
 
     void create()
     {
@@ -264,7 +261,7 @@ struct EightSpaces {
     }
     bool run(BindSpace<F, HostMemory, NoInvalidator> &space, const BindOperation &operation)
     {
-        auto prepared = space.prepare(std::span(&operation, 1), reserve);
+        auto prepared = space.prepare(std::span(&operation, 1));
         if (!prepared) return false;
         auto batch = space.commit(std::move(*prepared), [](const MappingStep &) {});
         return batch && space.flush(*batch);

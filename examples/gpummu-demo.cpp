@@ -254,10 +254,9 @@ void run_bind_job(sim::Gpu &gpu, Mm &mm, std::span<const u64> vram)
     job[3].range = range(0, 256 * KiB);
     job[3].change.fields = AttributeChange::read_only;
     job[3].change.values.read_only = true;
-    std::vector<TablePage> reserve(Space::reserve_pages(job));
     unsigned steps = 0;  // record steps the commits reported
     auto run = [&](std::span<const BindOperation> operations) {
-        auto prepared = space.prepare(operations, reserve);
+        auto prepared = space.prepare(operations);
         if (!prepared) return false;
         auto batch = space.commit(std::move(*prepared), [&](const MappingStep &) { ++steps; });
         return batch && space.flush(*batch);

@@ -465,19 +465,14 @@ int replay(const std::vector<Line> &lines, u64 vram, const char *image_path,
     // whole) in the current space as one bind job.
     std::vector<BindOperation> job;
     std::vector<const Line *> numbers;
-    std::vector<TablePage> reserve;
     auto run_job = [&](unsigned job_line) {
         // A single line outside `job`...`end` is its own job: its errors carry its VA.
         const Line *about =
             numbers.size() == 1 && numbers[0]->number == job_line ? numbers[0] : nullptr;
         Slot *slot = current_space(job_line, about);
         if (slot == nullptr) return;
-        // The worst case of a huge range can exceed what VRAM could ever hold (the fuzz
-        // target found a map of 2^53 bytes asking for 10^10 entries): no reserve needs more
-        // entries than VRAM has pages; past that prepare fails with out_of_storage.
-        reserve.resize(std::min<std::size_t>(Slot::Space::reserve_pages(job), vram / 4096 + 1));
         std::size_t failed = job.size();
-        auto prepared = slot->space.prepare(job, reserve, &failed);
+        auto prepared = slot->space.prepare(job, &failed);
         if (!prepared)
             return failed < job.size()
                        ? report(numbers[failed]->number, prepared.error(), numbers[failed])

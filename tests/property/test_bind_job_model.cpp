@@ -131,7 +131,6 @@ struct Space {
     PageModel projected_model;
     struct Queued {
         std::vector<BindOperation> operations;
-        std::vector<TablePage> reserve;
         std::optional<typename BindSpace<F, HostMemory, RecordingInvalidator>::PreparedJob> job;
     };
     std::deque<Queued> queue;
@@ -520,9 +519,7 @@ void run(u64 seed, long jobs)
                     CHECK(view->backing == pointers[b]);
                     CHECK(view->range == rebind.range);
                 }
-                std::vector<TablePage> reserve(
-                    BindSpace<F, HostMemory, RecordingInvalidator>::reserve_pages(rebinds));
-                auto job = other->space.prepare(rebinds, reserve);
+                auto job = other->space.prepare(rebinds);
                 if (!job)
                     MESSAGE("rebind refused: " << std::string(error_name(job.error())) << ", "
                                                << rebinds.size() << " records");
@@ -576,17 +573,17 @@ void run(u64 seed, long jobs)
             if (expected) expected_index = i;
             ahead.push_back(&queued.operations[i]);
         }
-        queued.reserve.resize(
-            BindSpace<F, HostMemory, RecordingInvalidator>::reserve_pages(queued.operations));
         const u64 free_before = buddy.buddy.free_bytes();
+        const u64 available_before = buddy.buddy.available_bytes();
         std::size_t failed_index = 0;
-        auto job = space.space.prepare(queued.operations, queued.reserve, &failed_index);
+        auto job = space.space.prepare(queued.operations, &failed_index);
         REQUIRE(job.has_value() == !expected.has_value());
         if (!job) {
             CHECK(job.error() == *expected);
             CHECK(failed_index == expected_index);
             ++refusals[static_cast<std::size_t>(job.error())];
             CHECK(buddy.buddy.free_bytes() == free_before);
+            CHECK(buddy.buddy.available_bytes() == available_before);  // nothing set aside
             ++refused;
             continue;
         }
@@ -607,6 +604,7 @@ void run(u64 seed, long jobs)
         REQUIRE(space->space.destroy());
     }
     CHECK(buddy.buddy.free_bytes() == 16 * MiB);
+    CHECK(buddy.buddy.set_aside_bytes() == 0);  // every reserve released
     for (MappingBacking *backing : pointers) CHECK(backing->mapping_count() == 0);
     MESSAGE("bind jobs: " << committed << " committed, " << refused << " refused, " << cancelled
                           << " cancelled");

@@ -1,14 +1,17 @@
 // The buddy allocator against a naive reference model: one state per chunk (outside,
 // free dirty, free cleared, allocated). Random allocate / free (cleared or dirty) / trim /
-// reserve / reset_clear / block_at sequences; every result is checked against the model
-// (placement, size, options, no overlap, the `cleared` flag of every block), and every
-// refusal must be justified: the model says no set of blocks meeting the options exists in
-// the free chunks, whatever their cleared state. The free / cleared totals must agree.
+// reserve / reset_clear / block_at / set_aside (promise, draw, release) sequences; every
+// result is checked against the model (placement, size, options, no overlap, the `cleared`
+// flag of every block), and every refusal must be justified: the model says no set of
+// blocks meeting the options exists in the free chunks, whatever their cleared state, or
+// taking one would leave fewer free chunks than are set aside. A draw on the promise never
+// fails. The free / cleared / set-aside totals must agree.
 //   - a long run (GPUMMU_BUDDY_OPERATIONS, default 2,000,000 operations);
 //   - a short run with the full invariant audit after every step.
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "gpummu/alloc/buddy.hpp"
@@ -183,11 +186,27 @@ void run(u64 seed, long operations, bool audit_every_step)
     std::vector<Live> live;
     std::vector<BuddyBlock> out(4096);
     std::vector<u64> runs;
-    long allocations = 0, refusals = 0;
+    long allocations = 0, refusals = 0, draws = 0;
+    u64 promised = 0;  // chunks set aside, not drawn
 
     for (long step = 0; step < operations; ++step) {
         u64 op = random.below(100);
-        if (op < 45 || live.empty()) {
+        if (promised != 0 && op < 5) {
+            // A draw on the promise: one chunk, never refused however fragmented.
+            std::array<BuddyBlock, 1> one{};
+            auto page = fixture.buddy.allocate(chunk,
+                                               {.top_down = random.coin(),
+                                                .prefer_cleared = random.coin(),
+                                                .from_set_aside = true},
+                                               one);
+            REQUIRE(page);
+            REQUIRE(page->blocks.size() == 1);
+            REQUIRE(page->blocks[0].size == chunk);
+            model.take(page->blocks[0]);
+            --promised;
+            ++draws;
+            live.push_back({std::vector<BuddyBlock>(page->blocks.begin(), page->blocks.end())});
+        } else if (op < 45 || live.empty()) {
             BuddyOptions options;
             u64 size = random.coin() ? (u64{1} << random.below(9)) * chunk
                                      : (1 + random.below(300)) * chunk;
@@ -210,7 +229,8 @@ void run(u64 seed, long operations, bool audit_every_step)
             model.free_runs(regions, runs);
             bool exists = placement_exists(runs, expected / chunk, min_block / chunk,
                                            std::max(options.alignment, chunk) / chunk,
-                                           options.contiguous, window_begin, window_end);
+                                           options.contiguous, window_begin, window_end) &&
+                          expected / chunk + promised <= model.free_count;
             auto allocation = fixture.buddy.allocate(size, options, out);
             if (allocation) {
                 ++allocations;
@@ -290,19 +310,34 @@ void run(u64 seed, long operations, bool audit_every_step)
             bool all_free = inside_one_region;
             for (u64 c = begin; c < begin + length && all_free; ++c) all_free = model.is_free(c);
             auto reserved = fixture.buddy.reserve(range, out);
-            REQUIRE(reserved.has_value() == all_free);
+            const bool keeps_promise = length + promised <= model.free_count;
+            REQUIRE(reserved.has_value() == (all_free && keeps_promise));
             if (reserved) {
                 for (const BuddyBlock &block : reserved->blocks) model.take(block);
                 live.push_back(
                     {std::vector<BuddyBlock>(reserved->blocks.begin(), reserved->blocks.end())});
             } else {
-                REQUIRE(reserved.error() ==
-                        (inside_one_region ? Error::overlap : Error::out_of_range));
+                REQUIRE(reserved.error() == (!inside_one_region ? Error::out_of_range
+                                             : !all_free        ? Error::overlap
+                                                                : Error::out_of_memory));
             }
         } else if (op < 99) {
-            bool cleared = random.coin();
-            fixture.buddy.reset_clear(cleared);
-            model.reset_clear(cleared);
+            const u64 roll = random.below(5);
+            if (roll == 0) {
+                bool cleared = random.coin();
+                fixture.buddy.reset_clear(cleared);
+                model.reset_clear(cleared);
+            } else if (roll < 4) {
+                // A promise: kept iff that many chunks are free beyond the ones promised.
+                const u64 chunks = random.below(roll == 1 ? 4096 : 24);
+                auto set = fixture.buddy.set_aside(chunks);
+                REQUIRE(set.has_value() == (chunks + promised <= model.free_count));
+                if (set) promised += chunks;
+            } else {
+                const u64 chunks = random.below(promised + 1);
+                fixture.buddy.release_set_aside(chunks);
+                promised -= chunks;
+            }
         } else {
             // block_at names the live block holding a random chunk, or says it is free.
             u64 c = random.below(model.chunks.size());
@@ -323,10 +358,14 @@ void run(u64 seed, long operations, bool audit_every_step)
         }
         REQUIRE(fixture.buddy.free_bytes() == model.free_count * chunk);
         REQUIRE(fixture.buddy.stats().cleared_bytes == model.clean_count * chunk);
+        REQUIRE(fixture.buddy.set_aside_bytes() == promised * chunk);
+        REQUIRE(fixture.buddy.available_bytes() == (model.free_count - promised) * chunk);
         if (audit_every_step) REQUIRE(fixture.buddy.check_invariants());
     }
     CHECK(allocations > operations / 10);
     CHECK(refusals >= 0);
+    CHECK(draws > operations / 1000);
+    fixture.buddy.release_set_aside(promised);
     // Free everything: the allocator returns to its initial shape.
     for (const Live &allocation : live) REQUIRE(fixture.buddy.free(allocation.blocks));
     REQUIRE(fixture.buddy.free_bytes() == fixture.buddy.total_bytes());

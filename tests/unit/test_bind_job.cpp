@@ -95,13 +95,17 @@ void commit_flushed(S &space, Job &&job)
     REQUIRE(batch);
     REQUIRE(space.flush(*batch));
 }
-// Prepares `operations` as one job, commits and flushes it.
+// Prepares `operations` as one job, commits and flushes it; the error of prepare if it
+// fails (`failed`: the index of the failing operation).
 template <class S>
-void run_job(S &space, std::span<const BindOperation> operations, std::span<TablePage> reserve)
+Result<void> run_job(S &space, std::span<const BindOperation> operations,
+                     std::size_t *failed = nullptr)
 {
-    auto prepared = space.prepare(operations, reserve);
-    if (!prepared) FAIL(std::string(error_name(prepared.error())));
+    auto prepared = space.prepare(operations, failed);
+    if (!prepared) return failure(prepared.error());
     commit_flushed(space, std::move(*prepared));
+    REQUIRE(space.check_invariants());
+    return success();
 }
 
 // Record i of a row of 64 KiB records side by side from 1 MiB.
@@ -140,8 +144,7 @@ TEST_CASE_TEMPLATE("a job maps, cuts and protects as a whole, with one TLB batch
     const std::array job{map_of(va_range(base, 2 * MiB), &buffer, 0),
                          unmap_of(va_range(base + 512 * KiB, 64 * KiB)),
                          read_only_of(va_range(base + 1 * MiB, 256 * KiB))};
-    std::vector<TablePage> reserve(128);
-    auto prepared = space.space.prepare(job, reserve);
+    auto prepared = space.space.prepare(job);
     REQUIRE(prepared);
     Steps steps;
     auto batch = space.space.commit(std::move(*prepared), steps);
@@ -191,19 +194,23 @@ TEST_CASE_TEMPLATE("prepared jobs commit in order from their reserves, with the 
     // The second job depends on the first: it replaces part of what the first maps.
     const std::array second{map_of(va_range(0x1'0010'0000, 64 * KiB), &buffer, 0, true),
                             unmap_of(va_range(0x1'0020'0000, 4 * KiB))};
-    std::vector<TablePage> reserve_first(128), reserve_second(128), reserve_third(128);
-    auto job_first = space.space.prepare(first, reserve_first);
+    auto job_first = space.space.prepare(first);
     REQUIRE(job_first);
-    auto job_second = space.space.prepare(second, reserve_second);
+    auto job_second = space.space.prepare(second);
     REQUIRE(job_second);
     CHECK(space.space.outstanding() == 2);
     // Without the first job, the second's unmap would have nothing to unmap: validated
     // against the state the first leaves.
     const std::array alone{unmap_of(va_range(0x2'0000'0000, 4 * KiB))};
-    CHECK(space.space.prepare(alone, reserve_third).error() == Error::not_mapped);
+    CHECK(space.space.prepare(alone).error() == Error::not_mapped);
 
+    // Every byte no reserve holds is taken: the reserves are set aside, so the hog cannot
+    // have them, and the buddy refuses anything more.
     std::vector<BuddyBlock> hog(64);
-    REQUIRE(machine.buddy.buddy.allocate(machine.buddy.buddy.free_bytes(), {}, hog));
+    REQUIRE(machine.buddy.buddy.set_aside_bytes() != 0);
+    REQUIRE(machine.buddy.buddy.allocate(machine.buddy.buddy.available_bytes(), {}, hog));
+    std::array<BuddyBlock, 1> more{};
+    CHECK(machine.buddy.buddy.allocate(4 * KiB, {}, more).error() == Error::out_of_memory);
     Steps steps;
     CHECK(space.space.commit(std::move(*job_second), steps).error() == Error::invalid_argument);
     CHECK(space.space.cancel(std::move(*job_first)).error() == Error::in_use);
@@ -232,24 +239,33 @@ TEST_CASE_TEMPLATE("a failed prepare or a cancel leaves no trace", F, MmuV2, Mmu
     Space<F> space(machine);
     std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 1 * MiB}};
     MappingBacking buffer(Aperture::video, layout);
-    std::vector<TablePage> reserve(128), small_reserve(2);
     const u64 free_before = machine.buddy.buddy.free_bytes();
     // The second operation fails: the first must not stay in the projected records.
     const std::array failing{map_of(va_range(0x10'0000, 1 * MiB), &buffer, 0),
                              unmap_of(va_range(0x90'0000, 4 * KiB))};
-    CHECK(space.space.prepare(failing, reserve).error() == Error::not_mapped);
+    CHECK(space.space.prepare(failing).error() == Error::not_mapped);
     const std::array past_backing{map_of(va_range(0x10'0000, 1 * MiB), &buffer, 4 * KiB)};
-    CHECK(space.space.prepare(past_backing, reserve).error() == Error::out_of_range);
+    CHECK(space.space.prepare(past_backing).error() == Error::out_of_range);
     const std::array mapping{map_of(va_range(0x10'0000, 1 * MiB), &buffer, 0)};
-    CHECK(space.space.prepare(mapping, small_reserve).error() == Error::out_of_storage);
+    {
+        // No VRAM for the reserve: refused, nothing set aside, no record left.
+        std::vector<BuddyBlock> hog(4096);
+        auto taken = machine.buddy.buddy.allocate(free_before, {}, hog);
+        REQUIRE(taken);
+        CHECK(space.space.prepare(mapping).error() == Error::out_of_memory);
+        CHECK(machine.buddy.buddy.set_aside_bytes() == 0);
+        REQUIRE(machine.buddy.buddy.free(taken->blocks));
+    }
     CHECK(machine.buddy.buddy.free_bytes() == free_before);
     CHECK(space.space.outstanding() == 0);
-    auto job = space.space.prepare(mapping, reserve);  // the same VA: nothing was left
+    auto job = space.space.prepare(mapping);  // the same VA: nothing was left
     REQUIRE(job);
-    CHECK(machine.buddy.buddy.free_bytes() < free_before);  // its reserve
-    REQUIRE(space.space.cancel(std::move(*job)));
+    // Its reserve is set aside, not taken: no page leaves the buddy before commit.
     CHECK(machine.buddy.buddy.free_bytes() == free_before);
-    auto again = space.space.prepare(mapping, reserve);
+    CHECK(machine.buddy.buddy.available_bytes() < free_before);
+    REQUIRE(space.space.cancel(std::move(*job)));
+    CHECK(machine.buddy.buddy.available_bytes() == free_before);
+    auto again = space.space.prepare(mapping);
     REQUIRE(again);
     Steps steps;
     auto batch = space.space.commit(std::move(*again), steps);
@@ -270,8 +286,7 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
     Space<F> space(machine, 160);
     std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 8 * MiB}};
     MappingBacking buffer(Aperture::video, layout);
-    std::vector<TablePage> reserve(1024);
-    auto run = [&](std::span<const BindOperation> job) { run_job(space.space, job, reserve); };
+    auto run = [&](std::span<const BindOperation> job) { REQUIRE(run_job(space.space, job)); };
     const std::vector<BindOperation> eight = row_maps(8, buffer);
     run(eight);
     REQUIRE(space.space.records().count() == 8);
@@ -291,7 +306,7 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
             unmap_of(va_range(128 * MiB, 4 * KiB)),
         };
         std::size_t failed = 0;
-        CHECK(space.space.prepare(failing, reserve, &failed).error() == Error::not_mapped);
+        CHECK(space.space.prepare(failing, &failed).error() == Error::not_mapped);
         CHECK(failed == 4);
         CHECK(space.space.check_invariants());
         // Judged against the state before the failed job: record 5 is whole, so an unmap
@@ -305,13 +320,13 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
     SUBCASE("behind an outstanding job")
     {
         const std::array first{unmap_of(row_record(2))};
-        auto outstanding = space.space.prepare(first, reserve);
+        auto outstanding = space.space.prepare(first);
         REQUIRE(outstanding);
         // Sees record 2 gone: maps over it without replace, then fails.
         const std::array failing{map_of(row_record(2), &buffer, 0),
                                  read_only_of(va_range(1 * MiB, 8 * 64 * KiB)),
                                  unmap_of(va_range(128 * MiB, 4 * KiB))};
-        CHECK(space.space.prepare(failing, reserve).error() == Error::not_mapped);
+        CHECK(space.space.prepare(failing).error() == Error::not_mapped);
         commit_flushed(space.space, std::move(*outstanding));
         CHECK(space.space.records().count() == 7);
         CHECK(space.space.check_invariants());
@@ -323,17 +338,17 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
     {
         const std::array first{read_only_of(va_range(1 * MiB + 96 * KiB, 160 * KiB)),
                                unmap_of(row_record(5))};
-        auto a = space.space.prepare(first, reserve);
+        auto a = space.space.prepare(first);
         REQUIRE(a);
         const std::array second{
             map_of(va_range(1 * MiB + 6 * 64 * KiB, 32 * KiB), &buffer, 4 * MiB, true),
             map_of(va_range(64 * MiB, 64 * KiB), &buffer, 6 * MiB)};
-        auto b = space.space.prepare(second, reserve);
+        auto b = space.space.prepare(second);
         REQUIRE(b);
         REQUIRE(space.space.cancel(std::move(*b)));
         // Record 6 is whole again (b cut it), record 5 still gone (a removed it).
         const std::array third{unmap_of(row_record(6)), map_of(row_record(5), &buffer, 0)};
-        auto c = space.space.prepare(third, reserve);
+        auto c = space.space.prepare(third);
         REQUIRE(c);
         REQUIRE(space.space.cancel(std::move(*c)));
         REQUIRE(space.space.cancel(std::move(*a)));  // its log was overwritten: a rebuild
@@ -347,11 +362,11 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
     SUBCASE("a failed prepare overwrites the newest job's log: its cancel rebuilds")
     {
         const std::array first{unmap_of(row_record(5)), read_only_of(row_record(6))};
-        auto a = space.space.prepare(first, reserve);
+        auto a = space.space.prepare(first);
         REQUIRE(a);
         const std::array failing{map_of(row_record(5), &buffer, 0),
                                  unmap_of(va_range(128 * MiB, 4 * KiB))};
-        CHECK(space.space.prepare(failing, reserve).error() == Error::not_mapped);
+        CHECK(space.space.prepare(failing).error() == Error::not_mapped);
         REQUIRE(space.space.cancel(std::move(*a)));
         CHECK(space.space.check_invariants());
         const std::array whole{unmap_of(row_record(5))};
@@ -368,7 +383,7 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
         // One map with replace removes all 130 (130 steps), then the job fails.
         const std::array failing{map_of(va_range(32 * MiB, 130 * 4 * KiB), &buffer, 0, true),
                                  unmap_of(va_range(128 * MiB, 4 * KiB))};
-        CHECK(space.space.prepare(failing, reserve).error() == Error::not_mapped);
+        CHECK(space.space.prepare(failing).error() == Error::not_mapped);
         CHECK(space.space.records().count() == 138);
         CHECK(space.space.check_invariants());
         std::vector<BindOperation> remove_all;  // every one of them is still a record
@@ -390,28 +405,27 @@ TEST_CASE_TEMPLATE("prepare refuses a job whose records would not fit the pool",
     Space<F> space(machine, 8);
     std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 8 * MiB}};
     MappingBacking buffer(Aperture::video, layout);
-    std::vector<TablePage> reserve(1024);
     const std::vector<BindOperation> six = row_maps(6, buffer);
-    run_job(space.space, six, reserve);
+    REQUIRE(run_job(space.space, six));
     const std::array seventh{map_of(row_record(6), &buffer, 0)};
-    auto a = space.space.prepare(seventh, reserve);  // 7 once it commits
+    auto a = space.space.prepare(seventh);  // 7 once it commits
     REQUIRE(a);
     std::size_t failed = 0;
     const std::array two_more{map_of(row_record(7), &buffer, 0), map_of(row_record(8), &buffer, 0)};
-    CHECK(space.space.prepare(two_more, reserve, &failed).error() == Error::out_of_storage);
+    CHECK(space.space.prepare(two_more, &failed).error() == Error::out_of_storage);
     CHECK(failed == 1);
     const std::array swap{unmap_of(row_record(0)), map_of(row_record(7), &buffer, 0),
                           map_of(row_record(8), &buffer, 0)};  // 7 - 1 + 2 = 8: fits
-    auto b = space.space.prepare(swap, reserve);
+    auto b = space.space.prepare(swap);
     REQUIRE(b);
     const std::array one_more{map_of(row_record(9), &buffer, 0)};
-    CHECK(space.space.prepare(one_more, reserve).error() == Error::out_of_storage);
+    CHECK(space.space.prepare(one_more).error() == Error::out_of_storage);
     REQUIRE(space.space.cancel(std::move(*b)));  // its log was overwritten: a rebuild
     const std::array eighth{map_of(row_record(7), &buffer, 0)};
-    auto e = space.space.prepare(eighth, reserve);  // 8
+    auto e = space.space.prepare(eighth);  // 8
     REQUIRE(e);
-    REQUIRE(space.space.cancel(std::move(*e)));       // undone by its log: 7 again
-    auto d = space.space.prepare(one_more, reserve);  // 7 + 1 fits
+    REQUIRE(space.space.cancel(std::move(*e)));  // undone by its log: 7 again
+    auto d = space.space.prepare(one_more);      // 7 + 1 fits
     REQUIRE(d);
     REQUIRE(space.space.cancel(std::move(*d)));
     REQUIRE(space.space.cancel(std::move(*a)));
@@ -420,11 +434,11 @@ TEST_CASE_TEMPLATE("prepare refuses a job whose records would not fit the pool",
     const std::array cuts{
         unmap_of(va_range(1 * MiB + 16 * KiB, 16 * KiB)),
         map_of(va_range(1 * MiB + 64 * KiB + 16 * KiB, 16 * KiB), &buffer, 0, true)};
-    CHECK(space.space.prepare(cuts, reserve, &failed).error() == Error::out_of_storage);
+    CHECK(space.space.prepare(cuts, &failed).error() == Error::out_of_storage);
     CHECK(failed == 1);
     CHECK(space.space.check_invariants());
     const std::array cut{cuts[0]};  // 7 fits
-    auto c = space.space.prepare(cut, reserve);
+    auto c = space.space.prepare(cut);
     REQUIRE(c);
     REQUIRE(space.space.cancel(std::move(*c)));
     CHECK(space.space.check_invariants());
@@ -438,11 +452,10 @@ TEST_CASE_TEMPLATE("rebind after eviction rewrites every space that maps the bac
     Space<F> first(machine), second(machine);
     std::array in_vram{PhysicalSegment{PhysicalAddress{16 * MiB}, 256 * KiB}};
     MappingBacking buffer(Aperture::video, in_vram);
-    std::vector<TablePage> reserve(128);
     Steps steps;
     for (auto *space : {&first.space, &second.space}) {
         const std::array job{map_of(va_range(0x80'0000, 256 * KiB), &buffer, 0)};
-        auto prepared = space->prepare(job, reserve);
+        auto prepared = space->prepare(job);
         REQUIRE(prepared);
         auto batch = space->commit(std::move(*prepared), steps);
         REQUIRE(batch);
@@ -458,7 +471,7 @@ TEST_CASE_TEMPLATE("rebind after eviction rewrites every space that maps the bac
         REQUIRE(space->rebind_operations(buffer, job) == 1);  // this space's one record
         CHECK(job[0].kind == BindOperation::Kind::rebind);
         CHECK(job[0].range == va_range(0x80'0000, 256 * KiB));
-        auto prepared = space->prepare(std::span(job).first(1), reserve);
+        auto prepared = space->prepare(std::span(job).first(1));
         REQUIRE(prepared);
         auto batch = space->commit(std::move(*prepared), steps);
         REQUIRE(batch);
@@ -506,15 +519,14 @@ TEST_CASE_TEMPLATE("after a device error in commit, prepares see what is committ
     auto &space = flaky.space;
     std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 8 * MiB}};
     MappingBacking buffer(Aperture::video, layout);
-    std::vector<TablePage> reserve(1024);
     const std::vector<BindOperation> eight = row_maps(8, buffer);
-    run_job(space, eight, reserve);
+    REQUIRE(run_job(space, eight));
 
     const std::array fresh{map_of(va_range(64 * MiB, 64 * KiB), &buffer, 0)};
-    auto a = space.prepare(fresh, reserve);
+    auto a = space.prepare(fresh);
     REQUIRE(a);
     const std::array remove_three{unmap_of(row_record(3))};
-    auto b = space.prepare(remove_three, reserve);
+    auto b = space.prepare(remove_three);
     REQUIRE(b);
     memory.writes_left = 0;
     Steps steps;
@@ -523,11 +535,11 @@ TEST_CASE_TEMPLATE("after a device error in commit, prepares see what is committ
     CHECK(space.records().count() == 8);
     CHECK(space.outstanding() == 1);
     // Still queued: record 3 is gone for a prepare; the failed map's VA holds no record.
-    CHECK(space.prepare(remove_three, reserve).error() == Error::not_mapped);
+    CHECK(space.prepare(remove_three).error() == Error::not_mapped);
     const std::array over_fresh{unmap_of(va_range(64 * MiB, 4 * KiB))};
-    CHECK(space.prepare(over_fresh, reserve).error() == Error::not_mapped);
+    CHECK(space.prepare(over_fresh).error() == Error::not_mapped);
     REQUIRE(space.cancel(std::move(*b)));
-    auto again = space.prepare(remove_three, reserve);  // record 3 is back
+    auto again = space.prepare(remove_three);  // record 3 is back
     REQUIRE(again);
     REQUIRE(space.cancel(std::move(*again)));
     CHECK(space.outstanding() == 0);
@@ -543,7 +555,6 @@ TEST_CASE_TEMPLATE("a prepare that runs out of VRAM at any table leaves no trace
     MappingBacking buffer(Aperture::video, layout);
     const std::array job{map_of(va_range(0x3ff000, 3 * MiB), &buffer, 0),
                          unmap_of(va_range(0x400000, 64 * KiB))};
-    std::vector<TablePage> reserve(256);
     for (u64 free_pages = 0;; ++free_pages) {
         CAPTURE(free_pages);
         std::vector<BuddyBlock> hog(4096);
@@ -551,7 +562,7 @@ TEST_CASE_TEMPLATE("a prepare that runs out of VRAM at any table leaves no trace
         const u64 take = machine.buddy.buddy.free_bytes() - keep;
         auto taken = machine.buddy.buddy.allocate(take, {.min_block_size = 4 * KiB}, hog);
         REQUIRE(taken);
-        auto prepared = space.space.prepare(job, reserve);
+        auto prepared = space.space.prepare(job);
         if (prepared) {
             CHECK(space.space.outstanding() == 1);
             Steps steps;
@@ -599,20 +610,6 @@ TranslationState state_of(S &space, u64 va)
     auto translation = space.translate(VirtualAddress{va});
     REQUIRE(translation);
     return translation->state;
-}
-
-// Prepares and commits one job; the error of prepare if it fails.
-template <class S>
-Result<void> run_job(S &space, std::span<const BindOperation> job, std::size_t *failed = nullptr)
-{
-    std::vector<TablePage> reserve(S::reserve_pages(job));
-    auto prepared = space.prepare(job, reserve, failed);
-    if (!prepared) return failure(prepared.error());
-    auto batch = space.commit(std::move(*prepared), [](const MappingStep &) {});
-    REQUIRE(batch);
-    REQUIRE(space.flush(*batch));
-    REQUIRE(space.check_invariants());
-    return success();
 }
 
 }  // namespace
@@ -726,8 +723,7 @@ TEST_CASE_TEMPLATE("a map with replace rewrites only the pages that change", F, 
     const std::size_t invalidates = machine.invalidator.seen.size();
     const std::array again{
         raw_map_of(va_range(base + 64 * KiB, 512 * KiB), 4 * MiB + 64 * KiB, {}, true)};
-    std::vector<TablePage> reserve(decltype(space.space)::reserve_pages(again));
-    auto prepared = space.space.prepare(again, reserve);
+    auto prepared = space.space.prepare(again);
     REQUIRE(prepared);
     Steps steps;
     auto batch = space.space.commit(std::move(*prepared), steps);

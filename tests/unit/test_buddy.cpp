@@ -766,3 +766,101 @@ TEST_CASE("a lone free block of an order is found inside windows, both direction
     CHECK(out[0].address == VramAddress{624 * KiB});
     CHECK(fixture.buddy.check_invariants());
 }
+
+TEST_CASE("chunks set aside are kept free for the promise and drawn on without fail")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 1 * MiB)});  // 256 chunks
+    BuddyAllocator &buddy = fixture.buddy;
+    std::array<BuddyBlock, 64> out{};
+    std::array<BuddyBlock, 1> one{};
+    // Nothing promised: drawing is a caller bug, refused.
+    CHECK(buddy.allocate(4 * KiB, {.from_set_aside = true}, one).error() ==
+          Error::invalid_argument);
+    Snapshot empty = snapshot(fixture);
+    CHECK(buddy.set_aside(257).error() == Error::out_of_memory);
+    CHECK(snapshot(fixture) == empty);
+    REQUIRE(buddy.set_aside(4));
+    CHECK(buddy.set_aside_bytes() == 16 * KiB);
+    CHECK(buddy.free_bytes() == 1 * MiB);
+    CHECK(buddy.available_bytes() == 1 * MiB - 16 * KiB);
+    CHECK(buddy.stats().set_aside_bytes == 16 * KiB);
+    CHECK(buddy.check_invariants());
+
+    // Every kind of request that would leave fewer than 4 free chunks is refused, though the
+    // memory is free; each refusal changes nothing.
+    Snapshot promised = snapshot(fixture);
+    CHECK(promised != empty);  // the promise is part of the state
+    CHECK(buddy.allocate(1 * MiB, {.contiguous = true}, out).error() == Error::out_of_memory);
+    CHECK(buddy.allocate(1 * MiB - 12 * KiB, {}, out).error() == Error::out_of_memory);
+    CHECK(buddy.allocate(1 * MiB - 12 * KiB, {.contiguous = true}, out).error() ==
+          Error::out_of_memory);
+    std::array<BuddyBlock, 64> reserved{};
+    CHECK(buddy.reserve(range_of(0, 1 * MiB - 12 * KiB), reserved).error() == Error::out_of_memory);
+    CHECK(buddy.set_aside(253).error() == Error::out_of_memory);
+    CHECK(snapshot(fixture) == promised);
+    // Exactly what is available is fine: now only the promise is free.
+    auto rest = buddy.allocate(buddy.available_bytes(), {}, out);
+    REQUIRE(rest);
+    CHECK(buddy.available_bytes() == 0);
+    CHECK(buddy.free_bytes() == 16 * KiB);
+    CHECK(buddy.allocate(4 * KiB, {.top_down = true}, one).error() == Error::out_of_memory);
+
+    // Draws: one chunk each, whatever is left, never more than one chunk, never a window.
+    CHECK(buddy.allocate(8 * KiB, {.from_set_aside = true}, out).error() ==
+          Error::invalid_argument);
+    CHECK(
+        buddy.allocate(4 * KiB, {.window_end = VramAddress{64 * KiB}, .from_set_aside = true}, one)
+            .error() == Error::invalid_argument);
+    std::vector<BuddyBlock> drawn;
+    for (int i = 0; i < 4; ++i) {
+        auto page = buddy.allocate(4 * KiB, {.prefer_cleared = true, .from_set_aside = true}, one);
+        REQUIRE(page);
+        CHECK(page->blocks[0].size == 4 * KiB);
+        drawn.push_back(page->blocks[0]);
+    }
+    CHECK(buddy.set_aside_bytes() == 0);
+    CHECK(buddy.free_bytes() == 0);
+    CHECK(buddy.allocate(4 * KiB, {.from_set_aside = true}, one).error() ==
+          Error::invalid_argument);
+    CHECK(buddy.check_invariants());
+
+    // Released, what was not drawn is available again.
+    for (const BuddyBlock &block : drawn) REQUIRE(buddy.free(block));
+    REQUIRE(buddy.set_aside(3));
+    CHECK(buddy.available_bytes() == 4 * KiB);
+    buddy.release_set_aside(3);
+    CHECK(buddy.available_bytes() == 16 * KiB);
+    REQUIRE(buddy.free(rest->blocks));
+    CHECK(snapshot(fixture) == empty);
+    CHECK(buddy.check_invariants());
+}
+
+TEST_CASE("a promise is kept through fragmentation: any free chunk serves a draw")
+{
+    auto fixture = BuddyFixture::make({range_of(0, 256 * KiB)});  // 64 chunks
+    BuddyAllocator &buddy = fixture.buddy;
+    // Every other chunk taken, the free ones freed alternately cleared and dirty: no two
+    // free chunks are buddies, no free block is larger than a chunk.
+    std::vector<BuddyBlock> all;
+    std::array<BuddyBlock, 1> one{};
+    for (int i = 0; i < 64; ++i) {
+        REQUIRE(buddy.allocate(4 * KiB, {}, one));
+        all.push_back(one[0]);
+    }
+    std::sort(all.begin(), all.end(),
+              [](const BuddyBlock &a, const BuddyBlock &b) { return a.address < b.address; });
+    for (std::size_t i = 0; i < all.size(); i += 2) REQUIRE(buddy.free(all[i], i % 4 == 0));
+    REQUIRE(buddy.set_aside(32));
+    std::array<BuddyBlock, 2> out{};
+    CHECK(buddy.allocate(4 * KiB, {}, out).error() == Error::out_of_memory);
+    for (int i = 0; i < 32; ++i) {
+        auto page = buddy.allocate(4 * KiB, {.top_down = i % 2 == 0, .from_set_aside = true}, one);
+        REQUIRE(page);
+        all[static_cast<std::size_t>(i) * 2] = page->blocks[0];
+    }
+    CHECK(buddy.free_bytes() == 0);
+    CHECK(buddy.check_invariants());
+    for (const BuddyBlock &block : all) REQUIRE(buddy.free(block));
+    CHECK(buddy.free_bytes() == 256 * KiB);
+    CHECK(buddy.check_invariants());
+}

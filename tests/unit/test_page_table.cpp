@@ -647,15 +647,14 @@ TEST_CASE_TEMPLATE("maps whose tables were reserved ahead commit with the buddy 
     // 4 KiB pages across a 2 MiB boundary, and 64 KiB + 4 KiB pages across a 1 GiB one.
     const VirtualRange first = testing::va_range(0x7fe000, 16 * 4096);
     const VirtualRange second = testing::va_range((1ull << 30) - 0x30000, 0x31000);
-    std::vector<TablePage> storage_first(64), storage_second(64);
-    TableReserve reserve_first(storage_first), reserve_second(storage_second);
+    TableReserve reserve_first, reserve_second;
     for (auto [range, reserve] : {std::pair{first, &reserve_first}, {second, &reserve_second}}) {
         const auto needs = Table::tables_needed(range, true);
         CHECK(needs.nodes() <= table.spare_nodes());
         REQUIRE(pages.reserve(*reserve, needs.pages(), needs.big_tables));
     }
     std::vector<BuddyBlock> hog(64);
-    REQUIRE(buddy.buddy.allocate(buddy.buddy.free_bytes(), {}, hog));
+    REQUIRE(buddy.buddy.allocate(buddy.buddy.available_bytes(), {}, hog));
     PageAttributes attributes;
     attributes.address = PhysicalAddress{0x100000};
     CHECK(table.map(first, attributes).error() == Error::out_of_memory);

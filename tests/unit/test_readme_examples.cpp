@@ -166,8 +166,7 @@ Result<void> bind_job_example(Space &space, MappingBacking &buffer, unsigned &st
             .kind = BindOperation::Kind::protect,
             .range = range(0x100000, 0x40000),
             .change = {.fields = AttributeChange::read_only, .values = {.read_only = true}}}};
-    std::array<TablePage, 64> reserve{};          // the worst-case table pages, taken now
-    auto prepared = space.prepare(job, reserve);  // validated and reserved, or refused
+    auto prepared = space.prepare(job);  // validated, worst-case tables set aside; or refused
     if (!prepared) return failure(prepared.error());
 
     // Later, where nothing may allocate (a fence callback): cannot run out of memory.

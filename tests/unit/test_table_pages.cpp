@@ -115,47 +115,105 @@ TEST_CASE("refusals: unknown, double, misaligned, out of slots, out of memory")
     CHECK(rig.vram.buddy.check_invariants());
 }
 
-TEST_CASE("a reserve takes pages ahead, hands them out while active, gives back the rest")
+TEST_CASE("a reserve promises pages ahead, hands them out while active, gives back the rest")
 {
     static_assert(TablePageSource<ReservingTablePages<HostMemory>>);
-    Rig rig(64 * KiB);
+    Rig rig(64 * KiB, 2);
     ReservingTablePages<HostMemory> source(rig.pages);
-    std::vector<TablePage> storage(8);
-    TableReserve reserve(storage);
-    const u64 free_before = rig.vram.buddy.free_bytes();
+    BuddyAllocator &buddy = rig.vram.buddy;
+    const u64 free_before = buddy.free_bytes();
+    TableReserve reserve;
     REQUIRE(source.reserve(reserve, 3, 2));
-    CHECK(reserve.size() == 5);
-    CHECK(reserve.count(TableSize::big_page) == 2);
-    CHECK(rig.vram.buddy.free_bytes() == free_before - 4 * 4 * KiB);  // 3 pages + 1 host page
-    // Too many for the storage, or for the VRAM left: refused, the reserve as it was.
-    CHECK(source.reserve(reserve, 4, 0).error() == Error::out_of_storage);
-    TableReserve second(std::span<TablePage>{});
-    CHECK(source.reserve(second, 1, 0).error() == Error::out_of_storage);
-    std::vector<TablePage> big_storage(32);
-    TableReserve greedy(big_storage);
+    CHECK(reserve.tables() == 3);
+    CHECK(reserve.big_tables() == 2);
+    CHECK(reserve.big_table_pages() == 1);  // two big tables share a host page
+    // A promise, not pages: nothing left the buddy, but 4 pages are no longer available.
+    CHECK(buddy.free_bytes() == free_before);
+    CHECK(buddy.set_aside_bytes() == 4 * 4 * KiB);
+    CHECK(buddy.available_bytes() == free_before - 4 * 4 * KiB);
+    CHECK(rig.pages.set_aside_pages() == 4);
+    CHECK(buddy.check_invariants());
+
+    // More than the VRAM left, or than the big-table slots left: refused, nothing changes.
+    TableReserve greedy;
     CHECK(source.reserve(greedy, 13, 0).error() == Error::out_of_memory);
-    CHECK(greedy.size() == 0);
-    CHECK(rig.vram.buddy.free_bytes() == free_before - 4 * 4 * KiB);
-    // Take everything else: only the reserve can serve now.
+    CHECK(source.reserve(greedy, 0, 17).error() == Error::out_of_storage);  // 2 more pages
+    CHECK(greedy.empty());
+    CHECK(buddy.available_bytes() == free_before - 4 * 4 * KiB);
+    // The second slot is free, the first promised: one direct big table, then no slot.
+    auto direct_big = rig.pages.allocate_table(TableSize::big_page);
+    REQUIRE(direct_big);
+    for (int i = 1; i < 16; ++i) REQUIRE(rig.pages.allocate_table(TableSize::big_page));
+    CHECK(rig.pages.allocate_table(TableSize::big_page).error() == Error::out_of_storage);
+
+    // Take everything available: the buddy refuses more, only the reserve can serve now.
     std::vector<BuddyBlock> hog(16);
-    REQUIRE(rig.vram.buddy.allocate(rig.vram.buddy.free_bytes(), {}, hog));
+    auto taken = buddy.allocate(buddy.available_bytes(), {}, hog);
+    REQUIRE(taken);
+    CHECK(buddy.free_bytes() == 4 * 4 * KiB);
     CHECK(source.allocate_table(TableSize::small_page_or_directory).error() ==
           Error::out_of_memory);
     source.draw_from(&reserve);
-    auto page = source.allocate_table(TableSize::small_page_or_directory);
-    REQUIRE(page);
-    CHECK(rig.is_zero(page->address, 4 * KiB));
-    auto big = source.allocate_table(TableSize::big_page);
+    std::vector<TablePage> drawn;
+    for (int i = 0; i < 3; ++i) {
+        auto page = source.allocate_table(TableSize::small_page_or_directory);
+        REQUIRE(page);
+        CHECK(rig.is_zero(page->address, 4 * KiB));
+        drawn.push_back(*page);
+    }
+    // Its three small tables are drawn: a fourth is refused without asking the buddy.
+    CHECK(source.allocate_table(TableSize::small_page_or_directory).error() ==
+          Error::out_of_memory);
+    CHECK(buddy.free_bytes() == 1 * 4 * KiB);
+    auto big = source.allocate_table(TableSize::big_page);  // a new host page (promised)
     REQUIRE(big);
-    CHECK(big->size == TableSize::big_page);
-    CHECK(reserve.size() == 3);
-    CHECK(source.drawn() == 2);
+    CHECK(reserve.big_table_pages() == 0);
+    auto second_big = source.allocate_table(TableSize::big_page);  // the same page's room
+    REQUIRE(second_big);
+    CHECK(second_big->address - big->address == 256);
+    CHECK(source.allocate_table(TableSize::big_page).error() == Error::out_of_memory);
+    CHECK(reserve.empty());
+    CHECK(source.drawn() == 5);
+    CHECK(buddy.free_bytes() == 0);
+    CHECK(buddy.set_aside_bytes() == 0);
     source.draw_from(nullptr);
-    REQUIRE(source.free_table(*page, true));
+    source.release(reserve);  // nothing left to give back
+    for (const TablePage &page : drawn) REQUIRE(source.free_table(page, true));
     REQUIRE(source.free_table(*big, true));
-    source.release(reserve);
-    CHECK(reserve.size() == 0);
-    for (const BuddyBlock &block : hog)
-        if (block.size != 0) REQUIRE(rig.vram.buddy.free(block));
-    CHECK(rig.vram.buddy.free_bytes() == free_before);
+    REQUIRE(source.free_table(*second_big, true));
+
+    // A reserve released undrawn gives its whole promise back.
+    TableReserve unused;
+    REQUIRE(source.reserve(unused, 2, 1));
+    CHECK(buddy.set_aside_bytes() == 3 * 4 * KiB);
+    source.release(unused);
+    CHECK(unused.empty());
+    CHECK(buddy.set_aside_bytes() == 0);
+    CHECK(rig.pages.set_aside_pages() == 0);
+    REQUIRE(buddy.free(taken->blocks));
+    CHECK(buddy.check_invariants());
+}
+
+TEST_CASE("pages set aside count against the budget")
+{
+    Rig rig(64 * KiB);
+    ReservingTablePages<HostMemory> source(rig.pages);
+    auto held = rig.pages.allocate_table(TableSize::small_page_or_directory);
+    REQUIRE(held);
+    rig.pages.set_budget(3 * 4 * KiB);  // the held page and two more
+    TableReserve reserve;
+    CHECK(source.reserve(reserve, 3, 0).error() == Error::out_of_memory);
+    REQUIRE(source.reserve(reserve, 2, 0));
+    // The two promised pages fill the budget: a direct allocation is past it.
+    CHECK(rig.pages.allocate_table(TableSize::small_page_or_directory).error() ==
+          Error::out_of_memory);
+    source.draw_from(&reserve);
+    auto first = source.allocate_table(TableSize::small_page_or_directory);
+    auto second = source.allocate_table(TableSize::small_page_or_directory);
+    source.draw_from(nullptr);
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(rig.pages.vram_bytes() == 3 * 4 * KiB);
+    for (const TablePage &page : {*held, *first, *second}) REQUIRE(source.free_table(page, false));
+    CHECK(rig.vram.buddy.check_invariants());
 }

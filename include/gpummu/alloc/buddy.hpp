@@ -11,6 +11,8 @@
 //     zero. Blocks are written into a caller-supplied span: no heap. Each block says
 //     whether it was handed out cleared.
 //   - free(blocks, cleared), trim(blocks, new size), reserve(exact range), stats(),
+//     set_aside(chunks) (a promise of single chunks for later: other requests may not eat
+//     into them, and an allocation `from_set_aside` cannot then fail for lack of memory),
 //     reset_clear(cleared) (all free memory becomes cleared or dirty), block_at(address) and
 //     block_state_at(address) (the free or allocated block there and its kind: a VRAM map).
 //   - check_invariants(): a full audit for tests and debug builds.
@@ -98,6 +100,9 @@ struct BuddyOptions {
     bool top_down = false;        // highest address that fits (default: best fit, low first)
     bool contiguous = false;      // one run of memory (a single block if size is a power of two)
     bool prefer_cleared = false;  // take memory known to be zero first (else dirty first)
+    bool from_set_aside = false;  // one chunk drawn from what set_aside() promised: it cannot
+                                  // fail for lack of memory (no window, alignment or size
+                                  // beyond one chunk)
 };
 
 // What holds an address (block_state_at): an allocated block, or a free one and its kind.
@@ -119,6 +124,7 @@ struct BuddyStats {
     u64 total_bytes = 0;
     u64 free_bytes = 0;
     u64 cleared_bytes = 0;       // free bytes known to be zero
+    u64 set_aside_bytes = 0;     // free bytes promised by set_aside() (part of free_bytes)
     u64 largest_free_block = 0;  // bytes
     unsigned order_count = 0;    // orders 0 .. order_count-1 exist
     std::array<u64, max_orders> free_bytes_per_order{};
@@ -222,6 +228,15 @@ public:
 
     [[nodiscard]] u64 chunk_bytes() const noexcept { return u64{1} << layout_.chunk_shift; }
     [[nodiscard]] u64 free_bytes() const noexcept { return free_chunks_ << layout_.chunk_shift; }
+    // Free bytes an ordinary request may take: the free bytes less those set aside.
+    [[nodiscard]] u64 available_bytes() const noexcept
+    {
+        return (free_chunks_ - set_aside_chunks_) << layout_.chunk_shift;
+    }
+    [[nodiscard]] u64 set_aside_bytes() const noexcept
+    {
+        return set_aside_chunks_ << layout_.chunk_shift;
+    }
     // Free bytes known to be zero (freed with cleared = true and not handed out since).
     [[nodiscard]] u64 cleared_bytes() const noexcept
     {
@@ -235,7 +250,10 @@ public:
     // Allocates `size` bytes. On success the blocks are in out[0 .. result.blocks.size()).
     // Errors: invalid_argument (size 0, a bad option, `out` too small), out_of_range (the
     // window holds no managed memory), out_of_memory (not enough free space that satisfies
-    // the options). Nothing changes on error.
+    // the options; chunks set aside are not available to it). With `from_set_aside`: one
+    // chunk of what set_aside() promised, never out_of_memory; invalid_argument when
+    // nothing is set aside or the request is more than one unrestricted chunk. Nothing
+    // changes on error.
     [[nodiscard]] Result<BuddyAllocation> allocate(u64 size, const BuddyOptions &options,
                                                    std::span<BuddyBlock> out) noexcept
     {
@@ -244,7 +262,8 @@ public:
         if (auto prepared = prepare(size, options, request); !prepared)
             return failure(prepared.error());
         if (out.empty()) return failure(Error::invalid_argument);
-        if (request.chunks > free_chunks_) return failure(Error::out_of_memory);
+        if (options.from_set_aside) return allocate_set_aside(request, out);
+        if (request.chunks + set_aside_chunks_ > free_chunks_) return failure(Error::out_of_memory);
         if (is_power_of_two(request.chunks) && request.unrestricted) {
             // One block: the common case, served by a direct descent of the summaries.
             unsigned order = static_cast<unsigned>(std::countr_zero(request.chunks));
@@ -257,6 +276,25 @@ public:
             }
         }
         return allocate_searching(request, options.contiguous, out);
+    }
+
+    // Promises `chunks` single chunks for later: from now on other requests (allocate,
+    // reserve) leave at least that many chunks free, and each allocate with
+    // `from_set_aside` takes one of them. Any free chunk serves such a request, so the
+    // promise needs no particular chunk: it is a count, and costs O(1). This is how work
+    // that must not fail later (a bind job's commit) holds its worst case without taking
+    // pages it will mostly not use. Errors: out_of_memory (fewer chunks available).
+    [[nodiscard]] Result<void> set_aside(u64 chunks) noexcept
+    {
+        if (chunks > free_chunks_ - set_aside_chunks_) return failure(Error::out_of_memory);
+        set_aside_chunks_ += chunks;
+        return success();
+    }
+    // Gives back `chunks` of the promise that were not drawn (at most what is set aside).
+    void release_set_aside(u64 chunks) noexcept
+    {
+        GPUMMU_ASSERT(chunks <= set_aside_chunks_);
+        set_aside_chunks_ -= std::min(chunks, set_aside_chunks_);
     }
 
     // Frees blocks returned by allocate/reserve/trim. `cleared`: the caller zeroed them.
@@ -352,7 +390,8 @@ public:
 
     // Takes exactly [range.begin, range.end) (chunk-aligned, inside one region, all free):
     // firmware areas, a GSP-owned page directory. Errors: misaligned, out_of_range,
-    // overlap (some chunk is allocated), invalid_argument (`out` too small).
+    // overlap (some chunk is allocated), invalid_argument (`out` too small),
+    // out_of_memory (the range is free but taking it would break a set_aside promise).
     [[nodiscard]] Result<BuddyAllocation> reserve(VramRange range,
                                                   std::span<BuddyBlock> out) noexcept
     {
@@ -371,6 +410,7 @@ public:
             chunk += u64{1} << order;
         }
         if (pieces > out.size()) return failure(Error::invalid_argument);
+        if (end - first + set_aside_chunks_ > free_chunks_) return failure(Error::out_of_memory);
         std::size_t written = collect(first, end, out);
         return BuddyAllocation{out.first(written), range.size()};
     }
@@ -430,6 +470,7 @@ public:
         out.total_bytes = total_bytes();
         out.free_bytes = free_bytes();
         out.cleared_bytes = cleared_bytes();
+        out.set_aside_bytes = set_aside_bytes();
         out.order_count = layout_.order_count;
         for (unsigned order = 0; order < layout_.order_count; ++order) {
             u64 blocks = counts_[order][dirty] + counts_[order][clean];
@@ -456,7 +497,7 @@ public:
             }
         }
         if (free_seen != free_chunks_ || cleared_seen != cleared_chunks_ ||
-            free_seen + allocated_seen != layout_.total_chunks)
+            free_seen + allocated_seen != layout_.total_chunks || set_aside_chunks_ > free_chunks_)
             return failure(Error::malformed_record);
         for (unsigned order = 0; order < layout_.order_count; ++order) {
             for (Kind kind : {dirty, clean}) {
@@ -488,6 +529,7 @@ public:
                 mix(words_[layout_.node_words[order] + word]);
         mix(free_chunks_);
         mix(cleared_chunks_);
+        mix(set_aside_chunks_);
         return hash;
     }
 
@@ -1403,6 +1445,20 @@ private:
         return success();
     }
 
+    // One chunk promised by set_aside(): any free chunk serves, so it cannot run out.
+    GPUMMU_NOINLINE Result<BuddyAllocation> allocate_set_aside(const Request &request,
+                                                               std::span<BuddyBlock> out) noexcept
+    {
+        if (request.chunks != 1 || !request.unrestricted || set_aside_chunks_ == 0)
+            return failure(Error::invalid_argument);
+        Taken taken = take_whole_block(0, request.preferred, request.top_down);
+        GPUMMU_ASSERT(taken.start != not_found);  // free chunks >= set aside >= 1
+        if (taken.start == not_found) return failure(Error::out_of_memory);
+        --set_aside_chunks_;
+        out[0] = block_of(0, taken.start, taken.kind == clean);
+        return BuddyAllocation{out.first(1), chunk_bytes()};
+    }
+
     // Everything but a whole free block: kept out of allocate() so that the common case
     // stays small where it is inlined.
     GPUMMU_NOINLINE Result<BuddyAllocation>
@@ -1884,6 +1940,7 @@ private:
     u64 *words_ = nullptr;
     u64 free_chunks_ = 0;
     u64 cleared_chunks_ = 0;
+    u64 set_aside_chunks_ = 0;       // promised by set_aside(), not yet drawn (<= free_chunks_)
     std::array<u64, 2> nonempty_{};  // per kind: bit k set when order k has free blocks
     std::array<std::array<u64, 2>, max_orders> counts_{};
     // Per order and kind: the local index of the only free node when the summaries above

@@ -16,11 +16,13 @@
 //         +------+------+------+-- ... --+------+
 //
 //     A host page goes back to the buddy when its last big table is freed.
-//   - `ReservingTablePages<M>` over BuddyTablePages: allocate ahead. reserve() takes the
-//     pages a job may need now into a `TableReserve` (all or nothing); while that reserve
-//     is active, table allocations are served from it and never reach the buddy, so work
-//     planned earlier cannot run out of VRAM later (bind jobs size reserves with
-//     PageTable::tables_needed). release() returns what was not used.
+//   - `ReservingTablePages<M>` over BuddyTablePages: promise ahead. reserve() sets aside in
+//     the buddy the pages a job may need (all or nothing) and records the promise in a
+//     `TableReserve`; while that reserve is active, table allocations draw on the promise,
+//     so work planned earlier cannot run out of VRAM later (bind jobs size reserves with
+//     PageTable::tables_needed). No page is taken until a table needs it: a worst case
+//     that is mostly unused costs two counter updates, not a buddy round trip per page.
+//     release() gives back what was not drawn.
 //
 // What it does not do
 //   - No locking. Host pages of big tables are tracked in a caller-supplied slot array
@@ -113,11 +115,57 @@ public:
     }
 
     // At most `bytes` of VRAM held at once (host pages of tables; a page holding big tables
-    // counts whole). Past it allocate_table is out_of_memory. A budget below what is held
-    // now only stops further growth.
+    // counts whole; pages set aside count as held). Past it allocate_table is
+    // out_of_memory. A budget below what is held now only stops further growth.
     void set_budget(u64 bytes) noexcept { budget_ = bytes; }
     [[nodiscard]] u64 budget() const noexcept { return budget_; }
     [[nodiscard]] u64 vram_bytes() const noexcept { return held_; }
+
+    // ---- pages set aside (for ReservingTablePages) ---------------------------------------
+    // Promises `pages` 4 KiB pages for small tables and directories and `big_pages` host
+    // pages for big tables: the buddy sets them aside (BuddyAllocator::set_aside), the
+    // budget counts them, and `big_pages` big-table slots stay free for them. Errors:
+    // out_of_memory (buddy or budget), out_of_storage (big-table slots); nothing changes.
+    [[nodiscard]] Result<void> set_aside(u64 pages, u64 big_pages) noexcept
+    {
+        const u64 total = pages + big_pages;
+        if (total > (budget_ - std::min(budget_, held_ + set_aside_ * page_bytes)) / page_bytes)
+            return failure(Error::out_of_memory);
+        if (big_pages > slots_.size() - slots_in_use_ - slots_promised_)
+            return failure(Error::out_of_storage);
+        GPUMMU_TRY(buddy_.set_aside(total));  // chunks are >= 4 KiB: one per page
+        set_aside_ += total;
+        slots_promised_ += big_pages;
+        return success();
+    }
+    // Gives back what a promise did not use.
+    void release_set_aside(u64 pages, u64 big_pages) noexcept
+    {
+        GPUMMU_ASSERT(pages + big_pages <= set_aside_ && big_pages <= slots_promised_);
+        buddy_.release_set_aside(pages + big_pages);
+        set_aside_ -= pages + big_pages;
+        slots_promised_ -= big_pages;
+    }
+    // A small table or directory page drawn on the promise: out_of_memory cannot happen
+    // (only a device error zeroing the page).
+    [[nodiscard]] Result<TablePage> allocate_set_aside_page() noexcept
+    {
+        auto page = allocate_zeroed_page(true);
+        if (!page) return failure(page.error());
+        return TablePage{*page, TableSize::small_page_or_directory};
+    }
+    // A big table; `host_pages` is the caller's share of the promised big-table pages: a
+    // new host page is drawn on it only when no page has room (so b tables draw at most
+    // ceil(b / 16) pages, whatever was freed meanwhile), and it is decremented then.
+    [[nodiscard]] Result<TablePage> allocate_set_aside_big_table(u64 &host_pages) noexcept
+    {
+        if (with_room_ != none) return take_from_room();
+        if (host_pages == 0) return failure(Error::out_of_memory);  // the caller's bound
+        auto table = new_big_table_page(true);
+        if (table) --host_pages;
+        return table;
+    }
+    [[nodiscard]] u64 set_aside_pages() const noexcept { return set_aside_; }
 
     // Counters for tests and benchmarks.
     [[nodiscard]] u64 fills() const noexcept { return fills_; }
@@ -125,20 +173,29 @@ public:
     [[nodiscard]] std::size_t host_pages_for_big_tables() const noexcept { return slots_in_use_; }
 
 private:
-    Result<VramAddress> allocate_zeroed_page() noexcept
+    // A zeroed 4 KiB page from the buddy; `promised`: drawn on the pages set aside.
+    Result<VramAddress> allocate_zeroed_page(bool promised = false) noexcept
     {
-        if (page_bytes > budget_ || held_ > budget_ - page_bytes)
+        const u64 committed = held_ + set_aside_ * page_bytes;
+        if (!promised && (page_bytes > budget_ || committed > budget_ - page_bytes))
             return failure(Error::out_of_memory);  // this source's VRAM budget
+        GPUMMU_ASSERT(!promised || set_aside_ > 0);
         BuddyBlock block;
-        auto allocation = buddy_.allocate(page_bytes, {.contiguous = true, .prefer_cleared = true},
-                                          std::span<BuddyBlock>(&block, 1));
+        auto allocation = buddy_.allocate(
+            page_bytes, {.contiguous = true, .prefer_cleared = true, .from_set_aside = promised},
+            std::span<BuddyBlock>(&block, 1));
         if (!allocation) return failure(allocation.error());
+        if (promised) --set_aside_;
         // The buddy says whether the page was known to be zero: only a dirty one is filled.
         if (block.cleared) {
             ++fills_skipped_;
         } else if (auto zeroed = memory_.fill(block.address, 0, page_bytes / sizeof(u64));
                    !zeroed) {
             (void)buddy_.free(block);
+            if (promised) {  // the promise stands: the chunk just freed is there to keep it
+                (void)buddy_.set_aside(1);
+                ++set_aside_;
+            }
             return failure(zeroed.error());
         } else {
             ++fills_;
@@ -159,16 +216,27 @@ private:
     {
         // A host page with room first: its tables were zeroed when they were freed or
         // when the page was allocated, so no fill is needed.
-        if (with_room_ != none) {
-            BigTableSlot &slot = slots_[with_room_];
-            const auto index = static_cast<unsigned>(std::countr_one(slot.used));
-            slot.used = static_cast<u16>(slot.used | (1u << index));
-            if (slot.used == 0xFFFF) leave_room_list(with_room_);
-            return TablePage{slot.page + index * big_table_bytes, TableSize::big_page};
-        }
-        if (unused_ == none) return failure(Error::out_of_storage);
-        auto page = allocate_zeroed_page();
+        if (with_room_ != none) return take_from_room();
+        // Slots promised to pages set aside are not free.
+        if (slots_in_use_ + slots_promised_ >= slots_.size()) return failure(Error::out_of_storage);
+        return new_big_table_page(false);
+    }
+    Result<TablePage> take_from_room() noexcept
+    {
+        BigTableSlot &slot = slots_[with_room_];
+        const auto index = static_cast<unsigned>(std::countr_one(slot.used));
+        slot.used = static_cast<u16>(slot.used | (1u << index));
+        if (slot.used == 0xFFFF) leave_room_list(with_room_);
+        return TablePage{slot.page + index * big_table_bytes, TableSize::big_page};
+    }
+    // A new host page for big tables, its first table handed out; `promised`: drawn on the
+    // pages (and slots) set aside.
+    Result<TablePage> new_big_table_page(bool promised) noexcept
+    {
+        GPUMMU_ASSERT(unused_ != none);
+        auto page = allocate_zeroed_page(promised);
         if (!page) return failure(page.error());
+        if (promised) --slots_promised_;
         const u32 index = unused_;
         BigTableSlot &slot = slots_[index];
         unused_ = slot.next;
@@ -253,92 +321,95 @@ private:
     u64 fills_ = 0;
     u64 fills_skipped_ = 0;
     u64 budget_ = ~u64{0};
-    u64 held_ = 0;  // bytes of host pages taken from the buddy
+    u64 held_ = 0;            // bytes of host pages taken from the buddy
+    u64 set_aside_ = 0;       // pages promised (set_aside), not yet drawn
+    u64 slots_promised_ = 0;  // big-table slots kept for promised pages
 };
 
-// Table pages allocated ahead for one job (see ReservingTablePages): caller storage for
-// their addresses, filled by ReservingTablePages::reserve and drawn from while it is the
-// active reserve.
+// The table pages promised to one job (see ReservingTablePages): counts of what may still
+// be drawn, filled by ReservingTablePages::reserve. Holds no page: the buddy keeps the
+// promise (set_aside) and hands a page out only when a table is made.
 class TableReserve {
 public:
     TableReserve() noexcept = default;
-    explicit TableReserve(std::span<TablePage> storage) noexcept : storage_(storage) {}
     TableReserve(const TableReserve &) = delete;
     TableReserve &operator=(const TableReserve &) = delete;
     TableReserve(TableReserve &&other) noexcept
-        : storage_(other.storage_),
-          count_(std::exchange(other.count_, 0))
+        : tables_(std::exchange(other.tables_, 0)),
+          big_tables_(std::exchange(other.big_tables_, 0)),
+          big_pages_(std::exchange(other.big_pages_, 0))
     {
     }
+    ~TableReserve() { GPUMMU_ASSERT(empty()); }  // released, or drawn to the end
 
-    [[nodiscard]] std::size_t size() const noexcept { return count_; }
-    [[nodiscard]] std::size_t capacity() const noexcept { return storage_.size(); }
-    [[nodiscard]] std::size_t count(TableSize size) const noexcept
+    [[nodiscard]] u64 tables() const noexcept { return tables_; }  // 4 KiB tables left
+    [[nodiscard]] u64 big_tables() const noexcept { return big_tables_; }
+    [[nodiscard]] u64 big_table_pages() const noexcept { return big_pages_; }  // host pages
+    [[nodiscard]] bool empty() const noexcept
     {
-        std::size_t found = 0;
-        for (std::size_t i = 0; i < count_; ++i) found += storage_[i].size == size ? 1u : 0u;
-        return found;
+        return tables_ == 0 && big_tables_ == 0 && big_pages_ == 0;
     }
 
 private:
     template <TableMemory>
     friend class ReservingTablePages;
-    std::span<TablePage> storage_{};
-    std::size_t count_ = 0;
+    u64 tables_ = 0;
+    u64 big_tables_ = 0;
+    u64 big_pages_ = 0;  // host pages set aside for the big tables
 };
 
-// A TablePageSource over BuddyTablePages that can allocate ahead: reserve() takes the
-// pages a job may need from the buddy now (all or nothing), and while a reserve is active
-// (draw_from) allocate_table hands out its pages instead of asking the buddy, so the work
-// that runs then cannot run out of VRAM, whatever other users of the buddy did meanwhile.
-// Pages freed are always given back to the buddy (after the flush, as usual). Pages a job
-// did not use go back with release().
+// A TablePageSource over BuddyTablePages that can promise ahead: reserve() sets aside in
+// the buddy the pages a job may need (all or nothing), and while a reserve is active
+// (draw_from) allocate_table draws on its promise instead of competing for free memory, so
+// the work that runs then cannot run out of VRAM, whatever other users of the buddy did
+// meanwhile. Big tables share host pages: b of them are promised ceil(b / 16) pages, since
+// a new host page is taken only when no page has room. Pages freed are always given back
+// to the buddy (after the flush, as usual). What a job did not draw goes back with
+// release().
 template <TableMemory M>
 class ReservingTablePages {
 public:
     explicit ReservingTablePages(BuddyTablePages<M> &pages) noexcept : pages_(pages) {}
 
     // Adds `tables` 4 KiB pages and `big_tables` 256-byte tables to `reserve`. Errors:
-    // out_of_storage (the reserve's storage is too small), out_of_memory; on error the
-    // reserve is as it was.
+    // out_of_memory (the buddy or the budget), out_of_storage (big-table slots); on error
+    // the reserve is as it was.
     [[nodiscard]] Result<void> reserve(TableReserve &reserve, u64 tables, u64 big_tables) noexcept
     {
-        if (tables + big_tables > reserve.storage_.size() - reserve.count_)
-            return failure(Error::out_of_storage);
-        const std::size_t before = reserve.count_;
-        for (u64 i = 0; i < tables + big_tables; ++i) {
-            auto page = pages_.allocate_table(i < tables ? TableSize::small_page_or_directory
-                                                         : TableSize::big_page);
-            if (!page) {
-                while (reserve.count_ > before)
-                    (void)pages_.free_table(reserve.storage_[--reserve.count_], true);
-                return failure(page.error());
-            }
-            reserve.storage_[reserve.count_++] = *page;
-        }
+        const u64 per_page = BuddyTablePages<M>::big_tables_per_page;
+        const u64 big_pages = big_tables / per_page + (big_tables % per_page != 0 ? 1 : 0);
+        GPUMMU_TRY(pages_.set_aside(tables, big_pages));
+        reserve.tables_ += tables;
+        reserve.big_tables_ += big_tables;
+        reserve.big_pages_ += big_pages;
         return success();
     }
-    // Gives every page still in `reserve` back (they were never written: known zero).
+    // Gives back what `reserve` still promises; it is empty afterwards.
     void release(TableReserve &reserve) noexcept
     {
-        while (reserve.count_ > 0)
-            (void)pages_.free_table(reserve.storage_[--reserve.count_], true);
+        pages_.release_set_aside(reserve.tables_, reserve.big_pages_);
+        reserve.tables_ = reserve.big_tables_ = reserve.big_pages_ = 0;
     }
-    // While `reserve` is set (nullptr: none), allocations come from it. An empty reserve
-    // is out_of_memory: the caller's bound was wrong, and nothing is taken from the buddy.
+    // While `reserve` is set (nullptr: none), allocations draw on it. A reserve that has no
+    // table of the size left is out_of_memory: the caller's bound was wrong, and nothing is
+    // taken from the buddy.
     void draw_from(TableReserve *reserve) noexcept { active_ = reserve; }
 
     [[nodiscard]] Result<TablePage> allocate_table(TableSize size) noexcept
     {
         if (active_ == nullptr) return pages_.allocate_table(size);
-        for (std::size_t i = active_->count_; i-- > 0;) {
-            if (active_->storage_[i].size != size) continue;
-            const TablePage page = active_->storage_[i];
-            active_->storage_[i] = active_->storage_[--active_->count_];
-            ++drawn_;
-            return page;
+        Result<TablePage> table = failure(Error::out_of_memory);
+        if (size == TableSize::big_page) {
+            if (active_->big_tables_ == 0) return table;
+            table = pages_.allocate_set_aside_big_table(active_->big_pages_);
+            if (table) --active_->big_tables_;
+        } else {
+            if (active_->tables_ == 0) return table;
+            table = pages_.allocate_set_aside_page();
+            if (table) --active_->tables_;
         }
-        return failure(Error::out_of_memory);
+        if (table) ++drawn_;
+        return table;
     }
     [[nodiscard]] Result<void> free_table(TablePage page, bool known_zero) noexcept
     {
@@ -346,7 +417,7 @@ public:
     }
 
     [[nodiscard]] BuddyTablePages<M> &pages() noexcept { return pages_; }
-    [[nodiscard]] u64 drawn() const noexcept { return drawn_; }  // pages handed out of reserves
+    [[nodiscard]] u64 drawn() const noexcept { return drawn_; }  // tables drawn on reserves
 
 private:
     BuddyTablePages<M> &pages_;

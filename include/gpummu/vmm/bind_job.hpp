@@ -26,8 +26,10 @@
 //     (mapping_records.hpp) and against what the tables would refuse (attributes that do
 //     not encode, page sizes that cannot place a map: see check_large_pages for the one
 //     case that depends on sparse pages), and names the failing one; then it reserves
-//     everything the job can need: the worst case of table pages (job_needs) taken from
-//     the buddy now into the job's TableReserve, and page-table node slots. A failed
+//     everything the job can need: the worst case of table pages (job_needs) set aside
+//     in the buddy (a promise of so many chunks, no page taken: see
+//     BuddyAllocator::set_aside) and recorded in the job's TableReserve, and page-table
+//     node slots. A failed
 //     prepare leaves no trace: it undoes its own steps on the projected records (a cost
 //     of its own size, not of the space's; cancel of the newest job does the same).
 //     Reservations of several prepared jobs are disjoint: each stays valid whatever the
@@ -36,7 +38,7 @@
 //     tables, drawing table pages only from its reserve, reports the record steps
 //     (unmapped / remapped with previous and next / mapped / protected) and returns one
 //     TlbBatch for the whole job; a protect that takes access away marks it ack-globally
-//     + sys-membar. Unused reserved pages go back to the buddy. commit fails only on a
+//     + sys-membar. What the job did not draw goes back to the buddy. commit fails only on a
 //     device error (then the space needs attention, as for any failed table write).
 //   - Keep hints: a protect that leaves a record's attributes as they are neither cuts
 //     it nor rewrites its pages; a map with replace (automatic page sizes) does not
@@ -54,7 +56,8 @@
 //     every batch (merged) since the last flush, as for PageTable::flush.
 //   - Reserves are worst cases: a map reserves one table per entry it touches at every
 //     level (4 KiB + 256 bytes per 2 MiB of VA, about 0.2%), unmap and the sparse
-//     operations two per level; they are held only between prepare and commit.
+//     operations two per level; they are held only between prepare and commit, as a
+//     count the buddy keeps free (no page is taken until a table needs it).
 //
 // Invariants
 //   - Every mapped page of the tables belongs to exactly one committed record and shows
@@ -135,12 +138,11 @@ public:
 
     private:
         friend class BindSpace;
-        PreparedJob(BindSpace *owner, u64 sequence, std::span<const BindOperation> operations,
-                    std::span<TablePage> reserve_storage) noexcept
+        PreparedJob(BindSpace *owner, u64 sequence,
+                    std::span<const BindOperation> operations) noexcept
             : owner_(owner),
               sequence_(sequence),
-              operations_(operations),
-              reserve_(reserve_storage)
+              operations_(operations)
         {
         }
         BindSpace *owner_ = nullptr;
@@ -191,18 +193,16 @@ public:
         return success();
     }
 
-    // Validates `operations` and reserves what committing them needs; `reserve_storage`
-    // holds the addresses of the reserved table pages (reserve_pages(operations) of them).
+    // Validates `operations` and reserves what committing them needs.
     // Errors: invalid_argument (not created, empty job, too many outstanding jobs),
     // out_of_range (outside the space, past VRAM or the backing), misaligned (addresses,
     // or page sizes that cannot place a map), already_mapped, not_mapped,
     // page_size_not_supported or an encoding error of the format, out_of_storage (records,
-    // table nodes or reserve storage), out_of_memory (VRAM for the reserve). Nothing
+    // table nodes or big-table slots), out_of_memory (VRAM for the reserve). Nothing
     // changes on error; `failed_operation`, when given, receives the index of the
     // operation that failed, or operations.size() when the job as a whole did (queue full,
     // storage, VRAM for the reserve).
     [[nodiscard]] Result<PreparedJob> prepare(std::span<const BindOperation> operations,
-                                              std::span<TablePage> reserve_storage,
                                               std::size_t *failed_operation = nullptr) noexcept
     {
         if (failed_operation != nullptr) *failed_operation = operations.size();
@@ -234,7 +234,7 @@ public:
             undo_projected();
             return failure(Error::out_of_storage);
         }
-        PreparedJob job(this, next_sequence_, operations, reserve_storage);
+        PreparedJob job(this, next_sequence_, operations);
         if (auto reserved = (*pages_).reserve(job.reserve_, needs.pages(), needs.big_tables);
             !reserved) {
             undo_projected();
@@ -381,17 +381,6 @@ public:
             needs.add(depth, std::min(sum, shared));
         }
         return needs;
-    }
-
-    // Enough TablePage entries for prepare(operations, ...)'s reserve, whatever the space:
-    // the sum of the operations' worst cases (prepare's bound is at most that).
-    [[nodiscard]] static std::size_t
-    reserve_pages(std::span<const BindOperation> operations) noexcept
-    {
-        Needs needs;
-        for (const BindOperation &operation : operations)
-            needs += Table::tables_needed(operation.range, splits_anywhere(operation.kind));
-        return static_cast<std::size_t>(needs.pages() + needs.big_tables);
     }
 
     // Eviction and defragmentation: after MappingBacking::relocate moved `backing`, the
