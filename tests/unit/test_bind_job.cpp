@@ -522,27 +522,39 @@ TEST_CASE_TEMPLATE("after a device error in commit, prepares see what is committ
     const std::vector<BindOperation> eight = row_maps(8, buffer);
     REQUIRE(run_job(space, eight));
 
-    const std::array fresh{map_of(va_range(64 * MiB, 64 * KiB), &buffer, 0)};
+    // Far from the row: the map needs new directories, drawn as 4 KiB pages.
+    const u64 far = u64{512} << 30;
+    const std::array fresh{map_of(va_range(far, 64 * KiB), &buffer, 0)};
     auto a = space.prepare(fresh);
     REQUIRE(a);
     const std::array remove_three{unmap_of(row_record(3))};
+    BuddyAllocator &buddy = machine.buddy.buddy;
+    const u64 promised_for_a = buddy.set_aside_bytes();
     auto b = space.prepare(remove_three);
     REQUIRE(b);
+    const u64 promised_for_b = buddy.set_aside_bytes() - promised_for_a;
+    // The first table the commit draws on its promise cannot be zeroed: the page goes
+    // back, and the promise stays whole until the job ends and returns it. (All free
+    // memory dirty: the page drawn must be zeroed, and that write is the one that fails.)
+    buddy.reset_clear(false);
     memory.writes_left = 0;
     Steps steps;
     CHECK(space.commit(std::move(*a), steps).error() == Error::device_error);
     memory.writes_left = ~u64{0};
+    CHECK(buddy.set_aside_bytes() == promised_for_b);
+    CHECK(buddy.check_invariants());
     CHECK(space.records().count() == 8);
     CHECK(space.outstanding() == 1);
     // Still queued: record 3 is gone for a prepare; the failed map's VA holds no record.
     CHECK(space.prepare(remove_three).error() == Error::not_mapped);
-    const std::array over_fresh{unmap_of(va_range(64 * MiB, 4 * KiB))};
+    const std::array over_fresh{unmap_of(va_range(far, 4 * KiB))};
     CHECK(space.prepare(over_fresh).error() == Error::not_mapped);
     REQUIRE(space.cancel(std::move(*b)));
     auto again = space.prepare(remove_three);  // record 3 is back
     REQUIRE(again);
     REQUIRE(space.cancel(std::move(*again)));
     CHECK(space.outstanding() == 0);
+    CHECK(buddy.set_aside_bytes() == 0);
 }
 
 TEST_CASE_TEMPLATE("a prepare that runs out of VRAM at any table leaves no trace", F, MmuV2, MmuV3)
