@@ -129,8 +129,7 @@ public:
     [[nodiscard]] Result<void> set_aside(u64 pages, u64 big_pages) noexcept
     {
         const u64 total = pages + big_pages;
-        if (total > (budget_ - std::min(budget_, held_ + set_aside_ * page_bytes)) / page_bytes)
-            return failure(Error::out_of_memory);
+        if (!within_budget(total)) return failure(Error::out_of_memory);
         if (big_pages > slots_.size() - slots_in_use_ - slots_promised_)
             return failure(Error::out_of_storage);
         GPUMMU_TRY(buddy_.set_aside(total));  // chunks are >= 4 KiB: one per page
@@ -176,9 +175,7 @@ private:
     // A zeroed 4 KiB page from the buddy; `promised`: drawn on the pages set aside.
     Result<VramAddress> allocate_zeroed_page(bool promised = false) noexcept
     {
-        const u64 committed = held_ + set_aside_ * page_bytes;
-        if (!promised && (page_bytes > budget_ || committed > budget_ - page_bytes))
-            return failure(Error::out_of_memory);  // this source's VRAM budget
+        if (!promised && !within_budget(1)) return failure(Error::out_of_memory);
         GPUMMU_ASSERT(!promised || set_aside_ > 0);
         BuddyBlock block;
         auto allocation = buddy_.allocate(
@@ -202,6 +199,12 @@ private:
         }
         held_ += page_bytes;
         return block.address;
+    }
+    // Do `pages` more pages fit the budget, beside those held and those promised?
+    [[nodiscard]] bool within_budget(u64 pages) const noexcept
+    {
+        const u64 committed = held_ + set_aside_ * page_bytes;
+        return pages <= (budget_ - std::min(budget_, committed)) / page_bytes;
     }
     Result<void> give_back_page(VramAddress page, bool known_zero) noexcept
     {

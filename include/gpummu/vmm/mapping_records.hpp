@@ -394,13 +394,8 @@ public:
     {
         for (u32 node = first_; node != no_node;) {
             sink(MappingStep{MappingStep::Kind::unmapped, view(node), {}, {}, {}});
-            MappingNode &record = pool_[node];
-            const u32 next = record.next;
-            if (record.backing != nullptr && link_backings_) record.backing->unlink(record);
-            record = MappingNode{};
-            record.next = free_;
-            free_ = node;
-            ++free_count_;
+            const u32 next = pool_[node].next;
+            release(node);
             node = next;
         }
         first_ = no_node;
@@ -639,12 +634,19 @@ private:
         else
             first_ = record.next;
         if (record.next != no_node) pool_[record.next].previous = record.previous;
+        release(node);
+        --count_;
+    }
+    // The node leaves its backing's list and goes back to the pool (the caller has taken
+    // it out of the index and the VA-order thread, or drops them whole).
+    void release(u32 node) noexcept
+    {
+        MappingNode &record = pool_[node];
         if (record.backing != nullptr && link_backings_) record.backing->unlink(record);
         record = MappingNode{};
         record.next = free_;
         free_ = node;
         ++free_count_;
-        --count_;
     }
 
     // One record against the one before it in the thread: shape, order, no overlap, owner,
