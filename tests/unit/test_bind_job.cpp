@@ -399,6 +399,69 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
 
 // The records every outstanding job leaves must fit the record pool once they commit: prepare
 // counts them (new records, records removed whole, records cut on both sides), across jobs.
+// A job alone in the queue that maps one range into a hole is judged against the committed
+// records only (its overlay is not built); every later prepare must still see it, a cancel
+// must drop it, and a failure must leave nothing.
+TEST_CASE_TEMPLATE("a lone map job is seen by the jobs prepared after it", F, MmuV2, MmuV3)
+{
+    Machine machine;
+    Space<F> space(machine);
+    std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 8 * MiB}};
+    MappingBacking buffer(Aperture::video, layout);
+    const std::array first{map_of(row_record(0), &buffer, 0)};
+    REQUIRE(run_job(space.space, first));
+    const u64 available = machine.buddy.buddy.available_bytes();
+    // Over a committed record: refused at operation 0, nothing set aside or queued.
+    std::size_t failed = 9;
+    const std::array over{map_of(va_range(1 * MiB + 60 * KiB, 8 * KiB), &buffer, 0)};
+    CHECK(space.space.prepare(over, &failed).error() == Error::already_mapped);
+    CHECK(failed == 0);
+    CHECK(space.space.outstanding() == 0);
+    CHECK(machine.buddy.buddy.available_bytes() == available);
+    CHECK(space.space.check_invariants());
+
+    const std::array second{map_of(row_record(1), &buffer, 64 * KiB)};
+    auto lone = space.space.prepare(second);
+    REQUIRE(lone);
+    CHECK(space.space.check_invariants());
+    // Later prepares see the lone job's record: a plain map there is refused, an unmap of
+    // it and a map with replace over it are accepted.
+    const std::array again{map_of(row_record(1), &buffer, 0)};
+    CHECK(space.space.prepare(again, &failed).error() == Error::already_mapped);
+    CHECK(failed == 0);
+    const std::array across{unmap_of(va_range(1 * MiB + 32 * KiB, 64 * KiB))};  // both records
+    auto unmapping = space.space.prepare(across);
+    REQUIRE(unmapping);
+    CHECK(space.space.check_invariants());
+    REQUIRE(space.space.cancel(std::move(*unmapping)));
+    const std::array replacing{map_of(row_record(1), &buffer, 128 * KiB, true)};
+    auto replace = space.space.prepare(replacing);
+    REQUIRE(replace);
+    REQUIRE(space.space.cancel(std::move(*replace)));
+    // Cancelled, the lone job leaves nothing: its VA maps again and the reserve is back.
+    REQUIRE(space.space.cancel(std::move(*lone)));
+    CHECK(machine.buddy.buddy.available_bytes() == available);
+    CHECK(space.space.check_invariants());
+    auto relone = space.space.prepare(second);
+    REQUIRE(relone);
+    auto behind = space.space.prepare(replacing);  // queued behind it, sees it
+    REQUIRE(behind);
+    commit_flushed(space.space, std::move(*relone));
+    Steps steps;
+    auto batch = space.space.commit(std::move(*behind), steps);
+    REQUIRE(batch);
+    REQUIRE(space.space.flush(*batch));
+    REQUIRE(steps.list.size() == 2);
+    CHECK(steps.list[0].kind == MappingStep::Kind::unmapped);
+    CHECK(steps.list[0].record.offset == 64 * KiB);
+    CHECK(steps.list[1].kind == MappingStep::Kind::mapped);
+    CHECK(pa_of(space.space, row_record(1).begin().value()) ==
+          PhysicalAddress{2 * MiB + 128 * KiB});
+    CHECK(space.space.records().count() == 2);
+    CHECK(space.space.check_invariants());
+    REQUIRE(space.space.destroy());
+}
+
 TEST_CASE_TEMPLATE("prepare refuses a job whose records would not fit the pool", F, MmuV2, MmuV3)
 {
     Machine machine;

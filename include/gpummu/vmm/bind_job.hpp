@@ -208,6 +208,12 @@ public:
         if (failed_operation != nullptr) *failed_operation = operations.size();
         if (!created_ || operations.empty() || outstanding_ == max_outstanding)
             return failure(Error::invalid_argument);
+        // A job alone in the queue that maps one range into a hole is judged against the
+        // committed records only, and the overlay is left behind (see direct_map below).
+        const bool direct = outstanding_ == 0 && operations.size() == 1 &&
+                            operations[0].kind == BindOperation::Kind::map &&
+                            !operations[0].replace;
+        if (overlay_behind_) rebuild_projected();  // a direct job is queued: project it now
         // The undo log now belongs to this job (the newest, the only one cancel may drop);
         // if the prepare fails, it is tagged with a sequence no job holds.
         undo_count_ = 0;
@@ -218,7 +224,9 @@ public:
         // operations before it leave them; the first failure is the job's.
         for (std::size_t i = 0; i < operations.size(); ++i) {
             auto applied = check_operation(operations[i]);
-            if (applied) applied = apply_projected(operations[i], count, true);
+            if (applied)
+                applied = direct ? direct_map(operations[i], count)
+                                 : apply_projected(operations[i], count, true);
             if (applied) applied = check_large_pages(operations, i);
             if (!applied) {
                 undo_projected();
@@ -249,6 +257,7 @@ public:
         queue_[next_sequence_ % max_outstanding] = operations;
         ++next_sequence_;
         ++outstanding_;
+        overlay_behind_ = direct;
         return job;
     }
 
@@ -743,9 +752,28 @@ private:
         });
         touch(begin, end);
     }
+    // The direct path. The overlay exists so that a prepare sees what the outstanding jobs
+    // will leave; a job prepared with none outstanding needs it only if a later prepare
+    // comes before its commit. So a job alone in the queue that is one map without
+    // replace (most binds) is checked against the committed records (a hole there: the
+    // index descent and the record before it) and not projected: the overlay stays empty
+    // and `overlay_behind_` says it lacks that job. The next prepare, if it comes first,
+    // projects the queue (rebuild_projected); a commit or cancel of the job empties the
+    // overlay as usual. The checks are those apply_projected makes for such a map:
+    // already_mapped on any overlap, out_of_storage if the records would not fit.
+    [[nodiscard]] Result<void> direct_map(const BindOperation &operation,
+                                          std::size_t &count) const noexcept
+    {
+        if (records_.overlaps(operation.range)) return failure(Error::already_mapped);
+        if (count + 1 > records_.capacity()) return failure(Error::out_of_storage);
+        ++count;
+        return success();
+    }
+
     // No job outstanding: the projected records are the committed ones again.
     void clear_overlay() noexcept
     {
+        overlay_behind_ = false;
         projected_.clear([](const MappingStep &) {});
         touched_count_ = 0;
         touched_all_ = false;
@@ -1043,6 +1071,7 @@ private:
     std::size_t touched_count_ = 0;
     bool touched_all_ = false;         // every committed record is in the overlay
     std::size_t projected_count_ = 0;  // records once every outstanding job commits
+    bool overlay_behind_ = false;      // the one outstanding job was not projected
     T *invalidator_ = nullptr;
     BindSpaceConfig config_{};
     std::array<std::span<const BindOperation>, max_outstanding> queue_{};

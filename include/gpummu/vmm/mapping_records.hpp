@@ -412,6 +412,12 @@ public:
         if (node == no_node || pool_[node].end <= va.value()) return failure(Error::not_mapped);
         return view(node);
     }
+    // Does some record hold a page of `range`?
+    [[nodiscard]] bool overlaps(VirtualRange range) const noexcept
+    {
+        const u64 begin = range.begin().value();
+        return !range.empty() && overlapping(floor(begin), begin, range.end().value()) != no_node;
+    }
     // Does every page of [begin, end) belong to some record?
     [[nodiscard]] bool covers(VirtualRange range) const noexcept
     {
