@@ -755,8 +755,8 @@ private:
     // The direct path. The overlay exists so that a prepare sees what the outstanding jobs
     // will leave; a job prepared with none outstanding needs it only if a later prepare
     // comes before its commit. So a job alone in the queue that is one map without
-    // replace (most binds) is checked against the committed records (a hole there: the
-    // index descent and the record before it) and not projected: the overlay stays empty
+    // replace (most binds) is checked against the committed records (one index descent
+    // and the records on either side of the range) and not projected: the overlay stays empty
     // and `overlay_behind_` says it lacks that job. The next prepare, if it comes first,
     // projects the queue (rebuild_projected); a commit or cancel of the job empties the
     // overlay as usual. The checks are those apply_projected makes for such a map:
