@@ -397,8 +397,6 @@ TEST_CASE_TEMPLATE("a failed prepare undoes cuts, removals, new records and prot
     REQUIRE(space.space.destroy());
 }
 
-// The records every outstanding job leaves must fit the record pool once they commit: prepare
-// counts them (new records, records removed whole, records cut on both sides), across jobs.
 // A job alone in the queue that maps one range into a hole is judged against the committed
 // records only (its overlay is not built); every later prepare must still see it, a cancel
 // must drop it, and a failure must leave nothing.
@@ -462,6 +460,8 @@ TEST_CASE_TEMPLATE("a lone map job is seen by the jobs prepared after it", F, Mm
     REQUIRE(space.space.destroy());
 }
 
+// The records every outstanding job leaves must fit the record pool once they commit: prepare
+// counts them (new records, records removed whole, records cut on both sides), across jobs.
 TEST_CASE_TEMPLATE("prepare refuses a job whose records would not fit the pool", F, MmuV2, MmuV3)
 {
     Machine machine;

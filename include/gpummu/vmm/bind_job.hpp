@@ -823,7 +823,7 @@ private:
         case BindOperation::Kind::make_sparse:
         case BindOperation::Kind::clear_sparse:
             // Sparse operations never touch a mapped page.
-            if (overlaps_projected(operation.range)) applied = failure(Error::already_mapped);
+            if (projected_.overlaps(operation.range)) applied = failure(Error::already_mapped);
             break;
         }
         // The records once every job commits must fit the committed pool (a failure here
@@ -832,15 +832,6 @@ private:
         if (applied && after > records_.capacity()) applied = failure(Error::out_of_storage);
         if (applied) count = after;
         return applied;
-    }
-    [[nodiscard]] bool overlaps_projected(VirtualRange range) const noexcept
-    {
-        bool overlaps = false;
-        projected_.visit(range.begin(), [&](const MappingView &view) {
-            overlaps = view.range.begin() < range.end();
-            return false;
-        });
-        return overlaps;
     }
 
     // ---- undoing a failed prepare or a cancel ----------------------------------------
