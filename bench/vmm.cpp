@@ -4,12 +4,16 @@
 //     1 TiB space: 80% new maps, 10% maps with replace over a mapping, 10% partial unmaps
 //     (16 KiB out of a mapping). As jobs of 1 and of 64 operations (prepare + commit +
 //     one flush per job), and directly on PageTable (map / unmap and one flush per 64
-//     operations). Reported: ns per operation; compare the rows of one run.
+//     operations). Reported: ns per operation. Each jobs iteration is paired with a direct
+//     run of the same workload (before and after it, alternating), and the row reports
+//     that baseline and the ratio: this shared 2-core host drifts in speed by 10-20%
+//     between seconds, which skewed ratios taken from two rows run apart.
 //   - rebind: a 1 GiB backing (512 runs of 2 MiB) mapped in 8 spaces moves from VRAM to
 //     system memory; one rebind job per space, against the same maps done fresh.
 #include <benchmark/benchmark.h>
 
 #include <array>
+#include <chrono>
 #include <memory>
 #include <unordered_set>
 #include <vector>
@@ -124,69 +128,107 @@ struct JobRecords {
     }
 };
 
+// The workload's operations done directly on a page table (not inlined: profilers and
+// simulators name the timed part by these two functions).
+template <MmuFormat F, class Table>
+[[gnu::noinline]] void direct_operations(const Workload &workload, Table &table, Rig<F> &rig,
+                                         benchmark::State &state)
+{
+    TlbBatch all = table.empty_batch();
+    u64 done = 0;
+    for (const BindOperation &operation : workload.list) {
+        auto batch =
+            operation.kind == BindOperation::Kind::unmap
+                ? table.unmap(operation.range)
+                : table.map(operation.range, operation.attributes, {.replace = operation.replace});
+        if (!batch) state.SkipWithError(error_name(batch.error()));
+        (void)all.merge(std::move(*batch));
+        if (++done % 64 == 0) (void)table.flush(all, rig.invalidator);
+    }
+    (void)table.flush(all, rig.invalidator);
+}
+// The workload's operations as jobs of `job_size` operations.
+template <MmuFormat F>
+[[gnu::noinline]] void job_operations(const Workload &workload, std::size_t job_size,
+                                      BindSpace<F, HostMemory, NoInvalidator> &space,
+                                      benchmark::State &state)
+{
+    auto ignore = [](const MappingStep &) {};
+    for (std::size_t first = 0; first < workload.list.size(); first += job_size) {
+        const std::span<const BindOperation> job =
+            std::span(workload.list)
+                .subspan(first, std::min(job_size, workload.list.size() - first));
+        auto prepared = space.prepare(job);
+        if (!prepared) {
+            state.SkipWithError(error_name(prepared.error()));
+            break;
+        }
+        auto batch = space.commit(std::move(*prepared), ignore);
+        if (!batch || !space.flush(*batch)) state.SkipWithError("commit");
+    }
+}
+
+// The workload done directly on a page table over a fresh rig: the seconds its operations
+// took (rig set-up and teardown excluded).
+template <MmuFormat F>
+double run_direct(const Workload &workload, benchmark::State &state)
+{
+    auto rig = std::make_unique<Rig<F>>();
+    BuddyTablePages<HostMemory> pages(rig->buddy, rig->memory, rig->slots);
+    auto table = PageTable<F, HostMemory, BuddyTablePages<HostMemory>>::create(
+                     rig->memory, pages, {rig->nodes, rig->children}, {})
+                     .value();
+    const auto start = std::chrono::steady_clock::now();
+    direct_operations(workload, table, *rig, state);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The workload as jobs over a fresh space: the seconds its prepares and commits took.
+template <MmuFormat F>
+double run_jobs(const Workload &workload, std::size_t job_size, benchmark::State &state)
+{
+    auto rig = std::make_unique<Rig<F>>();
+    auto records = std::make_unique<JobRecords>();
+    auto space = std::make_unique<BindSpace<F, HostMemory, NoInvalidator>>();
+    if (!records->create(*space, *rig)) state.SkipWithError("create");
+    const auto start = std::chrono::steady_clock::now();
+    job_operations(workload, job_size, *space, state);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    (void)space->destroy();
+    return seconds;
+}
+
 template <MmuFormat F>
 void small_binds_direct(benchmark::State &state)
 {
     const Workload workload(7);
-    for (auto _ : state) {
-        state.PauseTiming();
-        auto rig = std::make_unique<Rig<F>>();
-        BuddyTablePages<HostMemory> pages(rig->buddy, rig->memory, rig->slots);
-        auto table = PageTable<F, HostMemory, BuddyTablePages<HostMemory>>::create(
-                         rig->memory, pages, {rig->nodes, rig->children}, {})
-                         .value();
-        state.ResumeTiming();
-        TlbBatch all = table.empty_batch();
-        u64 done = 0;
-        for (const BindOperation &operation : workload.list) {
-            auto batch = operation.kind == BindOperation::Kind::unmap
-                             ? table.unmap(operation.range)
-                             : table.map(operation.range, operation.attributes,
-                                         {.replace = operation.replace});
-            if (!batch) state.SkipWithError(error_name(batch.error()));
-            (void)all.merge(std::move(*batch));
-            if (++done % 64 == 0) (void)table.flush(all, rig->invalidator);
-        }
-        (void)table.flush(all, rig->invalidator);
-        state.PauseTiming();
-        rig.reset();
-        state.ResumeTiming();
-    }
+    for (auto _ : state) state.SetIterationTime(run_direct<F>(workload, state));
     report_per_operation(state);
 }
 
+// Jobs, each iteration paired with a direct run of the same workload right before or after
+// it (alternating): `direct_ns_per_operation` and `ratio` come from the same minutes of the
+// machine, which a slow phase of a shared host would otherwise skew between two rows.
 template <MmuFormat F>
 void small_binds_jobs(benchmark::State &state)
 {
     const std::size_t job_size = static_cast<std::size_t>(state.range(0));
     const Workload workload(7);
+    double jobs = 0, direct = 0;
+    bool direct_first = false;
     for (auto _ : state) {
-        state.PauseTiming();
-        auto rig = std::make_unique<Rig<F>>();
-        auto records = std::make_unique<JobRecords>();
-        auto space = std::make_unique<BindSpace<F, HostMemory, NoInvalidator>>();
-        if (!records->create(*space, *rig)) state.SkipWithError("create");
-        state.ResumeTiming();
-        auto ignore = [](const MappingStep &) {};
-        for (std::size_t first = 0; first < workload.list.size(); first += job_size) {
-            const std::span<const BindOperation> job =
-                std::span(workload.list)
-                    .subspan(first, std::min(job_size, workload.list.size() - first));
-            auto prepared = space->prepare(job);
-            if (!prepared) {
-                state.SkipWithError(error_name(prepared.error()));
-                break;
-            }
-            auto batch = space->commit(std::move(*prepared), ignore);
-            if (!batch || !space->flush(*batch)) state.SkipWithError("commit");
-        }
-        state.PauseTiming();
-        (void)space->destroy();
-        space.reset();
-        rig.reset();
-        state.ResumeTiming();
+        direct_first = !direct_first;
+        if (direct_first) direct += run_direct<F>(workload, state);
+        const double seconds = run_jobs<F>(workload, job_size, state);
+        if (!direct_first) direct += run_direct<F>(workload, state);
+        jobs += seconds;
+        state.SetIterationTime(seconds);
     }
     report_per_operation(state);
+    const double runs = static_cast<double>(operations) * static_cast<double>(state.iterations());
+    state.counters["direct_ns_per_operation"] = direct * 1e9 / runs;
+    state.counters["ratio"] = jobs / direct;
 }
 
 // A job that fails at its last operation, in a space that holds the small-binds workload
@@ -316,10 +358,20 @@ void rebind_gigabyte(benchmark::State &state)
     }
 }
 
-BENCHMARK(small_binds_direct<MmuV2>)->Unit(benchmark::kMillisecond)->Iterations(2);
-BENCHMARK(small_binds_jobs<MmuV2>)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->Iterations(2);
-BENCHMARK(small_binds_direct<MmuV3>)->Unit(benchmark::kMillisecond)->Iterations(2);
-BENCHMARK(small_binds_jobs<MmuV3>)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(small_binds_direct<MmuV2>)->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(2);
+BENCHMARK(small_binds_jobs<MmuV2>)
+    ->Arg(1)
+    ->Arg(64)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(4);
+BENCHMARK(small_binds_direct<MmuV3>)->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(2);
+BENCHMARK(small_binds_jobs<MmuV3>)
+    ->Arg(1)
+    ->Arg(64)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(4);
 // Arg 0: a failed prepare; arg 1: a prepare and a cancel.
 BENCHMARK(failed_prepare<MmuV2>)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 BENCHMARK(failed_prepare<MmuV3>)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);

@@ -320,6 +320,9 @@ void run(u64 seed, long operations)
             for (const Record &record : harness.model.records)
                 if (record.end > probe && model_from.size() < 3) model_from.push_back(record);
             CHECK(from == model_from);
+            // Whether some record, or records without a gap, hold pages of the range.
+            CHECK(harness.records.overlaps(range) == harness.model.overlaps(begin, end));
+            CHECK(harness.records.covers(range) == harness.model.covers(begin, end));
             continue;
         }
         CAPTURE(choice);

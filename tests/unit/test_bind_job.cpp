@@ -460,6 +460,88 @@ TEST_CASE_TEMPLATE("a lone map job is seen by the jobs prepared after it", F, Mm
     REQUIRE(space.space.destroy());
 }
 
+// With no job outstanding, a job's maps into holes are checked against the committed
+// records alone and projected only when a later operation of the job, or a later job,
+// reaches them. Whatever reaches them must see them.
+TEST_CASE_TEMPLATE("a job's maps into holes are seen by its later operations and by later jobs", F,
+                   MmuV2, MmuV3)
+{
+    Machine machine;
+    Space<F> space(machine, 640);
+    std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 8 * MiB}};
+    MappingBacking buffer(Aperture::video, layout);
+    const u64 available = machine.buddy.buddy.available_bytes();
+    // A map over an earlier map of the same job: refused there, nothing left.
+    std::size_t failed = 9;
+    const std::array twice{map_of(row_record(0), &buffer, 0), map_of(row_record(2), &buffer, 0),
+                           map_of(va_range(1 * MiB + 32 * KiB, 64 * KiB), &buffer, 0)};
+    CHECK(space.space.prepare(twice, &failed).error() == Error::already_mapped);
+    CHECK(failed == 2);
+    CHECK(space.space.outstanding() == 0);
+    CHECK(space.space.records().count() == 0);
+    CHECK(machine.buddy.buddy.available_bytes() == available);
+    CHECK(space.space.check_invariants());
+    // Later operations of the job cut, protect and replace its earlier maps; record 3 is
+    // reached by nothing of the job.
+    const std::array reach{map_of(row_record(0), &buffer, 0),
+                           map_of(row_record(1), &buffer, 64 * KiB),
+                           map_of(row_record(2), &buffer, 128 * KiB),
+                           map_of(row_record(3), &buffer, 192 * KiB),
+                           unmap_of(va_range(1 * MiB + 16 * KiB, 16 * KiB)),
+                           read_only_of(row_record(1)),
+                           map_of(row_record(2), &buffer, 512 * KiB, true)};
+    auto job = space.space.prepare(reach, &failed);
+    REQUIRE(job);
+    CHECK(space.space.check_invariants());
+    // A job behind it sees all of them, record 3 included.
+    const std::array onto_three{map_of(row_record(3), &buffer, 0)};
+    CHECK(space.space.prepare(onto_three, &failed).error() == Error::already_mapped);
+    CHECK(failed == 0);
+    const std::array into_hole{map_of(va_range(1 * MiB + 16 * KiB, 16 * KiB), &buffer, 0)};
+    auto behind = space.space.prepare(std::span<const BindOperation>(into_hole));
+    REQUIRE(behind);
+    CHECK(space.space.check_invariants());
+    commit_flushed(space.space, std::move(*job));
+    commit_flushed(space.space, std::move(*behind));
+    CHECK(space.space.check_invariants());
+    // 0 cut in two around the hole the second job filled, 1 read-only, 2 moved, 3 as mapped.
+    CHECK(space.space.records().count() == 6);
+    CHECK(pa_of(space.space, 1 * MiB + 32 * KiB) == PhysicalAddress{2 * MiB + 32 * KiB});
+    CHECK(pa_of(space.space, 1 * MiB + 16 * KiB) == PhysicalAddress{2 * MiB});
+    CHECK(space.space.translate(row_record(1).begin())->attributes.read_only);
+    CHECK(pa_of(space.space, row_record(2).begin().value()) ==
+          PhysicalAddress{2 * MiB + 512 * KiB});
+    CHECK(pa_of(space.space, row_record(3).begin().value()) ==
+          PhysicalAddress{2 * MiB + 192 * KiB});
+
+    // A map into what an earlier operation of the job unmapped (committed, not yet gone).
+    const std::array move_three{unmap_of(row_record(3)), map_of(row_record(3), &buffer, 0)};
+    REQUIRE(run_job(space.space, move_three));
+    CHECK(pa_of(space.space, row_record(3).begin().value()) == PhysicalAddress{2 * MiB});
+
+    // More maps than the direct list holds: the rest go through the overlay, and the last
+    // operation still sees the first map.
+    std::vector<BindOperation> many;
+    for (u64 i = 0; i < 300; ++i)
+        many.push_back(map_of(row_record(16 + i), &buffer, (i % 64) * 64 * KiB));
+    many.push_back(map_of(va_range(row_record(16).begin().value() + 4 * KiB, 4 * KiB), &buffer, 0));
+    CHECK(space.space.prepare(many, &failed).error() == Error::already_mapped);
+    CHECK(failed == 300);
+    CHECK(space.space.check_invariants());
+    many.back() = unmap_of(row_record(16));
+    many.push_back(unmap_of(row_record(315)));
+    auto large = space.space.prepare(many);
+    REQUIRE(large);
+    CHECK(space.space.check_invariants());
+    commit_flushed(space.space, std::move(*large));
+    CHECK(space.space.records().count() == 6 + 298);
+    CHECK(space.space.records().find(row_record(16).begin()).error() == Error::not_mapped);
+    CHECK(pa_of(space.space, row_record(17).begin().value()) ==
+          PhysicalAddress{2 * MiB + 64 * KiB});
+    CHECK(space.space.check_invariants());
+    REQUIRE(space.space.destroy());
+}
+
 // The records every outstanding job leaves must fit the record pool once they commit: prepare
 // counts them (new records, records removed whole, records cut on both sides), across jobs.
 TEST_CASE_TEMPLATE("prepare refuses a job whose records would not fit the pool", F, MmuV2, MmuV3)

@@ -208,12 +208,10 @@ public:
         if (failed_operation != nullptr) *failed_operation = operations.size();
         if (!created_ || operations.empty() || outstanding_ == max_outstanding)
             return failure(Error::invalid_argument);
-        // A job alone in the queue that maps one range into a hole is judged against the
-        // committed records only, and the overlay is left behind (see direct_map below).
-        const bool direct = outstanding_ == 0 && operations.size() == 1 &&
-                            operations[0].kind == BindOperation::Kind::map &&
-                            !operations[0].replace;
-        if (overlay_behind_) rebuild_projected();  // a direct job is queued: project it now
+        // With no job outstanding, the maps of this job into holes nothing else of it
+        // reaches are judged against the committed records only (see direct_map below).
+        const bool may_go_direct = outstanding_ == 0;
+        if (overlay_behind_) project_direct_maps(queue_[oldest_ % max_outstanding]);
         // The undo log now belongs to this job (the newest, the only one cancel may drop);
         // if the prepare fails, it is tagged with a sequence no job holds.
         undo_count_ = 0;
@@ -224,9 +222,15 @@ public:
         // operations before it leave them; the first failure is the job's.
         for (std::size_t i = 0; i < operations.size(); ++i) {
             auto applied = check_operation(operations[i]);
-            if (applied)
-                applied = direct ? direct_map(operations[i], count)
-                                 : apply_projected(operations[i], count, true);
+            if (applied) {
+                if (may_go_direct && goes_direct(operations[i])) {
+                    applied = direct_map(operations[i], i, count);
+                } else {
+                    project_direct_maps(operations, operations[i].range.begin().value(),
+                                        operations[i].range.end().value());
+                    applied = apply_projected(operations[i], count, true);
+                }
+            }
             if (applied) applied = check_large_pages(operations, i);
             if (!applied) {
                 undo_projected();
@@ -257,7 +261,7 @@ public:
         queue_[next_sequence_ % max_outstanding] = operations;
         ++next_sequence_;
         ++outstanding_;
-        overlay_behind_ = direct;
+        overlay_behind_ = direct_count_ != 0;
         return job;
     }
 
@@ -465,6 +469,21 @@ public:
             return overlay_ok;
         });
         if (!overlay_ok) return failure(Error::malformed_record);
+        // Direct maps (see direct_map): only in the one outstanding job, sorted and apart,
+        // in holes of both record sets, outside the touched ranges.
+        if (overlay_behind_ != (direct_count_ != 0) || (direct_count_ != 0 && outstanding_ != 1))
+            return failure(Error::malformed_record);
+        for (std::size_t i = 0; i < direct_count_; ++i) {
+            const DirectMap &direct = direct_[i];
+            const auto range =
+                VirtualRange::from_bounds(VirtualAddress{direct.begin}, VirtualAddress{direct.end});
+            const std::size_t touched_at =
+                first_ending_after(touched_, touched_count_, direct.begin);
+            if (!range || range->empty() || (i > 0 && direct_[i - 1].end > direct.begin) ||
+                (touched_at < touched_count_ && touched_[touched_at].begin < direct.end) ||
+                records_.overlaps(*range) || projected_.overlaps(*range))
+                return failure(Error::malformed_record);
+        }
         if (outstanding_ == 0 && (projected_.count() != 0 || touched_count_ != 0 || touched_all_ ||
                                   projected_count_ != records_.count()))
             return failure(Error::malformed_record);
@@ -753,27 +772,92 @@ private:
         touch(begin, end);
     }
     // The direct path. The overlay exists so that a prepare sees what the outstanding jobs
-    // will leave; a job prepared with none outstanding needs it only if a later prepare
-    // comes before its commit. So a job alone in the queue that is one map without
-    // replace (most binds) is checked against the committed records (one index descent
-    // and the records on either side of the range) and not projected: the overlay stays empty
-    // and `overlay_behind_` says it lacks that job. The next prepare, if it comes first,
-    // projects the queue (rebuild_projected); a commit or cancel of the job empties the
+    // will leave; a job prepared with none outstanding needs it only where its own later
+    // operations reach, or if a later prepare comes before its commit. So in such a job a
+    // map without replace (most binds) whose range meets no touched range and no other
+    // direct map of the job is checked against the committed records (the truth there: one
+    // index descent and the records on either side) and not projected; its range and
+    // operation index go to `direct_`. A later operation of the job that reaches a direct
+    // map's range first projects it (project_direct_maps: into a hole of the committed
+    // records that nothing between reached, so the order of the two does not matter), and
+    // so does the next prepare, if it comes before the commit, for all that are left
+    // (`overlay_behind_`). A commit or cancel of the job, or its failure, empties the
     // overlay as usual. The checks are those apply_projected makes for such a map:
     // already_mapped on any overlap, out_of_storage if the records would not fit.
-    [[nodiscard]] Result<void> direct_map(const BindOperation &operation,
-                                          std::size_t &count) const noexcept
+    struct DirectMap {
+        u64 begin = 0;
+        u64 end = 0;
+        std::size_t operation = 0;  // its index in the job
+    };
+    static constexpr std::size_t direct_capacity = 256;
+
+    // The first entry of a sorted, disjoint list of ranges that ends after `begin`.
+    template <class Range, std::size_t N>
+    [[nodiscard]] static std::size_t first_ending_after(const std::array<Range, N> &list,
+                                                        std::size_t count, u64 begin) noexcept
+    {
+        std::size_t low = 0, high = count;
+        while (low < high) {
+            const std::size_t middle = (low + high) / 2;
+            if (list[middle].end <= begin)
+                low = middle + 1;
+            else
+                high = middle;
+        }
+        return low;
+    }
+    [[nodiscard]] bool goes_direct(const BindOperation &operation) const noexcept
+    {
+        if (operation.kind != BindOperation::Kind::map || operation.replace || touched_all_ ||
+            direct_count_ == direct_capacity)
+            return false;
+        const u64 begin = operation.range.begin().value(), end = operation.range.end().value();
+        const std::size_t touched_at = first_ending_after(touched_, touched_count_, begin);
+        if (touched_at < touched_count_ && touched_[touched_at].begin < end) return false;
+        const std::size_t direct_at = first_ending_after(direct_, direct_count_, begin);
+        return direct_at == direct_count_ || direct_[direct_at].begin >= end;
+    }
+    [[nodiscard]] Result<void> direct_map(const BindOperation &operation, std::size_t index,
+                                          std::size_t &count) noexcept
     {
         if (records_.overlaps(operation.range)) return failure(Error::already_mapped);
         if (count + 1 > records_.capacity()) return failure(Error::out_of_storage);
         ++count;
+        const u64 begin = operation.range.begin().value();
+        const std::size_t at = first_ending_after(direct_, direct_count_, begin);
+        std::copy_backward(direct_.begin() + at, direct_.begin() + direct_count_,
+                           direct_.begin() + direct_count_ + 1);
+        direct_[at] = DirectMap{begin, operation.range.end().value(), index};
+        ++direct_count_;
         return success();
+    }
+    // Projects the direct maps of `operations` (the job being prepared, or the one
+    // outstanding) whose ranges meet [begin, end). Their records are counted already; the
+    // steps are not logged: with no other job outstanding, a failed prepare or a cancel
+    // drops the whole overlay.
+    void project_direct_maps(std::span<const BindOperation> operations, u64 begin = 0,
+                             u64 end = ~u64{0}) noexcept
+    {
+        const std::size_t first = first_ending_after(direct_, direct_count_, begin);
+        std::size_t last = first;
+        for (; last < direct_count_ && direct_[last].begin < end; ++last) {
+            const BindOperation &operation = operations[direct_[last].operation];
+            materialize(operation.range);
+            [[maybe_unused]] auto projected =
+                projected_.map(operation.range, operation.target, operation.attributes, false,
+                               [](const MappingStep &) {});
+            GPUMMU_ASSERT(projected.has_value());
+        }
+        std::copy(direct_.begin() + last, direct_.begin() + direct_count_, direct_.begin() + first);
+        direct_count_ -= last - first;
+        overlay_behind_ = overlay_behind_ && direct_count_ != 0;
     }
 
     // No job outstanding: the projected records are the committed ones again.
     void clear_overlay() noexcept
     {
         overlay_behind_ = false;
+        direct_count_ = 0;
         projected_.clear([](const MappingStep &) {});
         touched_count_ = 0;
         touched_all_ = false;
@@ -1060,9 +1144,11 @@ private:
     u64 undo_sequence_ = no_sequence;  // the job the log belongs to
     std::array<TouchedRange, touched_capacity> touched_{};  // sorted, disjoint, apart
     std::size_t touched_count_ = 0;
-    bool touched_all_ = false;         // every committed record is in the overlay
-    std::size_t projected_count_ = 0;  // records once every outstanding job commits
-    bool overlay_behind_ = false;      // the one outstanding job was not projected
+    bool touched_all_ = false;                         // every committed record is in the overlay
+    std::size_t projected_count_ = 0;                  // records once every outstanding job commits
+    std::array<DirectMap, direct_capacity> direct_{};  // sorted, disjoint (see direct_map)
+    std::size_t direct_count_ = 0;
+    bool overlay_behind_ = false;  // the one outstanding job has direct maps left
     T *invalidator_ = nullptr;
     BindSpaceConfig config_{};
     std::array<std::span<const BindOperation>, max_outstanding> queue_{};

@@ -62,16 +62,17 @@ class MappingBacking;
 
 // One pool slot. Public so callers can size storage (one node per record).
 struct MappingNode {
-    u64 begin = 0;                // VA
-    u64 end = 0;                  // VA, exclusive
+    // What lookups and the thread read come first, in one cache line.
+    u64 begin = 0;     // VA
+    u64 end = 0;       // VA, exclusive
+    u32 previous = 0;  // the VA-order thread; no_node when absent
+    u32 next = 0;
     u64 offset = 0;               // into the backing (records with a backing)
     PageAttributes attributes{};  // without a backing, `address` is the PA of `begin`
     MappingBacking *backing = nullptr;
     MappingNode *backing_previous = nullptr;  // the backing's list, across address spaces
     MappingNode *backing_next = nullptr;
     const MappingRecords *owner = nullptr;
-    u32 previous = 0;  // the VA-order thread; no_node when absent
-    u32 next = 0;
 };
 
 // What a record says, as queries and steps report it.
@@ -310,8 +311,11 @@ public:
             if (!end || *end > target.backing->size()) return failure(Error::out_of_range);
         }
         const u64 begin = range.begin().value(), end = range.end().value();
-        const u32 at = floor(begin);  // one descent; the checks below walk the thread
-        if (!replace && overlapping(at, begin, end) != no_node)
+        // One descent; the checks below walk the thread. Without replace, the range must
+        // be a hole: then the record before `end` is the one before `begin` too, and its
+        // end alone says whether it is (one record read instead of two).
+        const u32 at = floor(replace ? begin : end - 1);
+        if (!replace && at != no_node && pool_[at].end > begin)
             return failure(Error::already_mapped);
         // Nodes: the new record, plus the far half of a record cut on both sides; records
         // the range covers whole are removed first and give theirs back.
@@ -415,8 +419,10 @@ public:
     // Does some record hold a page of `range`?
     [[nodiscard]] bool overlaps(VirtualRange range) const noexcept
     {
-        const u64 begin = range.begin().value();
-        return !range.empty() && overlapping(floor(begin), begin, range.end().value()) != no_node;
+        // The last record beginning before the range's end overlaps it if any does.
+        if (range.empty()) return false;
+        const u32 last = floor(range.end().value() - 1);
+        return last != no_node && pool_[last].end > range.begin().value();
     }
     // Does every page of [begin, end) belong to some record?
     [[nodiscard]] bool covers(VirtualRange range) const noexcept
