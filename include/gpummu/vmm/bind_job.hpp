@@ -708,15 +708,8 @@ private:
     [[nodiscard]] bool touched(u64 begin) const noexcept
     {
         if (touched_all_) return true;
-        std::size_t low = 0, high = touched_count_;  // the first range beginning after it
-        while (low < high) {
-            const std::size_t middle = (low + high) / 2;
-            if (touched_[middle].begin <= begin)
-                low = middle + 1;
-            else
-                high = middle;
-        }
-        return low > 0 && touched_[low - 1].end > begin;
+        const std::size_t at = first_ending_after(touched_, touched_count_, begin);
+        return at < touched_count_ && touched_[at].begin <= begin;
     }
     // Adds [begin, end) to the touched ranges, merged with those it overlaps or meets. The
     // caller made sure one more range fits.
