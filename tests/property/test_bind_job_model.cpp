@@ -555,7 +555,10 @@ void run(u64 seed, long jobs)
         }
         // A new job against the projected state.
         typename Space<F>::Queued queued;
-        const std::size_t count = 1 + random.below(4);
+        // Mostly short jobs; one in 16 long, so that later operations of a job often reach
+        // its earlier maps (checked directly, or through the overlay).
+        const std::size_t count =
+            random.below(16) == 0 ? 1 + random.below(48) : 1 + random.below(4);
         PageModel scratch = space.projected_model, drawing = scratch;
         for (std::size_t i = 0; i < count; ++i) {
             queued.operations.push_back(random_operation(random, drawing, pointers));

@@ -769,7 +769,7 @@ private:
     // operations reach, or if a later prepare comes before its commit. So in such a job a
     // map without replace (most binds) whose range meets no touched range and no other
     // direct map of the job is checked against the committed records (the truth there: one
-    // index descent and the records on either side) and not projected; its range and
+    // index descent and one record read) and not projected; its range and
     // operation index go to `direct_`. A later operation of the job that reaches a direct
     // map's range first projects it (project_direct_maps: into a hole of the committed
     // records that nothing between reached, so the order of the two does not matter), and
