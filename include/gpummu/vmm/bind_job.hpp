@@ -211,7 +211,8 @@ public:
         // With no job outstanding, the maps of this job into holes nothing else of it
         // reaches are judged against the committed records only (see direct_map below).
         const bool may_go_direct = outstanding_ == 0;
-        if (overlay_behind_) project_direct_maps(queue_[oldest_ % max_outstanding]);
+        // Direct maps left belong to the one outstanding job: this prepare must see them.
+        if (direct_count_ != 0) project_direct_maps(queue_[oldest_ % max_outstanding]);
         // The undo log now belongs to this job (the newest, the only one cancel may drop);
         // if the prepare fails, it is tagged with a sequence no job holds.
         undo_count_ = 0;
@@ -261,7 +262,6 @@ public:
         queue_[next_sequence_ % max_outstanding] = operations;
         ++next_sequence_;
         ++outstanding_;
-        overlay_behind_ = direct_count_ != 0;
         return job;
     }
 
@@ -471,16 +471,13 @@ public:
         if (!overlay_ok) return failure(Error::malformed_record);
         // Direct maps (see direct_map): only in the one outstanding job, sorted and apart,
         // in holes of both record sets, outside the touched ranges.
-        if (overlay_behind_ != (direct_count_ != 0) || (direct_count_ != 0 && outstanding_ != 1))
-            return failure(Error::malformed_record);
+        if (direct_count_ != 0 && outstanding_ != 1) return failure(Error::malformed_record);
         for (std::size_t i = 0; i < direct_count_; ++i) {
             const DirectMap &direct = direct_[i];
             const auto range =
                 VirtualRange::from_bounds(VirtualAddress{direct.begin}, VirtualAddress{direct.end});
-            const std::size_t touched_at =
-                first_ending_after(touched_, touched_count_, direct.begin);
             if (!range || range->empty() || (i > 0 && direct_[i - 1].end > direct.begin) ||
-                (touched_at < touched_count_ && touched_[touched_at].begin < direct.end) ||
+                meets(touched_, touched_count_, direct.begin, direct.end) ||
                 records_.overlaps(*range) || projected_.overlaps(*range))
                 return failure(Error::malformed_record);
         }
@@ -773,10 +770,10 @@ private:
     // operation index go to `direct_`. A later operation of the job that reaches a direct
     // map's range first projects it (project_direct_maps: into a hole of the committed
     // records that nothing between reached, so the order of the two does not matter), and
-    // so does the next prepare, if it comes before the commit, for all that are left
-    // (`overlay_behind_`). A commit or cancel of the job, or its failure, empties the
-    // overlay as usual. The checks are those apply_projected makes for such a map:
-    // already_mapped on any overlap, out_of_storage if the records would not fit.
+    // so does the next prepare, if it comes before the commit, for all that are left. A commit or
+    // cancel of the job, or its failure, empties the overlay as usual. The checks are those
+    // apply_projected makes for such a map: already_mapped on any overlap, out_of_storage if the
+    // records would not fit.
     struct DirectMap {
         u64 begin = 0;
         u64 end = 0;
@@ -799,16 +796,22 @@ private:
         }
         return low;
     }
+    // Does a range of that list meet [begin, end)?
+    template <class Range, std::size_t N>
+    [[nodiscard]] static bool meets(const std::array<Range, N> &list, std::size_t count, u64 begin,
+                                    u64 end) noexcept
+    {
+        const std::size_t at = first_ending_after(list, count, begin);
+        return at < count && list[at].begin < end;
+    }
     [[nodiscard]] bool goes_direct(const BindOperation &operation) const noexcept
     {
         if (operation.kind != BindOperation::Kind::map || operation.replace || touched_all_ ||
             direct_count_ == direct_capacity)
             return false;
         const u64 begin = operation.range.begin().value(), end = operation.range.end().value();
-        const std::size_t touched_at = first_ending_after(touched_, touched_count_, begin);
-        if (touched_at < touched_count_ && touched_[touched_at].begin < end) return false;
-        const std::size_t direct_at = first_ending_after(direct_, direct_count_, begin);
-        return direct_at == direct_count_ || direct_[direct_at].begin >= end;
+        return !meets(touched_, touched_count_, begin, end) &&
+               !meets(direct_, direct_count_, begin, end);
     }
     [[nodiscard]] Result<void> direct_map(const BindOperation &operation, std::size_t index,
                                           std::size_t &count) noexcept
@@ -843,13 +846,11 @@ private:
         }
         std::copy(direct_.begin() + last, direct_.begin() + direct_count_, direct_.begin() + first);
         direct_count_ -= last - first;
-        overlay_behind_ = overlay_behind_ && direct_count_ != 0;
     }
 
     // No job outstanding: the projected records are the committed ones again.
     void clear_overlay() noexcept
     {
-        overlay_behind_ = false;
         direct_count_ = 0;
         projected_.clear([](const MappingStep &) {});
         touched_count_ = 0;
@@ -1141,7 +1142,6 @@ private:
     std::size_t projected_count_ = 0;                  // records once every outstanding job commits
     std::array<DirectMap, direct_capacity> direct_{};  // sorted, disjoint (see direct_map)
     std::size_t direct_count_ = 0;
-    bool overlay_behind_ = false;  // the one outstanding job has direct maps left
     T *invalidator_ = nullptr;
     BindSpaceConfig config_{};
     std::array<std::span<const BindOperation>, max_outstanding> queue_{};

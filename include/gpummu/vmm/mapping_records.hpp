@@ -315,8 +315,7 @@ public:
         // be a hole: then the record before `end` is the one before `begin` too, and its
         // end alone says whether it is (one record read instead of two).
         const u32 at = floor(replace ? begin : end - 1);
-        if (!replace && at != no_node && pool_[at].end > begin)
-            return failure(Error::already_mapped);
+        if (!replace && ends_after(at, begin)) return failure(Error::already_mapped);
         // Nodes: the new record, plus the far half of a record cut on both sides; records
         // the range covers whole are removed first and give theirs back.
         if (replace && splits_inside(at, begin, end)
@@ -413,7 +412,7 @@ public:
     [[nodiscard]] Result<MappingView> find(VirtualAddress va) const noexcept
     {
         const u32 node = floor(va.value());
-        if (node == no_node || pool_[node].end <= va.value()) return failure(Error::not_mapped);
+        if (!ends_after(node, va.value())) return failure(Error::not_mapped);
         return view(node);
     }
     // Does some record hold a page of `range`?
@@ -422,7 +421,7 @@ public:
         // The last record beginning before the range's end overlaps it if any does.
         if (range.empty()) return false;
         const u32 last = floor(range.end().value() - 1);
-        return last != no_node && pool_[last].end > range.begin().value();
+        return ends_after(last, range.begin().value());
     }
     // Does every page of [begin, end) belong to some record?
     [[nodiscard]] bool covers(VirtualRange range) const noexcept
@@ -486,6 +485,11 @@ private:
             record.backing, record.offset, record.attributes, this};
     }
 
+    // Is `node` a record (not no_node) that ends after `va`?
+    [[nodiscard]] bool ends_after(u32 node, u64 va) const noexcept
+    {
+        return node != no_node && pool_[node].end > va;
+    }
     // The record with the largest begin <= va, or no_node.
     [[nodiscard]] u32 floor(u64 va) const noexcept { return index_.floor(va); }
     // The first record overlapping [begin, end), or no_node; `at` is floor(begin).
