@@ -369,7 +369,7 @@ public:
         while (keep_whole < count && kept + blocks[keep_whole].size <= *rounded)
             kept += blocks[keep_whole++].size;
         u64 partial_chunks = (*rounded - kept) >> layout_.chunk_shift;
-        std::size_t pieces = static_cast<std::size_t>(std::popcount(partial_chunks));
+        std::size_t pieces = std::size_t{count_ones(partial_chunks)};
         if (keep_whole + pieces > blocks.size()) return failure(Error::invalid_argument);
         std::size_t first_freed = keep_whole + (partial_chunks != 0 ? 1 : 0);
         BuddyBlock straddling = partial_chunks != 0 ? blocks[keep_whole] : BuddyBlock{};
@@ -1502,7 +1502,7 @@ private:
         if (is_power_of_two(request.chunks))
             order = static_cast<unsigned>(std::countr_zero(request.chunks));
         if (order >= layout_.order_count) return failure(Error::out_of_memory);
-        if (static_cast<std::size_t>(std::popcount(request.chunks)) > out.size())
+        if (std::size_t{count_ones(request.chunks)} > out.size())
             return failure(Error::invalid_argument);
         // Look for the rounded-up block; its unused tail goes back at once.
         Node source;

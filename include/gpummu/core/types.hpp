@@ -52,6 +52,18 @@ using u8 = std::uint8_t;
     return value != 0 && (value & (value - 1)) == 0;
 }
 
+// Population count without a library call (x86-64 without -mpopcnt turns std::popcount
+// into one): the classic SWAR sum.
+[[nodiscard]] constexpr unsigned count_ones(u64 word) noexcept
+{
+    word = word - ((word >> 1) & 0x5555555555555555ull);
+    word = (word & 0x3333333333333333ull) + ((word >> 2) & 0x3333333333333333ull);
+    word = (word + (word >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return static_cast<unsigned>((word * 0x0101010101010101ull) >> 56);
+}
+static_assert(count_ones(0) == 0 && count_ones(~u64{0}) == 64 &&
+              count_ones(0x8000000000000001ull) == 2);
+
 // `alignment` must be a power of two (checked).
 [[nodiscard]] constexpr Result<u64> align_up(u64 value, u64 alignment) noexcept
 {
@@ -129,10 +141,7 @@ public:
         return copy;
     }
     [[nodiscard]] constexpr bool empty() const noexcept { return bits_ == 0; }
-    [[nodiscard]] constexpr unsigned count() const noexcept
-    {
-        return static_cast<unsigned>(std::popcount(bits_));
-    }
+    [[nodiscard]] constexpr unsigned count() const noexcept { return count_ones(bits_); }
     [[nodiscard]] constexpr u64 bits() const noexcept { return bits_; }
     constexpr bool operator==(const PageSizeSet &) const noexcept = default;
 

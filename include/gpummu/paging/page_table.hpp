@@ -673,13 +673,15 @@ private:
     {
         static_assert(no_table_node == ~u32{0});
         const u32 *slots = children_[nodes_[node].children].node.data() + first;
-        for (unsigned block = 0; block < count; block += 16) {
-            const unsigned end = std::min(count, block + 16);
+        unsigned block = 0;
+        for (; block + 16 <= count; block += 16) {  // a fixed 16: the compiler vectorizes it
             u32 all = no_table_node;
-            for (unsigned i = block; i < end; ++i) all &= slots[i];
+            for (unsigned i = 0; i < 16; ++i) all &= slots[block + i];
             if (all != no_table_node) return false;
         }
-        return true;
+        u32 all = no_table_node;
+        for (unsigned i = block; i < count; ++i) all &= slots[i];
+        return all == no_table_node;
     }
     [[nodiscard]] bool published(u32 node) const noexcept
     {
@@ -1780,7 +1782,7 @@ private:
             // its old page may be cached, so the batch asks for an acknowledged invalidate.
             const bool remap = big_mask != 0;
             const auto chunk = static_cast<unsigned>(std::countr_zero(whole));
-            const auto count = static_cast<unsigned>(std::popcount(whole));
+            const auto count = count_ones(whole);
             if constexpr (!commit) {
                 need_big = true;
             } else {
@@ -1803,7 +1805,7 @@ private:
             // An unmap of whole 64 KiB pages with nothing beneath them but, for all of them
             // alike, a sparse underlay or none: one run of sparse or invalid big PTEs.
             const auto chunk = static_cast<unsigned>(std::countr_zero(whole));
-            const auto count = static_cast<unsigned>(std::popcount(whole));
+            const auto count = count_ones(whole);
             const bool underlay =
                 (static_cast<u32>(nodes_[big].sparse_backed.word(0)) & whole) != 0;
             if constexpr (commit) {

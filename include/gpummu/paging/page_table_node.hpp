@@ -38,18 +38,6 @@ namespace gpummu {
 
 inline constexpr u32 no_table_node = 0xFFFF'FFFFu;
 
-// Population count without a library call (x86-64 without -mpopcnt turns std::popcount
-// into one): the classic SWAR sum.
-[[nodiscard]] constexpr unsigned count_ones(u64 word) noexcept
-{
-    word = word - ((word >> 1) & 0x5555555555555555ull);
-    word = (word & 0x3333333333333333ull) + ((word >> 2) & 0x3333333333333333ull);
-    word = (word + (word >> 4)) & 0x0F0F0F0F0F0F0F0Full;
-    return static_cast<unsigned>((word * 0x0101010101010101ull) >> 56);
-}
-static_assert(count_ones(0) == 0 && count_ones(~u64{0}) == 64 &&
-              count_ones(0x8000000000000001ull) == 2);
-
 class EntryBits {
 public:
     static constexpr unsigned capacity = 512;
@@ -76,18 +64,15 @@ public:
         else
             clear(index);
     }
+    // any and all stop at the first word that decides them: a table's "all sparse?" check
+    // after every operation (a 512-entry range) mostly ends in its first word.
     [[nodiscard]] constexpr bool any(unsigned first, unsigned count) const noexcept
     {
-        bool found = false;
-        for_each_word(first, count, [&found](u64 word, u64 mask) { found |= (word & mask) != 0; });
-        return found;
+        return some_word(first, count, [](u64 word, u64 mask) { return (word & mask) != 0; });
     }
     [[nodiscard]] constexpr bool all(unsigned first, unsigned count) const noexcept
     {
-        bool every = true;
-        for_each_word(first, count,
-                      [&every](u64 word, u64 mask) { every &= (word & mask) == mask; });
-        return every;
+        return !some_word(first, count, [](u64 word, u64 mask) { return (word & mask) != mask; });
     }
     [[nodiscard]] constexpr unsigned count(unsigned first, unsigned count) const noexcept
     {
@@ -116,30 +101,45 @@ public:
     constexpr bool operator==(const EntryBits &) const noexcept = default;
 
 private:
-    // Calls visit(word, mask) for each 64-bit word the range [first, first + count) touches;
-    // `Words` is the array itself, const or not.
-    template <class Words, class Visit>
-    static constexpr void for_each_word(Words &words, unsigned first, unsigned count,
-                                        Visit &&visit) noexcept
+    // Calls test(word, mask) for the 64-bit words the range [first, first + count) touches,
+    // in order, until one returns true (then true; false when none did). `Words` is the
+    // array itself, const or not.
+    template <class Words, class Test>
+    static constexpr bool some_word(Words &words, unsigned first, unsigned count,
+                                    Test &&test) noexcept
     {
         while (count != 0) {
-            unsigned bit = first & 63u;
-            unsigned take = 64 - bit < count ? 64 - bit : count;
-            u64 mask = (take == 64 ? ~u64{0} : ((u64{1} << take) - 1)) << bit;
-            visit(words[first >> 6], mask);
+            const unsigned bit = first & 63u;
+            const unsigned take = 64 - bit < count ? 64 - bit : count;
+            const u64 mask = (take == 64 ? ~u64{0} : ((u64{1} << take) - 1)) << bit;
+            if (test(words[first >> 6], mask)) return true;
             first += take;
             count -= take;
         }
+        return false;
     }
+    template <class Test>
+    [[nodiscard]] constexpr bool some_word(unsigned first, unsigned count,
+                                           Test &&test) const noexcept
+    {
+        return some_word(words_, first, count, test);
+    }
+    // Every word the range touches, with the mask of its bits in the range.
     template <class Visit>
     constexpr void for_each_word(unsigned first, unsigned count, Visit &&visit) noexcept
     {
-        for_each_word(words_, first, count, visit);
+        (void)some_word(words_, first, count, [&visit](u64 &word, u64 mask) {
+            visit(word, mask);
+            return false;
+        });
     }
     template <class Visit>
     constexpr void for_each_word(unsigned first, unsigned count, Visit &&visit) const noexcept
     {
-        for_each_word(words_, first, count, visit);
+        (void)some_word(words_, first, count, [&visit](u64 word, u64 mask) {
+            visit(word, mask);
+            return false;
+        });
     }
 
     std::array<u64, 8> words_{};

@@ -373,26 +373,32 @@ public:
         }
         const VirtualRange hull =
             VirtualRange::from_bounds(VirtualAddress{low}, VirtualAddress{high}).value();
-        Needs needs;
-        for (unsigned depth = 1; depth <= Table::table_kinds; ++depth) {
-            u64 sum = 0, shared = Table::tables_at(hull, true, depth);
-            for (std::size_t i = 0; i < operations.size(); ++i) {
-                const BindOperation &operation = operations[i];
-                sum += Table::tables_at(operation.range, splits_anywhere(operation.kind), depth);
-                // A map allowing no page below 2 MiB may place one over whole tables.
-                const bool map_like = splits_anywhere(operation.kind) &&
-                                      !(operation.kind == BindOperation::Kind::map &&
-                                        large_only(sizes_of(operation)));
-                const bool page_tables = depth + 1 >= Table::table_kinds;  // small or big
+        // One pass over the operations (they are read once, every depth beside them).
+        constexpr unsigned kinds = Table::table_kinds;
+        std::array<u64, kinds + 1> sum{}, shared{};
+        for (unsigned depth = 1; depth <= kinds; ++depth)
+            shared[depth] = Table::tables_at(hull, true, depth);
+        for (std::size_t i = 0; i < operations.size(); ++i) {
+            const BindOperation &operation = operations[i];
+            const bool splits = splits_anywhere(operation.kind);
+            // A map allowing no page below 2 MiB may place one over whole tables.
+            const bool map_like = splits && !(operation.kind == BindOperation::Kind::map &&
+                                              large_only(sizes_of(operation)));
+            const bool not_last = i + 1 < operations.size();
+            for (unsigned depth = 1; depth <= kinds; ++depth) {
+                sum[depth] += Table::tables_at(operation.range, splits, depth);
+                const bool page_tables = depth + 1 >= kinds;  // small or big
                 const bool retires =
                     !map_like ||
                     (page_tables && (maps_retire || operation.kind != BindOperation::Kind::map ||
                                      operation.replace));
-                if (retires && i + 1 < operations.size())
-                    shared += Table::tables_at(operation.range, true, depth);
+                if (retires && not_last)
+                    shared[depth] += Table::tables_at(operation.range, true, depth);
             }
-            needs.add(depth, std::min(sum, shared));
         }
+        Needs needs;
+        for (unsigned depth = 1; depth <= kinds; ++depth)
+            needs.add(depth, std::min(sum[depth], shared[depth]));
         return needs;
     }
 
