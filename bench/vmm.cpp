@@ -6,12 +6,14 @@
 //     one flush per job), and directly on PageTable (map / unmap and one flush per 64
 //     operations). Reported: ns per operation. Each jobs iteration is paired with a direct
 //     run of the same workload (before and after it, alternating), and the row reports
-//     that baseline and the ratio: this shared 2-core host drifts in speed by 10-20%
-//     between seconds, which skewed ratios taken from two rows run apart.
+//     that baseline and the median of the 9 pairs' ratios: this shared 2-core host
+//     drifts in speed by 10-20% between seconds, which skewed ratios taken from two rows
+//     run apart.
 //   - rebind: a 1 GiB backing (512 runs of 2 MiB) mapped in 8 spaces moves from VRAM to
 //     system memory; one rebind job per space, against the same maps done fresh.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <memory>
@@ -208,27 +210,35 @@ void small_binds_direct(benchmark::State &state)
 }
 
 // Jobs, each iteration paired with a direct run of the same workload right before or after
-// it (alternating): `direct_ns_per_operation` and `ratio` come from the same minutes of the
-// machine, which a slow phase of a shared host would otherwise skew between two rows.
+// it (alternating): `direct_ns_per_operation` and the pair's ratio come from the same
+// minutes of the machine, which a slow phase of a shared host would otherwise skew between
+// two rows. `ratio` is the median of the pairs' ratios (a phase that slows one run of a
+// pair moves one ratio, not the figure).
 template <MmuFormat F>
 void small_binds_jobs(benchmark::State &state)
 {
     const std::size_t job_size = static_cast<std::size_t>(state.range(0));
     const Workload workload(7);
-    double jobs = 0, direct = 0;
+    double direct = 0;
+    std::vector<double> ratios;
     bool direct_first = false;
     for (auto _ : state) {
         direct_first = !direct_first;
-        if (direct_first) direct += run_direct<F>(workload, state);
+        double paired = 0;
+        if (direct_first) paired = run_direct<F>(workload, state);
         const double seconds = run_jobs<F>(workload, job_size, state);
-        if (!direct_first) direct += run_direct<F>(workload, state);
-        jobs += seconds;
+        if (!direct_first) paired = run_direct<F>(workload, state);
+        direct += paired;
+        ratios.push_back(seconds / paired);
         state.SetIterationTime(seconds);
     }
     report_per_operation(state);
     const double runs = static_cast<double>(operations) * static_cast<double>(state.iterations());
     state.counters["direct_ns_per_operation"] = direct * 1e9 / runs;
-    state.counters["ratio"] = jobs / direct;
+    std::sort(ratios.begin(), ratios.end());
+    const std::size_t middle = ratios.size() / 2;
+    state.counters["ratio"] =
+        ratios.size() % 2 == 1 ? ratios[middle] : (ratios[middle - 1] + ratios[middle]) / 2;
 }
 
 // A job that fails at its last operation, in a space that holds the small-binds workload
@@ -364,14 +374,14 @@ BENCHMARK(small_binds_jobs<MmuV2>)
     ->Arg(64)
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime()
-    ->Iterations(4);
+    ->Iterations(9);
 BENCHMARK(small_binds_direct<MmuV3>)->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(2);
 BENCHMARK(small_binds_jobs<MmuV3>)
     ->Arg(1)
     ->Arg(64)
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime()
-    ->Iterations(4);
+    ->Iterations(9);
 // Arg 0: a failed prepare; arg 1: a prepare and a cancel.
 BENCHMARK(failed_prepare<MmuV2>)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 BENCHMARK(failed_prepare<MmuV3>)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
