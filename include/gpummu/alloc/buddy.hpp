@@ -734,7 +734,12 @@ private:
     static constexpr unsigned pair_code(u64 left, u64 right) noexcept
     {
         GPUMMU_ASSERT(left < free_dirty || left != right);  // same-kind free buddies merge
-        return static_cast<unsigned>((pair_code_table >> (3 * (4 * left + right))) & 7u);
+        return pair_code_at(4 * left + right);
+    }
+    // The same by key 4 * left + right (< 16).
+    static constexpr unsigned pair_code_at(u64 key) noexcept
+    {
+        return static_cast<unsigned>((pair_code_table >> (3 * key)) & 7u);
     }
     static constexpr u64 lane_bits = 0x1249249249249249ull;  // bit 0 of each 3-bit lane
     static_assert(std::popcount(lane_bits) == pairs_per_word && lane_bits >> 63 == 0);
@@ -1194,9 +1199,11 @@ private:
         const u64 wanted = kind == clean ? free_clean : free_dirty;
         u64 buddy = pair_state(code, slot.side ^ 1u);
         bool merge = buddy == wanted && mergeable(0, index, region_bounds(index));
-        unsigned written = merge            ? 0u
-                           : slot.side == 0 ? pair_code(wanted, buddy)
-                                            : pair_code(buddy, wanted);
+        // The pair's code with this side `wanted` and the other `buddy`: the lookup key is
+        // 4 * left + right, its side chosen by arithmetic (in random frees the side is a coin
+        // toss, and a branch on it mispredicted about once in four frees).
+        const u64 key = 4 * wanted + buddy + slot.side * (3 * buddy - 3 * wanted);
+        const unsigned written = merge ? 0u : pair_code_at(key);
         *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{written} << slot.shift);
         if (!merge) {
             gained_free(0, kind, slot, index);
