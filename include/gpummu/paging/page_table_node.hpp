@@ -39,6 +39,50 @@ namespace gpummu {
 inline constexpr u32 no_table_node = 0xFFFF'FFFFu;
 
 class EntryBits {
+    // The helpers come first: clang 14 cannot evaluate, in a constant expression, a member
+    // template defined below the member that calls it.
+    //
+    // Calls test(word, mask) for the 64-bit words the range [first, first + count) touches,
+    // in order, until one returns true (then true; false when none did). `Words` is the
+    // array itself, const or not.
+    template <class Words, class Test>
+    static constexpr bool some_word(Words &words, unsigned first, unsigned count,
+                                    Test &&test) noexcept
+    {
+        while (count != 0) {
+            const unsigned bit = first & 63u;
+            const unsigned take = 64 - bit < count ? 64 - bit : count;
+            const u64 mask = (take == 64 ? ~u64{0} : ((u64{1} << take) - 1)) << bit;
+            if (test(words[first >> 6], mask)) return true;
+            first += take;
+            count -= take;
+        }
+        return false;
+    }
+    template <class Test>
+    [[nodiscard]] constexpr bool some_word(unsigned first, unsigned count,
+                                           Test &&test) const noexcept
+    {
+        return some_word(words_, first, count, test);
+    }
+    // Every word the range touches, with the mask of its bits in the range.
+    template <class Visit>
+    constexpr void for_each_word(unsigned first, unsigned count, Visit &&visit) noexcept
+    {
+        (void)some_word(words_, first, count, [&visit](u64 &word, u64 mask) {
+            visit(word, mask);
+            return false;
+        });
+    }
+    template <class Visit>
+    constexpr void for_each_word(unsigned first, unsigned count, Visit &&visit) const noexcept
+    {
+        (void)some_word(words_, first, count, [&visit](u64 word, u64 mask) {
+            visit(word, mask);
+            return false;
+        });
+    }
+
 public:
     static constexpr unsigned capacity = 512;
 
@@ -101,47 +145,6 @@ public:
     constexpr bool operator==(const EntryBits &) const noexcept = default;
 
 private:
-    // Calls test(word, mask) for the 64-bit words the range [first, first + count) touches,
-    // in order, until one returns true (then true; false when none did). `Words` is the
-    // array itself, const or not.
-    template <class Words, class Test>
-    static constexpr bool some_word(Words &words, unsigned first, unsigned count,
-                                    Test &&test) noexcept
-    {
-        while (count != 0) {
-            const unsigned bit = first & 63u;
-            const unsigned take = 64 - bit < count ? 64 - bit : count;
-            const u64 mask = (take == 64 ? ~u64{0} : ((u64{1} << take) - 1)) << bit;
-            if (test(words[first >> 6], mask)) return true;
-            first += take;
-            count -= take;
-        }
-        return false;
-    }
-    template <class Test>
-    [[nodiscard]] constexpr bool some_word(unsigned first, unsigned count,
-                                           Test &&test) const noexcept
-    {
-        return some_word(words_, first, count, test);
-    }
-    // Every word the range touches, with the mask of its bits in the range.
-    template <class Visit>
-    constexpr void for_each_word(unsigned first, unsigned count, Visit &&visit) noexcept
-    {
-        (void)some_word(words_, first, count, [&visit](u64 &word, u64 mask) {
-            visit(word, mask);
-            return false;
-        });
-    }
-    template <class Visit>
-    constexpr void for_each_word(unsigned first, unsigned count, Visit &&visit) const noexcept
-    {
-        (void)some_word(words_, first, count, [&visit](u64 word, u64 mask) {
-            visit(word, mask);
-            return false;
-        });
-    }
-
     std::array<u64, 8> words_{};
 };
 
