@@ -27,6 +27,12 @@ TEST_CASE("reads, writes and fills land where addressed and are counted")
     memory.reset_counters();
     CHECK(memory.counters() == MemoryCounters{});
     CHECK(memory.range() == VramRange::from_size(VramAddress{0x10000}, 4096).value());
+    // A zero fill (memset, not the word loop) clears exactly its words.
+    REQUIRE(memory.fill(VramAddress{0x10108}, 0, 30));
+    CHECK(image[32] == 0x8);
+    for (std::size_t i = 33; i < 63; ++i) CHECK(image[i] == 0);
+    CHECK(image[63] == 0x8);
+    CHECK(memory.counters().fills == 1);
 }
 
 TEST_CASE("bad addresses are refused without touching the image or the counters")
