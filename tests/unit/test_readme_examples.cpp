@@ -101,6 +101,8 @@ Result<void> context_example(Mm &mm, AddressSpaceStorage storage,
     return success();
 }
 
+}  // namespace
+
 // "Page tables and address spaces": an address space over a VRAM image.
 struct Recorder {  // a TlbInvalidator; on a GPU this is hw/tlb.hpp
     unsigned invalidates = 0;
@@ -110,6 +112,12 @@ struct Recorder {  // a TlbInvalidator; on a GPU this is hw/tlb.hpp
         return success();
     }
 };
+
+// docs/consuming.md, "Compile time": the address space is compiled once per program, at the
+// end of this file, and only declared here (Recorder has external linkage for that).
+extern template class gpummu::AddressSpace<gpummu::MmuV2, gpummu::HostMemory, Recorder>;
+
+namespace {
 
 Result<void> address_space_example(Translation &seen, u64 &tables_after, unsigned &invalidates)
 {
@@ -293,3 +301,6 @@ TEST_CASE("README GPU contexts example")
     CHECK((*word & ~u64{0xFFF}) == root);
     CHECK((*word & 0xC00) == 0xC00);
 }
+
+// docs/consuming.md: the one translation unit that compiles the address space.
+template class gpummu::AddressSpace<gpummu::MmuV2, gpummu::HostMemory, Recorder>;

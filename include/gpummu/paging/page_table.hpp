@@ -213,18 +213,7 @@ public:
 
     // A page table with a root page allocated from `pages`.
     [[nodiscard]] static Result<PageTable> create(M &memory, S &pages, PageTableStorage storage,
-                                                  PageTableConfig config = {}) noexcept
-    {
-        PageTable table(memory, pages, storage, config);
-        GPUMMU_TRY(table.check_config());
-        auto node = table.allocate_node(0, false);
-        if (!node) return failure(node.error());
-        auto page = pages.allocate_table(TableSize::small_page_or_directory);
-        if (!page) return failure(page.error());
-        table.nodes_[*node].page = *page;
-        table.finish_root(*node);
-        return table;
-    }
+                                                  PageTableConfig config = {}) noexcept;
 
     // A page table over a root page the caller owns (for example the BAR1 root GSP made);
     // the root is never freed. A root that already holds entries is adopted: every table
@@ -239,25 +228,7 @@ public:
     // than max_foreign_ranges ranges) and device errors of the reads.
     [[nodiscard]] static Result<PageTable> with_root(M &memory, S &pages, PageTableStorage storage,
                                                      VramAddress root,
-                                                     PageTableConfig config = {}) noexcept
-    {
-        if (!root.is_aligned_to(4096)) return failure(Error::misaligned);
-        PageTable table(memory, pages, storage, config);
-        GPUMMU_TRY(table.check_config());
-        auto node = table.allocate_node(0, false);
-        if (!node) return failure(node.error());
-        table.nodes_[*node].page = TablePage{root, TableSize::small_page_or_directory};
-        table.nodes_[*node].flags |= PageTableNode::caller_root;
-        table.finish_root(*node);
-        u64 hash = foreign_hash_start;
-        GPUMMU_TRY(table.adopt(*node, 0, 0, hash));
-        if (table.foreign_count_ != 0 || table.stats_.foreign_tables != 0) {
-            table.nodes_[*node].flags |= PageTableNode::foreign;
-            table.foreign_hash_ = hash;
-            GPUMMU_TRY(table.check_invariants());  // the shadow built says what VRAM says
-        }
-        return table;
-    }
+                                                     PageTableConfig config = {}) noexcept;
 
     // A batch with nothing recorded, for this address space (to merge others into).
     [[nodiscard]] TlbBatch empty_batch() const noexcept
@@ -366,71 +337,26 @@ public:
     [[nodiscard]] Result<Prepared> prepare_map(VirtualRange range,
                                                std::span<const PhysicalSegment> segments,
                                                const PageAttributes &attributes,
-                                               MapOptions options = {}) noexcept
-    {
-        if (plan_outstanding_) return failure(Error::invalid_argument);
-        Request request;
-        request.operation = Operation::map;
-        request.segments = segments;
-        request.attributes = attributes;
-        request.replace = options.replace;
-        GPUMMU_TRY(validate_range(range, request));
-        GPUMMU_TRY(check_foreign(request));
-        GPUMMU_TRY(validate_map(request, options));
-        auto prepared = run_prepare(request);
-        if (!prepared) return failure(prepared.error());
-        plan_outstanding_ = true;
-        return Prepared(request, *prepared, this);
-    }
+                                               MapOptions options = {}) noexcept;
 
-    [[nodiscard]] Result<TlbBatch> commit(Prepared &&plan) noexcept
-    {
-        if (plan.owner_ != this) return failure(Error::invalid_argument);
-        plan.owner_ = nullptr;
-        plan_outstanding_ = false;
-        return run_commit(plan.request_);
-    }
+    [[nodiscard]] Result<TlbBatch> commit(Prepared &&plan) noexcept;
 
-    void cancel(Prepared &&plan) noexcept
-    {
-        if (plan.owner_ != this) return;
-        plan.owner_ = nullptr;
-        plan_outstanding_ = false;
-        release_prepared(plan.prepared_);
-    }
+    void cancel(Prepared &&plan) noexcept;
 
     [[nodiscard]] Result<TlbBatch> map(VirtualRange range,
                                        std::span<const PhysicalSegment> segments,
                                        const PageAttributes &attributes,
-                                       MapOptions options = {}) noexcept
-    {
-        auto plan = prepare_map(range, segments, attributes, options);
-        if (!plan) return failure(plan.error());
-        return commit(std::move(*plan));
-    }
+                                       MapOptions options = {}) noexcept;
 
     // One physically contiguous run starting at attributes.address.
     [[nodiscard]] Result<TlbBatch> map(VirtualRange range, const PageAttributes &attributes,
-                                       MapOptions options = {}) noexcept
-    {
-        const PhysicalSegment segment{attributes.address, range.size()};
-        return map(range, std::span<const PhysicalSegment>(&segment, 1), attributes, options);
-    }
+                                       MapOptions options = {}) noexcept;
 
-    [[nodiscard]] Result<TlbBatch> unmap(VirtualRange range) noexcept
-    {
-        return change(range, Operation::unmap);
-    }
-    [[nodiscard]] Result<TlbBatch> make_sparse(VirtualRange range) noexcept
-    {
-        return change(range, Operation::make_sparse);
-    }
+    [[nodiscard]] Result<TlbBatch> unmap(VirtualRange range) noexcept;
+    [[nodiscard]] Result<TlbBatch> make_sparse(VirtualRange range) noexcept;
     // The reverse of make_sparse: sparse pages in the range become invalid. Mapped pages in
     // the range are an error (already_mapped); pages that are neither are left alone.
-    [[nodiscard]] Result<TlbBatch> clear_sparse(VirtualRange range) noexcept
-    {
-        return change(range, Operation::clear_sparse);
-    }
+    [[nodiscard]] Result<TlbBatch> clear_sparse(VirtualRange range) noexcept;
 
     // Finishes the batch, then frees every table unlinked since the last flush.
     template <TlbInvalidator T>
@@ -441,23 +367,7 @@ public:
     }
 
     // Frees retired tables; `finished` proves the invalidate that covers them was done.
-    [[nodiscard]] Result<void> release_retired(const TlbBatch &finished) noexcept
-    {
-        if (finished.pending()) return failure(Error::invalid_argument);
-        while (retired_ != no_table_node) {
-            u32 node = retired_;
-            PageTableNode &record = nodes_[node];
-            const bool big = record.has(PageTableNode::big);
-            // Retired tables hold only invalid words, except big tables (NV4K words, or the
-            // PTEs of whole 64 KiB tables an unmap left: the page source zeroes big tables
-            // itself) and folded tables' sparse words.
-            GPUMMU_TRY(pages_->free_table(record.page, !big && !record.has(PageTableNode::folded)));
-            retired_ = record.next;
-            --stats_.retired_tables;
-            free_node(node);
-        }
-        return success();
-    }
+    [[nodiscard]] Result<void> release_retired(const TlbBatch &finished) noexcept;
 
     // The end of the table's life: frees the root page (unless the caller owns it) once
     // nothing is left below it. Preconditions, each an error that changes nothing
@@ -466,39 +376,7 @@ public:
     // sparse ranges first, then flush); for an adopted root, no table of ours left and the
     // foreign tables' words exactly as adopted (a hash of them is compared). Afterwards the
     // table must not be used.
-    [[nodiscard]] Result<void> release_root() noexcept
-    {
-        if (root_ == no_table_node) return failure(Error::invalid_argument);
-        if (prepared_head_ != no_table_node || retired_ != no_table_node)
-            return failure(Error::in_use);
-        if (stats_.tables() != 1) return failure(Error::in_use);
-        const PageTableNode &root = nodes_[root_];
-        if (root.has(PageTableNode::foreign)) {
-            // Adopted: the foreign tables must hold exactly the words they held when
-            // adopted (everything mapped into them was unmapped); then only the shadow goes.
-            u64 hash = foreign_hash_start;
-            GPUMMU_TRY(hash_foreign(root_, hash));
-            if (hash != foreign_hash_) return failure(Error::in_use);
-            for (u32 i = 0; i < nodes_.size(); ++i)
-                if (i != root_ && nodes_[i].has(PageTableNode::foreign)) free_node(i);
-            free_node(root_);
-            root_ = no_table_node;
-            stats_ = PageTableStats{};
-            foreign_count_ = 0;
-            return success();
-        }
-        std::array<u64, 512> words{};
-        constexpr std::size_t root_words = F::levels[0].table_bytes() / sizeof(u64);
-        GPUMMU_TRY(memory_->read(root.page.address, std::span<u64>(words.data(), root_words)));
-        for (std::size_t i = 0; i < root_words; ++i)
-            if (words[i] != 0) return failure(Error::in_use);
-        if (!root.has(PageTableNode::caller_root))
-            GPUMMU_TRY(pages_->free_table(root.page, true));  // every word invalid: zero
-        free_node(root_);
-        root_ = no_table_node;
-        stats_ = PageTableStats{};
-        return success();
-    }
+    [[nodiscard]] Result<void> release_root() noexcept;
 
     // ---- queries -----------------------------------------------------------------------
 
@@ -507,14 +385,7 @@ public:
     // attributes: one read through the TableMemory at most.
     // How many 4 KiB pages of `range` return to sparse when unmapped: sparse pages and
     // mapped pages over a sparse range (from the shadow; 0 outside the format's VA).
-    [[nodiscard]] u64 sparse_pages(VirtualRange range) const noexcept
-    {
-        if (root_ == no_table_node || range.empty()) return 0;
-        u64 end = range.end().value();
-        if constexpr (F::va_bits < 64) end = std::min(end, u64{1} << F::va_bits);
-        if (range.begin().value() >= end) return 0;
-        return sparse_pages_below(root_, 0, range.begin().value(), end);
-    }
+    [[nodiscard]] u64 sparse_pages(VirtualRange range) const noexcept;
 
     [[nodiscard]] Result<Translation> translate(VirtualAddress va) const noexcept
     {
@@ -559,25 +430,7 @@ public:
     }
 
     // Reads every table back and checks it against the shadow (see Invariants above).
-    [[nodiscard]] Result<void> check_invariants() const noexcept
-    {
-        u64 reached = 0;
-        GPUMMU_TRY(audit(root_, 0, reached));
-        u64 in_use = 0, retired = 0;
-        for (const PageTableNode &node : nodes_) {
-            if (!node.has(PageTableNode::in_use)) continue;
-            if (node.has(PageTableNode::retired))
-                ++retired;
-            else
-                ++in_use;
-            if (node.has(PageTableNode::prepared) && !plan_outstanding_)
-                return failure(Error::malformed_record);
-        }
-        if (plan_outstanding_) return success();  // prepared nodes are not reachable yet
-        if (in_use != reached || retired != stats_.retired_tables)
-            return failure(Error::malformed_record);
-        return success();
-    }
+    [[nodiscard]] Result<void> check_invariants() const noexcept;
 
 private:
     PageTable(M &memory, S &pages, PageTableStorage storage, PageTableConfig config) noexcept
@@ -2688,5 +2541,202 @@ private:
     u64 segment_va_ = 0;
     TlbBatch *batch_ = nullptr;
 };
+
+// Member functions defined outside the class, so that an `extern template` declaration
+// of an instantiation keeps them out of the including translation unit (docs/consuming.md).
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::create(M &memory, S &pages, PageTableStorage storage,
+                                PageTableConfig config) noexcept -> Result<PageTable>
+{
+    PageTable table(memory, pages, storage, config);
+    GPUMMU_TRY(table.check_config());
+    auto node = table.allocate_node(0, false);
+    if (!node) return failure(node.error());
+    auto page = pages.allocate_table(TableSize::small_page_or_directory);
+    if (!page) return failure(page.error());
+    table.nodes_[*node].page = *page;
+    table.finish_root(*node);
+    return table;
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::with_root(M &memory, S &pages, PageTableStorage storage, VramAddress root,
+                                   PageTableConfig config) noexcept -> Result<PageTable>
+{
+    if (!root.is_aligned_to(4096)) return failure(Error::misaligned);
+    PageTable table(memory, pages, storage, config);
+    GPUMMU_TRY(table.check_config());
+    auto node = table.allocate_node(0, false);
+    if (!node) return failure(node.error());
+    table.nodes_[*node].page = TablePage{root, TableSize::small_page_or_directory};
+    table.nodes_[*node].flags |= PageTableNode::caller_root;
+    table.finish_root(*node);
+    u64 hash = foreign_hash_start;
+    GPUMMU_TRY(table.adopt(*node, 0, 0, hash));
+    if (table.foreign_count_ != 0 || table.stats_.foreign_tables != 0) {
+        table.nodes_[*node].flags |= PageTableNode::foreign;
+        table.foreign_hash_ = hash;
+        GPUMMU_TRY(table.check_invariants());  // the shadow built says what VRAM says
+    }
+    return table;
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::prepare_map(VirtualRange range, std::span<const PhysicalSegment> segments,
+                                     const PageAttributes &attributes, MapOptions options) noexcept
+    -> Result<Prepared>
+{
+    if (plan_outstanding_) return failure(Error::invalid_argument);
+    Request request;
+    request.operation = Operation::map;
+    request.segments = segments;
+    request.attributes = attributes;
+    request.replace = options.replace;
+    GPUMMU_TRY(validate_range(range, request));
+    GPUMMU_TRY(check_foreign(request));
+    GPUMMU_TRY(validate_map(request, options));
+    auto prepared = run_prepare(request);
+    if (!prepared) return failure(prepared.error());
+    plan_outstanding_ = true;
+    return Prepared(request, *prepared, this);
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::commit(Prepared &&plan) noexcept -> Result<TlbBatch>
+{
+    if (plan.owner_ != this) return failure(Error::invalid_argument);
+    plan.owner_ = nullptr;
+    plan_outstanding_ = false;
+    return run_commit(plan.request_);
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::cancel(Prepared &&plan) noexcept -> void
+{
+    if (plan.owner_ != this) return;
+    plan.owner_ = nullptr;
+    plan_outstanding_ = false;
+    release_prepared(plan.prepared_);
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::map(VirtualRange range, std::span<const PhysicalSegment> segments,
+                             const PageAttributes &attributes, MapOptions options) noexcept
+    -> Result<TlbBatch>
+{
+    auto plan = prepare_map(range, segments, attributes, options);
+    if (!plan) return failure(plan.error());
+    return commit(std::move(*plan));
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::map(VirtualRange range, const PageAttributes &attributes,
+                             MapOptions options) noexcept -> Result<TlbBatch>
+{
+    const PhysicalSegment segment{attributes.address, range.size()};
+    return map(range, std::span<const PhysicalSegment>(&segment, 1), attributes, options);
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::unmap(VirtualRange range) noexcept -> Result<TlbBatch>
+{
+    return change(range, Operation::unmap);
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::make_sparse(VirtualRange range) noexcept -> Result<TlbBatch>
+{
+    return change(range, Operation::make_sparse);
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::clear_sparse(VirtualRange range) noexcept -> Result<TlbBatch>
+{
+    return change(range, Operation::clear_sparse);
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::release_retired(const TlbBatch &finished) noexcept -> Result<void>
+{
+    if (finished.pending()) return failure(Error::invalid_argument);
+    while (retired_ != no_table_node) {
+        u32 node = retired_;
+        PageTableNode &record = nodes_[node];
+        const bool big = record.has(PageTableNode::big);
+        // Retired tables hold only invalid words, except big tables (NV4K words, or the
+        // PTEs of whole 64 KiB tables an unmap left: the page source zeroes big tables
+        // itself) and folded tables' sparse words.
+        GPUMMU_TRY(pages_->free_table(record.page, !big && !record.has(PageTableNode::folded)));
+        retired_ = record.next;
+        --stats_.retired_tables;
+        free_node(node);
+    }
+    return success();
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::release_root() noexcept -> Result<void>
+{
+    if (root_ == no_table_node) return failure(Error::invalid_argument);
+    if (prepared_head_ != no_table_node || retired_ != no_table_node) return failure(Error::in_use);
+    if (stats_.tables() != 1) return failure(Error::in_use);
+    const PageTableNode &root = nodes_[root_];
+    if (root.has(PageTableNode::foreign)) {
+        // Adopted: the foreign tables must hold exactly the words they held when
+        // adopted (everything mapped into them was unmapped); then only the shadow goes.
+        u64 hash = foreign_hash_start;
+        GPUMMU_TRY(hash_foreign(root_, hash));
+        if (hash != foreign_hash_) return failure(Error::in_use);
+        for (u32 i = 0; i < nodes_.size(); ++i)
+            if (i != root_ && nodes_[i].has(PageTableNode::foreign)) free_node(i);
+        free_node(root_);
+        root_ = no_table_node;
+        stats_ = PageTableStats{};
+        foreign_count_ = 0;
+        return success();
+    }
+    std::array<u64, 512> words{};
+    constexpr std::size_t root_words = F::levels[0].table_bytes() / sizeof(u64);
+    GPUMMU_TRY(memory_->read(root.page.address, std::span<u64>(words.data(), root_words)));
+    for (std::size_t i = 0; i < root_words; ++i)
+        if (words[i] != 0) return failure(Error::in_use);
+    if (!root.has(PageTableNode::caller_root))
+        GPUMMU_TRY(pages_->free_table(root.page, true));  // every word invalid: zero
+    free_node(root_);
+    root_ = no_table_node;
+    stats_ = PageTableStats{};
+    return success();
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::sparse_pages(VirtualRange range) const noexcept -> u64
+{
+    if (root_ == no_table_node || range.empty()) return 0;
+    u64 end = range.end().value();
+    if constexpr (F::va_bits < 64) end = std::min(end, u64{1} << F::va_bits);
+    if (range.begin().value() >= end) return 0;
+    return sparse_pages_below(root_, 0, range.begin().value(), end);
+}
+
+template <MmuFormat F, TableMemory M, TablePageSource S>
+auto PageTable<F, M, S>::check_invariants() const noexcept -> Result<void>
+{
+    u64 reached = 0;
+    GPUMMU_TRY(audit(root_, 0, reached));
+    u64 in_use = 0, retired = 0;
+    for (const PageTableNode &node : nodes_) {
+        if (!node.has(PageTableNode::in_use)) continue;
+        if (node.has(PageTableNode::retired))
+            ++retired;
+        else
+            ++in_use;
+        if (node.has(PageTableNode::prepared) && !plan_outstanding_)
+            return failure(Error::malformed_record);
+    }
+    if (plan_outstanding_) return success();  // prepared nodes are not reachable yet
+    if (in_use != reached || retired != stats_.retired_tables)
+        return failure(Error::malformed_record);
+    return success();
+}
 
 }  // namespace gpummu

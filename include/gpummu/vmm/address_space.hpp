@@ -159,135 +159,21 @@ public:
 
     [[nodiscard]] Result<Mapping> map(std::span<const PhysicalSegment> segments,
                                       const PageAttributes &attributes,
-                                      Placement placement = {}) noexcept
-    {
-        GPUMMU_TRY(ready());
-        u64 size = 0;
-        for (const PhysicalSegment &segment : segments) {
-            auto sum = checked_add(size, segment.size);
-            if (!sum) return failure(Error::arithmetic_overflow);
-            size = *sum;
-        }
-        if (size == 0) return failure(Error::invalid_argument);
-        GPUMMU_TRY(check_segments(segments, attributes));
-        const RangeRequest request = range_request(
-            size, placement,
-            placement.alignment != 0 ? placement.alignment : natural_alignment(segments, size));
-        auto claim = claim_range(request);
-        if (!claim) return failure(claim.error());
-        auto batch =
-            table_->map(claim->range, segments, attributes, {.page_sizes = placement.page_sizes});
-        if (!batch) {
-            (void)ranges_->free(claim->range);
-            give_back_slot(claim->slot);
-            return failure(batch.error());
-        }
-        return finish_mapping(claim->slot, claim->range, MappingRecord::Kind::mapping, no_slot,
-                              *batch);
-    }
+                                      Placement placement = {}) noexcept;
 
     [[nodiscard]] Result<Mapping> map_fixed(VirtualRange range,
                                             std::span<const PhysicalSegment> segments,
                                             const PageAttributes &attributes,
-                                            MapOptions options = {}) noexcept
-    {
-        GPUMMU_TRY(ready());
-        if (!space_.contains(range)) return failure(Error::out_of_range);
-        GPUMMU_TRY(check_segments(segments, attributes));
-        GPUMMU_TRY(check_foreign(range));
-        auto slot = take_slot();
-        if (!slot) return failure(slot.error());
-        const u32 parent = sparse_holding(range);
-        if (parent == no_slot) {
-            auto reserved = ranges_->reserve(range, *slot);
-            if (!reserved) {
-                give_back_slot(*slot);
-                return failure(reserved.error());
-            }
-        }
-        // Replacing inside a reservation: a mapping the range covers whole is replaced (its
-        // handle goes stale); one the range would cut is refused, so that every mapped page
-        // keeps exactly one record (cutting mappings is for bind jobs).
-        if (parent != no_slot && options.replace) {
-            for (u32 other = 0; other < records_.size(); ++other) {
-                const MappingRecord &record = records_[other];
-                if (record.kind != MappingRecord::Kind::mapping_in_sparse ||
-                    record.parent != parent || !record.range.overlaps(range) ||
-                    range.contains(record.range))
-                    continue;
-                give_back_slot(*slot);
-                return failure(Error::overlap);
-            }
-        }
-        auto batch = table_->map(range, segments, attributes, options);
-        if (!batch) {
-            if (parent == no_slot) (void)ranges_->free(range);
-            give_back_slot(*slot);
-            return failure(batch.error());
-        }
-        if (parent != no_slot && options.replace) {
-            for (u32 other = 0; other < records_.size(); ++other) {
-                const MappingRecord &record = records_[other];
-                if (other == *slot || record.kind != MappingRecord::Kind::mapping_in_sparse ||
-                    record.parent != parent || !range.contains(record.range))
-                    continue;
-                forget(other);
-            }
-        }
-        return finish_mapping(*slot, range,
-                              parent == no_slot ? MappingRecord::Kind::mapping
-                                                : MappingRecord::Kind::mapping_in_sparse,
-                              parent, *batch);
-    }
+                                            MapOptions options = {}) noexcept;
 
-    [[nodiscard]] Result<Mapping> reserve_sparse(u64 size, Placement placement = {}) noexcept
-    {
-        GPUMMU_TRY(ready());
-        const RangeRequest request =
-            range_request(size, placement, placement.alignment != 0 ? placement.alignment : 4096);
-        auto claim = claim_range(request);
-        if (!claim) return failure(claim.error());
-        return finish_sparse(claim->slot, claim->range);
-    }
+    [[nodiscard]] Result<Mapping> reserve_sparse(u64 size, Placement placement = {}) noexcept;
 
-    [[nodiscard]] Result<Mapping> reserve_sparse_fixed(VirtualRange range) noexcept
-    {
-        GPUMMU_TRY(ready());
-        if (!space_.contains(range)) return failure(Error::out_of_range);
-        GPUMMU_TRY(check_foreign(range));
-        auto slot = take_slot();
-        if (!slot) return failure(slot.error());
-        auto reserved = ranges_->reserve(range, *slot);
-        if (!reserved) {
-            give_back_slot(*slot);
-            return failure(reserved.error());
-        }
-        return finish_sparse(*slot, range);
-    }
+    [[nodiscard]] Result<Mapping> reserve_sparse_fixed(VirtualRange range) noexcept;
 
     // Unmaps a mapping or drops a sparse reservation.
-    [[nodiscard]] Result<void> release(MappingHandle handle) noexcept
-    {
-        GPUMMU_TRY(ready());
-        auto slot = lookup(handle);
-        if (!slot) return failure(slot.error());
-        MappingRecord &record = records_[*slot];
-        if (record.kind == MappingRecord::Kind::sparse && record.children != 0)
-            return failure(Error::in_use);  // mappings inside it: release those first
-        auto batch = record.kind == MappingRecord::Kind::sparse ? clear_reservation(record.range)
-                                                                : table_->unmap(record.range);
-        if (!batch) return failure(batch.error());
-        if (record.kind != MappingRecord::Kind::mapping_in_sparse)
-            (void)ranges_->free(record.range);
-        forget(*slot);
-        return flush(*batch);
-    }
+    [[nodiscard]] Result<void> release(MappingHandle handle) noexcept;
 
-    [[nodiscard]] Result<Translation> translate(VirtualAddress va) const noexcept
-    {
-        GPUMMU_TRY(ready());
-        return table_->translate(va);
-    }
+    [[nodiscard]] Result<Translation> translate(VirtualAddress va) const noexcept;
     // Ends the address space: unmaps every mapping and drops every sparse reservation
     // (their handles go stale), with one TLB invalidate for all of it, then frees every
     // table it made, root included, so all their VRAM is back in the buddy. A root the
@@ -295,62 +181,10 @@ public:
     // invalid again. Afterwards the object may be created again. Errors: invalid_argument
     // (not created); a device error from the invalidate or table writes (then the space is
     // half torn down: the device needs attention, as for any failed invalidate).
-    [[nodiscard]] Result<void> destroy() noexcept
-    {
-        GPUMMU_TRY(ready());
-        Deferred<TlbBatch> all;
-        auto collect = [&](Result<TlbBatch> batch) -> Result<void> {
-            if (!batch) return failure(batch.error());
-            if (!all.engaged()) {
-                all.emplace(std::move(*batch));
-                return success();
-            }
-            return (*all).merge(std::move(*batch));
-        };
-        auto fail = [&](Error error) -> Result<void> {
-            if (all.engaged()) (*all).abandon();
-            return failure(error);
-        };
-        // Mappings first (those inside a reservation turn sparse), then the reservations.
-        for (MappingRecord::Kind pass :
-             {MappingRecord::Kind::mapping, MappingRecord::Kind::sparse}) {
-            for (u32 slot = 0; slot < records_.size(); ++slot) {
-                MappingRecord &record = records_[slot];
-                const bool mapping = record.kind == MappingRecord::Kind::mapping ||
-                                     record.kind == MappingRecord::Kind::mapping_in_sparse;
-                if (pass == MappingRecord::Kind::mapping
-                        ? !mapping
-                        : record.kind != MappingRecord::Kind::sparse)
-                    continue;
-                auto collected = collect(mapping ? table_->unmap(record.range)
-                                                 : clear_reservation(record.range));
-                if (!collected) return fail(collected.error());
-                if (record.kind != MappingRecord::Kind::mapping_in_sparse)
-                    (void)ranges_->free(record.range);
-                forget(slot);
-            }
-        }
-        if (all.engaged()) {
-            auto flushed = flush(*all);
-            if (!flushed) return flushed;
-        }
-        GPUMMU_TRY(table_->release_root());
-        table_.reset();
-        pages_.reset();
-        ranges_.reset();
-        invalidator_ = nullptr;
-        stats_ = AddressSpaceStats{};
-        created_ = false;
-        return success();
-    }
+    [[nodiscard]] Result<void> destroy() noexcept;
 
     // The range a live handle names.
-    [[nodiscard]] Result<VirtualRange> range_of(MappingHandle handle) const noexcept
-    {
-        auto slot = lookup(handle);
-        if (!slot) return failure(slot.error());
-        return records_[*slot].range;
-    }
+    [[nodiscard]] Result<VirtualRange> range_of(MappingHandle handle) const noexcept;
 
     // Calls visit(const MappingInfo &) for every live mapping and sparse reservation, in
     // slot order (not VA order). O(handle slots).
@@ -371,27 +205,11 @@ public:
         }
     }
 
-    [[nodiscard]] AddressSpaceStats stats() const noexcept
-    {
-        AddressSpaceStats out = stats_;
-        if (!created_) return out;
-        out.tables = table_->stats();
-        out.table_vram_bytes = (*pages_).vram_bytes();
-        out.range_nodes = ranges_->nodes_in_use();
-        return out;
-    }
+    [[nodiscard]] AddressSpaceStats stats() const noexcept;
     // The root table ("no table" before create and after destroy).
-    [[nodiscard]] TablePointer root() const noexcept
-    {
-        return created_ ? table_->root() : TablePointer{};
-    }
+    [[nodiscard]] TablePointer root() const noexcept;
     [[nodiscard]] bool created() const noexcept { return created_; }
-    [[nodiscard]] Result<void> check_invariants() const noexcept
-    {
-        GPUMMU_TRY(ready());
-        GPUMMU_TRY(ranges_->check_invariants());
-        return table_->check_invariants();
-    }
+    [[nodiscard]] Result<void> check_invariants() const noexcept;
     [[nodiscard]] Table &page_table() noexcept { return *table_; }
 
 private:
@@ -400,59 +218,7 @@ private:
 
     [[nodiscard]] Result<void> create_impl(M &memory, BuddyAllocator &buddy, T &invalidator,
                                            AddressSpaceStorage storage, AddressSpaceConfig config,
-                                           const VramAddress *root) noexcept
-    {
-        if (created_) return failure(Error::invalid_argument);
-        if (storage.mappings.empty() || storage.mappings.size() >= no_slot)
-            return failure(Error::invalid_argument);
-        if ((F::va_bits < 64) && config.space.end().value() > (u64{1} << F::va_bits))
-            return failure(Error::out_of_range);
-        auto ranges = RangeAllocator::create(config.space, storage.range_nodes);
-        if (!ranges) return failure(ranges.error());
-        pages_.emplace(buddy, memory, storage.big_table_pages);
-        (*pages_).set_budget(config.vram_budget);
-        auto table =
-            root == nullptr
-                ? Table::create(memory, *pages_, storage.tables, config.page_table)
-                : Table::with_root(memory, *pages_, storage.tables, *root, config.page_table);
-        if (!table) {
-            pages_.reset();
-            return failure(table.error());
-        }
-        // An adopted root's pages (GSP's, under BAR1) are never handed out: their VAs are
-        // taken in the range allocator under an owner no record has.
-        for (const ForeignRange &foreign : table->foreign_ranges()) {
-            if (!foreign.mapped) continue;
-            const u64 begin = std::max(foreign.begin, config.space.begin().value());
-            const u64 end = std::min(foreign.end, config.space.end().value());
-            if (begin >= end) continue;
-            auto taken = VirtualRange::from_bounds(VirtualAddress{begin}, VirtualAddress{end});
-            Result<VirtualRange> reserved =
-                taken ? ranges->reserve(*taken, foreign_owner) : failure(taken.error());
-            if (!reserved) {
-                (void)table->release_root();
-                pages_.reset();
-                return failure(reserved.error());
-            }
-        }
-        ranges_.emplace(std::move(*ranges));
-        table_.emplace(std::move(*table));
-        invalidator_ = &invalidator;
-        records_ = storage.mappings;
-        for (std::size_t i = 0; i < records_.size(); ++i) {
-            // Generations carry on from whatever the storage held (even garbage), one up:
-            // handles of an earlier space over this storage stay stale.
-            const u32 generation = records_[i].generation + 1;
-            records_[i] = MappingRecord{};
-            records_[i].generation = generation;
-            records_[i].next_free = i + 1 < records_.size() ? static_cast<u32>(i + 1) : no_slot;
-        }
-        free_slot_ = 0;
-        space_ = config.space;
-        vram_end_ = config.vram_end;
-        created_ = true;
-        return success();
-    }
+                                           const VramAddress *root) noexcept;
 
     [[nodiscard]] Result<void> ready() const noexcept
     {
@@ -675,6 +441,273 @@ private:
     AddressSpaceStats stats_{};
     bool created_ = false;
 };
+
+// Member functions defined outside the class, so that an `extern template` declaration
+// of an instantiation keeps them out of the including translation unit (docs/consuming.md).
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::map(std::span<const PhysicalSegment> segments,
+                                const PageAttributes &attributes, Placement placement) noexcept
+    -> Result<Mapping>
+{
+    GPUMMU_TRY(ready());
+    u64 size = 0;
+    for (const PhysicalSegment &segment : segments) {
+        auto sum = checked_add(size, segment.size);
+        if (!sum) return failure(Error::arithmetic_overflow);
+        size = *sum;
+    }
+    if (size == 0) return failure(Error::invalid_argument);
+    GPUMMU_TRY(check_segments(segments, attributes));
+    const RangeRequest request = range_request(
+        size, placement,
+        placement.alignment != 0 ? placement.alignment : natural_alignment(segments, size));
+    auto claim = claim_range(request);
+    if (!claim) return failure(claim.error());
+    auto batch =
+        table_->map(claim->range, segments, attributes, {.page_sizes = placement.page_sizes});
+    if (!batch) {
+        (void)ranges_->free(claim->range);
+        give_back_slot(claim->slot);
+        return failure(batch.error());
+    }
+    return finish_mapping(claim->slot, claim->range, MappingRecord::Kind::mapping, no_slot, *batch);
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::map_fixed(VirtualRange range, std::span<const PhysicalSegment> segments,
+                                      const PageAttributes &attributes, MapOptions options) noexcept
+    -> Result<Mapping>
+{
+    GPUMMU_TRY(ready());
+    if (!space_.contains(range)) return failure(Error::out_of_range);
+    GPUMMU_TRY(check_segments(segments, attributes));
+    GPUMMU_TRY(check_foreign(range));
+    auto slot = take_slot();
+    if (!slot) return failure(slot.error());
+    const u32 parent = sparse_holding(range);
+    if (parent == no_slot) {
+        auto reserved = ranges_->reserve(range, *slot);
+        if (!reserved) {
+            give_back_slot(*slot);
+            return failure(reserved.error());
+        }
+    }
+    // Replacing inside a reservation: a mapping the range covers whole is replaced (its
+    // handle goes stale); one the range would cut is refused, so that every mapped page
+    // keeps exactly one record (cutting mappings is for bind jobs).
+    if (parent != no_slot && options.replace) {
+        for (u32 other = 0; other < records_.size(); ++other) {
+            const MappingRecord &record = records_[other];
+            if (record.kind != MappingRecord::Kind::mapping_in_sparse || record.parent != parent ||
+                !record.range.overlaps(range) || range.contains(record.range))
+                continue;
+            give_back_slot(*slot);
+            return failure(Error::overlap);
+        }
+    }
+    auto batch = table_->map(range, segments, attributes, options);
+    if (!batch) {
+        if (parent == no_slot) (void)ranges_->free(range);
+        give_back_slot(*slot);
+        return failure(batch.error());
+    }
+    if (parent != no_slot && options.replace) {
+        for (u32 other = 0; other < records_.size(); ++other) {
+            const MappingRecord &record = records_[other];
+            if (other == *slot || record.kind != MappingRecord::Kind::mapping_in_sparse ||
+                record.parent != parent || !range.contains(record.range))
+                continue;
+            forget(other);
+        }
+    }
+    return finish_mapping(*slot, range,
+                          parent == no_slot ? MappingRecord::Kind::mapping
+                                            : MappingRecord::Kind::mapping_in_sparse,
+                          parent, *batch);
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::reserve_sparse(u64 size, Placement placement) noexcept
+    -> Result<Mapping>
+{
+    GPUMMU_TRY(ready());
+    const RangeRequest request =
+        range_request(size, placement, placement.alignment != 0 ? placement.alignment : 4096);
+    auto claim = claim_range(request);
+    if (!claim) return failure(claim.error());
+    return finish_sparse(claim->slot, claim->range);
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::reserve_sparse_fixed(VirtualRange range) noexcept -> Result<Mapping>
+{
+    GPUMMU_TRY(ready());
+    if (!space_.contains(range)) return failure(Error::out_of_range);
+    GPUMMU_TRY(check_foreign(range));
+    auto slot = take_slot();
+    if (!slot) return failure(slot.error());
+    auto reserved = ranges_->reserve(range, *slot);
+    if (!reserved) {
+        give_back_slot(*slot);
+        return failure(reserved.error());
+    }
+    return finish_sparse(*slot, range);
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::release(MappingHandle handle) noexcept -> Result<void>
+{
+    GPUMMU_TRY(ready());
+    auto slot = lookup(handle);
+    if (!slot) return failure(slot.error());
+    MappingRecord &record = records_[*slot];
+    if (record.kind == MappingRecord::Kind::sparse && record.children != 0)
+        return failure(Error::in_use);  // mappings inside it: release those first
+    auto batch = record.kind == MappingRecord::Kind::sparse ? clear_reservation(record.range)
+                                                            : table_->unmap(record.range);
+    if (!batch) return failure(batch.error());
+    if (record.kind != MappingRecord::Kind::mapping_in_sparse) (void)ranges_->free(record.range);
+    forget(*slot);
+    return flush(*batch);
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::translate(VirtualAddress va) const noexcept -> Result<Translation>
+{
+    GPUMMU_TRY(ready());
+    return table_->translate(va);
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::destroy() noexcept -> Result<void>
+{
+    GPUMMU_TRY(ready());
+    // One batch for everything (merges of batches of this space cannot fail): one invalidate.
+    TlbBatch all = table_->empty_batch();
+    auto collect = [&](Result<TlbBatch> batch) -> Result<void> {
+        if (!batch) return failure(batch.error());
+        return all.merge(std::move(*batch));
+    };
+    auto fail = [&](Error error) -> Result<void> {
+        all.abandon();
+        return failure(error);
+    };
+    // Mappings first (those inside a reservation turn sparse), then the reservations.
+    for (MappingRecord::Kind pass : {MappingRecord::Kind::mapping, MappingRecord::Kind::sparse}) {
+        for (u32 slot = 0; slot < records_.size(); ++slot) {
+            MappingRecord &record = records_[slot];
+            const bool mapping = record.kind == MappingRecord::Kind::mapping ||
+                                 record.kind == MappingRecord::Kind::mapping_in_sparse;
+            if (pass == MappingRecord::Kind::mapping ? !mapping
+                                                     : record.kind != MappingRecord::Kind::sparse)
+                continue;
+            auto collected =
+                collect(mapping ? table_->unmap(record.range) : clear_reservation(record.range));
+            if (!collected) return fail(collected.error());
+            if (record.kind != MappingRecord::Kind::mapping_in_sparse)
+                (void)ranges_->free(record.range);
+            forget(slot);
+        }
+    }
+    GPUMMU_TRY(flush(all));
+    GPUMMU_TRY(table_->release_root());
+    table_.reset();
+    pages_.reset();
+    ranges_.reset();
+    invalidator_ = nullptr;
+    stats_ = AddressSpaceStats{};
+    created_ = false;
+    return success();
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::range_of(MappingHandle handle) const noexcept -> Result<VirtualRange>
+{
+    auto slot = lookup(handle);
+    if (!slot) return failure(slot.error());
+    return records_[*slot].range;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::stats() const noexcept -> AddressSpaceStats
+{
+    AddressSpaceStats out = stats_;
+    if (!created_) return out;
+    out.tables = table_->stats();
+    out.table_vram_bytes = (*pages_).vram_bytes();
+    out.range_nodes = ranges_->nodes_in_use();
+    return out;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::root() const noexcept -> TablePointer
+{
+    return created_ ? table_->root() : TablePointer{};
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::check_invariants() const noexcept -> Result<void>
+{
+    GPUMMU_TRY(ready());
+    GPUMMU_TRY(ranges_->check_invariants());
+    return table_->check_invariants();
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto AddressSpace<F, M, T>::create_impl(M &memory, BuddyAllocator &buddy, T &invalidator,
+                                        AddressSpaceStorage storage, AddressSpaceConfig config,
+                                        const VramAddress *root) noexcept -> Result<void>
+{
+    if (created_) return failure(Error::invalid_argument);
+    if (storage.mappings.empty() || storage.mappings.size() >= no_slot)
+        return failure(Error::invalid_argument);
+    if ((F::va_bits < 64) && config.space.end().value() > (u64{1} << F::va_bits))
+        return failure(Error::out_of_range);
+    auto ranges = RangeAllocator::create(config.space, storage.range_nodes);
+    if (!ranges) return failure(ranges.error());
+    pages_.emplace(buddy, memory, storage.big_table_pages);
+    (*pages_).set_budget(config.vram_budget);
+    auto table = root == nullptr
+                     ? Table::create(memory, *pages_, storage.tables, config.page_table)
+                     : Table::with_root(memory, *pages_, storage.tables, *root, config.page_table);
+    if (!table) {
+        pages_.reset();
+        return failure(table.error());
+    }
+    // An adopted root's pages (GSP's, under BAR1) are never handed out: their VAs are
+    // taken in the range allocator under an owner no record has.
+    for (const ForeignRange &foreign : table->foreign_ranges()) {
+        if (!foreign.mapped) continue;
+        const u64 begin = std::max(foreign.begin, config.space.begin().value());
+        const u64 end = std::min(foreign.end, config.space.end().value());
+        if (begin >= end) continue;
+        auto taken = VirtualRange::from_bounds(VirtualAddress{begin}, VirtualAddress{end});
+        Result<VirtualRange> reserved =
+            taken ? ranges->reserve(*taken, foreign_owner) : failure(taken.error());
+        if (!reserved) {
+            (void)table->release_root();
+            pages_.reset();
+            return failure(reserved.error());
+        }
+    }
+    ranges_.emplace(std::move(*ranges));
+    table_.emplace(std::move(*table));
+    invalidator_ = &invalidator;
+    records_ = storage.mappings;
+    for (std::size_t i = 0; i < records_.size(); ++i) {
+        // Generations carry on from whatever the storage held (even garbage), one up:
+        // handles of an earlier space over this storage stay stale.
+        const u32 generation = records_[i].generation + 1;
+        records_[i] = MappingRecord{};
+        records_[i].generation = generation;
+        records_[i].next_free = i + 1 < records_.size() ? static_cast<u32>(i + 1) : no_slot;
+    }
+    free_slot_ = 0;
+    space_ = config.space;
+    vram_end_ = config.vram_end;
+    created_ = true;
+    return success();
+}
 
 // The MMU format chosen at run time (from the chip); each format's code is compiled.
 template <TableMemory M, TlbInvalidator T>

@@ -1,0 +1,11 @@
+// The one translation unit that compiles the address spaces' and the page table's member
+// functions (explicit
+// instantiation definitions); test_extern_address_space.cpp only declares them.
+#include "spaces.hpp"
+
+template class gpummu::AddressSpace<gpummu::MmuV2, gpummu::HostMemory,
+                                    gpummu::testing::RecordingInvalidator>;
+template class gpummu::PageTable<gpummu::MmuV3, gpummu::HostMemory,
+                                 gpummu::BuddyTablePages<gpummu::HostMemory>>;
+template class gpummu::AddressSpace<gpummu::MmuV3, gpummu::HostMemory,
+                                    gpummu::testing::RecordingInvalidator>;
