@@ -35,6 +35,45 @@ TEST_CASE("reads, writes and fills land where addressed and are counted")
     CHECK(memory.counters().fills == 1);
 }
 
+TEST_CASE("sequences and pair sequences write exactly their words, wrapping mod 2^64")
+{
+    std::vector<u64> image(64, 5);
+    HostMemory memory(image, VramAddress{0x2000});
+    REQUIRE(memory.write_sequence(VramAddress{0x2008}, ~u64{0} - 1, 1, 4));
+    CHECK(image[0] == 5);
+    CHECK(image[1] == ~u64{0} - 1);
+    CHECK(image[2] == ~u64{0});
+    CHECK(image[3] == 0);
+    CHECK(image[4] == 1);
+    CHECK(image[5] == 5);
+    // Dual entries: the low word steps, the high word stays.
+    REQUIRE(memory.write_pair_sequence(VramAddress{0x2040}, 0x100, 0x20, 0xAB, 5));
+    CHECK(image[7] == 5);
+    for (std::size_t i = 0; i < 5; ++i) {
+        CHECK(image[8 + 2 * i] == 0x100 + 0x20 * i);
+        CHECK(image[9 + 2 * i] == 0xAB);
+    }
+    CHECK(image[18] == 5);
+    CHECK(memory.counters().writes == 2);
+    CHECK(memory.counters().bytes_written == (4 + 10) * 8);
+    // Refusals change nothing: misaligned, past the end, a pair count whose word count
+    // wraps.
+    const std::vector<u64> before = image;
+    CHECK(memory.write_pair_sequence(VramAddress{0x2004}, 1, 1, 1, 1).error() == Error::misaligned);
+    CHECK(memory.write_pair_sequence(VramAddress{0x21F8}, 1, 1, 1, 1).error() ==
+          Error::out_of_range);
+    CHECK(
+        memory.write_pair_sequence(VramAddress{0x2000}, 1, 1, 1, ~std::size_t{0} / 2 + 1).error() ==
+        Error::out_of_range);
+    CHECK(memory.write_pair_sequence(VramAddress{0x2000}, 1, 1, 1, 33).error() ==
+          Error::out_of_range);
+    CHECK(image == before);
+    CHECK(memory.counters().writes == 2);
+    REQUIRE(memory.write_pair_sequence(VramAddress{0x21F0}, 9, 1, 8, 1));  // the last pair
+    CHECK(image[62] == 9);
+    CHECK(image[63] == 8);
+}
+
 TEST_CASE("bad addresses are refused without touching the image or the counters")
 {
     std::vector<u64> image(16, 7);

@@ -2,6 +2,7 @@
 // page tables written through the window.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <vector>
 
 #include "gpummu/hw/pramin.hpp"
@@ -188,7 +189,7 @@ TEST_CASE("bulk accesses through block BAR access and word by word agree, moves 
         const std::size_t count = next() % (round % 10 == 0 ? words.size() : 3000);
         const u64 start = (next() % ((16 * mib) / 8 - count + 1)) * 8;
         const VramAddress at{start};
-        switch (next() % 3) {
+        switch (next() % 4) {
         case 0:
             for (std::size_t i = 0; i < count; ++i) words[i] = next();
             REQUIRE(block.write(at, std::span<const u64>(words.data(), count)).has_value());
@@ -198,6 +199,23 @@ TEST_CASE("bulk accesses through block BAR access and word by word agree, moves 
             const u64 first = next(), step = next() % 5 * 0x1000;
             REQUIRE(block.write_sequence(at, first, step, count).has_value());
             REQUIRE(word.write_sequence(at, first, step, count).has_value());
+            break;
+        }
+        case 2: {
+            // Pairs, checked against the pattern they must leave (windows edges may fall
+            // between the two words of a pair: `at` is any word).
+            const u64 first = next(), step = next() % 5 * 0x1000, second = next();
+            const std::size_t pairs = count / 2;
+            REQUIRE(block.write_pair_sequence(at, first, step, second, pairs).has_value());
+            REQUIRE(word.write_pair_sequence(at, first, step, second, pairs).has_value());
+            REQUIRE(block.read(at, std::span<u64>(back_block.data(), 2 * pairs)).has_value());
+            REQUIRE(word.read(at, std::span<u64>(back_word.data(), 2 * pairs)).has_value());
+            for (std::size_t i = 0; i < pairs; ++i) {
+                REQUIRE(back_word[2 * i] == first + i * step);
+                REQUIRE(back_word[2 * i + 1] == second);
+                REQUIRE(back_block[2 * i] == first + i * step);
+                REQUIRE(back_block[2 * i + 1] == second);
+            }
             break;
         }
         default:
@@ -217,6 +235,21 @@ TEST_CASE("bulk accesses through block BAR access and word by word agree, moves 
     CHECK(block_rig.gpu.has_unordered_writes());
     REQUIRE(block.read(VramAddress{0x100}, std::span<u64>(back_block.data(), 4)).has_value());
     CHECK(!block_rig.gpu.has_unordered_writes());
+}
+
+TEST_CASE("a pair sequence split by the window's edge between its two words keeps its pattern")
+{
+    SimRig rig(sim::ga102, 16 * mib);
+    auto pramin = rig.window();
+    REQUIRE(pramin.write64(VramAddress{0}, 1).has_value());  // window at 0 .. 1 MiB
+    const u64 moves = pramin.moves();
+    // Three pairs from 1 MiB - 8: the first pair's low word is the window's last word.
+    const VramAddress at{mib - 8};
+    REQUIRE(pramin.write_pair_sequence(at, 0x1000, 0x200, 0xEE, 3).has_value());
+    CHECK(pramin.moves() == moves + 1);
+    std::array<u64, 6> back{};
+    REQUIRE(pramin.read(at, back).has_value());
+    CHECK(back == std::array<u64, 6>{0x1000, 0xEE, 0x1200, 0xEE, 0x1400, 0xEE});
 }
 
 TEST_CASE("a block access that runs past VRAM goes word by word: the faults are recorded")

@@ -13,8 +13,9 @@
 //     access's address rounded down to 64 KiB, so a sequential bulk access of N bytes moves
 //     it at most ceil(N / 1 MiB) + 1 times.
 //   - 8/16/32/64-bit reads and writes at naturally aligned VRAM addresses (Error::misaligned
-//     otherwise); bulk word read, write, fill and write_sequence: `Pramin` is a TableMemory
-//     (and a SequenceTableMemory), so page tables can be written straight through it.
+//     otherwise); bulk word read, write, fill, write_sequence and write_pair_sequence:
+//     `Pramin` is a TableMemory (and a SequenceTableMemory and a PairSequenceTableMemory), so
+//     page tables can be written straight through it.
 //   - A base beyond what the chip's BASE field can hold is Error::out_of_range (Hopper's
 //     22-bit field reaches 256 GiB; Turing..Ada 1 TiB), and so is VRAM beyond `vram_end`.
 //   - `order_writes()`: a read back through the window, which orders the posted writes before
@@ -161,6 +162,39 @@ public:
             for (std::size_t in_run = 0; in_run < run->words;) {
                 const std::size_t words = std::min(buffer_words, run->words - in_run);
                 for (std::size_t i = 0; i < words; ++i, first += step) buffer[i] = first;
+                GPUMMU_TRY(
+                    write_run(run->offset + in_run * 8, std::span<const u64>(buffer, words)));
+                in_run += words;
+            }
+            done += run->words;
+        }
+        return success();
+    }
+
+    // Pairs (first + i * step, second), made in the same buffer; a window edge may fall
+    // between the two words of a pair.
+    [[nodiscard]] Result<void> write_pair_sequence(VramAddress address, u64 first, u64 step,
+                                                   u64 second, std::size_t pairs) noexcept
+    {
+        if (pairs > (vram_end_ >> 4)) return failure(Error::out_of_range);
+        const std::size_t count = 2 * pairs;
+        GPUMMU_TRY(check_bulk(address, count));
+        constexpr std::size_t buffer_words = 128;
+        u64 buffer[buffer_words];
+        std::size_t done = 0;
+        while (done < count) {
+            auto run = window_run(address.value() + done * 8, count - done);
+            if (!run) return failure(run.error());
+            for (std::size_t in_run = 0; in_run < run->words;) {
+                const std::size_t words = std::min(buffer_words, run->words - in_run);
+                for (std::size_t i = 0; i < words; ++i) {
+                    if (((done + in_run + i) & 1u) == 0) {
+                        buffer[i] = first;
+                        first += step;
+                    } else {
+                        buffer[i] = second;
+                    }
+                }
                 GPUMMU_TRY(
                     write_run(run->offset + in_run * 8, std::span<const u64>(buffer, words)));
                 in_run += words;

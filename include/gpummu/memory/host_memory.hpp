@@ -89,6 +89,23 @@ public:
         return success();
     }
 
+    // pairs of words (first + i * step, second) (mod 2^64); counted as one write.
+    constexpr Result<void> write_pair_sequence(VramAddress address, u64 first, u64 step, u64 second,
+                                               std::size_t pairs) noexcept
+    {
+        if (pairs > words_.size() / 2) return failure(Error::out_of_range);
+        auto at = locate(address, 2 * pairs);
+        if (!at) return failure(at.error());
+        u64 *out = words_.data() + *at;
+        for (std::size_t i = 0; i < pairs; ++i, first += step) {
+            out[2 * i] = first;
+            out[2 * i + 1] = second;
+        }
+        ++counters_.writes;
+        counters_.bytes_written += 2 * pairs * sizeof(u64);
+        return success();
+    }
+
     [[nodiscard]] constexpr const MemoryCounters &counters() const noexcept { return counters_; }
     constexpr void reset_counters() noexcept { counters_ = {}; }
     [[nodiscard]] constexpr VramRange range() const noexcept
@@ -117,5 +134,6 @@ private:
 
 static_assert(TableMemory<HostMemory>);
 static_assert(SequenceTableMemory<HostMemory>);
+static_assert(PairSequenceTableMemory<HostMemory>);
 
 }  // namespace gpummu

@@ -48,4 +48,18 @@ concept SequenceTableMemory = TableMemory<M> &&
         } -> std::same_as<Result<void>>;
 };
 
+// Optional: a memory that can write a sequence of word pairs (first, second), (first + step,
+// second), (first + 2 * step, second), ... without a staging buffer. A run of dual directory
+// entries (PD0: the low word points at the 2 MiB page or the small-page table, the high word
+// is the big-page table pointer) over contiguous memory is such a sequence: the page table
+// uses it when the memory offers it and stages through a small buffer otherwise.
+template <class M>
+concept PairSequenceTableMemory = TableMemory<M> &&
+    requires(M &memory, VramAddress address, u64 first, u64 step, u64 second, std::size_t pairs)
+{
+    {
+        memory.write_pair_sequence(address, first, step, second, pairs)
+        } -> std::same_as<Result<void>>;
+};
+
 }  // namespace gpummu

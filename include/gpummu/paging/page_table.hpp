@@ -17,7 +17,8 @@
 //     existing tables allow (a large page is placed only where no table hangs below the
 //     entry); `MapOptions::page_sizes` narrows the choice, one size pins it. PTE runs over
 //     contiguous memory are written as one range write (a SequenceTableMemory writes them
-//     directly, others through a 512-word staging buffer).
+//     directly, and a PairSequenceTableMemory runs of dual entries; others go through a
+//     512-word staging buffer).
 //   - unmap(range): mapped pages return to invalid, or to sparse where the range was
 //     sparse before it was mapped. Unmapping part of a large page splits it: the rest stays
 //     mapped with the next smaller pages (512 MiB -> 2 MiB -> 64 KiB -> 4 KiB).
@@ -823,6 +824,9 @@ private:
     {
         const LevelDescriptor &level = F::levels[depth];
         if (!level.dual) return write_run(entry_address(node, index, 8), first, step, count);
+        if constexpr (PairSequenceTableMemory<M>)
+            return memory_->write_pair_sequence(entry_address(node, index, 16), first, step, 0,
+                                                count);
         std::array<u64, 512> stage;
         for (unsigned i = 0; i < count; ++i, first += step) {
             stage[2 * i] = first;
