@@ -117,6 +117,12 @@ TEST_CASE("random assigns and ranges agree with a bitset")
                 model.bits.set(first, value);
             }
             break;
+        case 2:
+            if (step % 500 == 0) {  // now and then everything goes (a big table emptied)
+                bits.clear_all();
+                model.bits.reset();
+            }
+            break;
         default: break;
         }
         check_against(bits, model, first, count);

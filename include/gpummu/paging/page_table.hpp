@@ -1337,12 +1337,14 @@ private:
                     // The PTEs stay: once the entry is invalid the table is unreachable
                     // (but through entries the GPU may have cached, which the batch
                     // invalidates), and big tables are zeroed when freed, after the flush.
-                    big_table.mapped.assign(0, big_entries, false);
+                    big_table.mapped.clear_all();  // its 32 entries, all it has
                     big_table.live = 0;
-                    GPUMMU_TRY(stage_entry(node, depth, pointers, i, 0, 0));
                 }
             }
-            GPUMMU_TRY(flush_run(node, depth, pointers));
+            if (map)
+                GPUMMU_TRY(flush_run(node, depth, pointers));
+            else  // the entries invalid, written as one run
+                GPUMMU_TRY(write_entries(node, depth, index, 0, 0, entries));
             if (map) {
                 batch_->record_write(at_big);
                 batch_->record_write(at_directory);

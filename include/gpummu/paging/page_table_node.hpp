@@ -96,6 +96,8 @@ public:
             word = value ? (word | mask) : (word & ~mask);
         });
     }
+    // Every entry cleared (a table emptied whole: cheaper than assign over its range).
+    constexpr void clear_all() noexcept { words_ = {}; }
     constexpr void set(unsigned index) noexcept { words_[index >> 6] |= u64{1} << (index & 63u); }
     constexpr void clear(unsigned index) noexcept
     {
