@@ -148,60 +148,29 @@ public:
     {
         return write_sequence(address, value, 0, count);
     }
-    // The words are made in a small buffer on the stack and written a buffer at a time.
+    // words[i] = first + i * step, made in a small buffer on the stack and written a buffer
+    // at a time.
     [[nodiscard]] Result<void> write_sequence(VramAddress address, u64 first, u64 step,
                                               std::size_t count) noexcept
     {
-        GPUMMU_TRY(check_bulk(address, count));
-        constexpr std::size_t buffer_words = 128;
-        u64 buffer[buffer_words];
-        std::size_t done = 0;
-        while (done < count) {
-            auto run = window_run(address.value() + done * 8, count - done);
-            if (!run) return failure(run.error());
-            for (std::size_t in_run = 0; in_run < run->words;) {
-                const std::size_t words = std::min(buffer_words, run->words - in_run);
-                for (std::size_t i = 0; i < words; ++i, first += step) buffer[i] = first;
-                GPUMMU_TRY(
-                    write_run(run->offset + in_run * 8, std::span<const u64>(buffer, words)));
-                in_run += words;
-            }
-            done += run->words;
-        }
-        return success();
+        return write_generated(address, count, [&](std::size_t) {
+            const u64 word = first;
+            first += step;
+            return word;
+        });
     }
-
-    // Pairs (first + i * step, second), made in the same buffer; a window edge may fall
-    // between the two words of a pair.
+    // Pairs (first + i * step, second), the same way; a window edge may fall between the two
+    // words of a pair.
     [[nodiscard]] Result<void> write_pair_sequence(VramAddress address, u64 first, u64 step,
                                                    u64 second, std::size_t pairs) noexcept
     {
         if (pairs > (vram_end_ >> 4)) return failure(Error::out_of_range);
-        const std::size_t count = 2 * pairs;
-        GPUMMU_TRY(check_bulk(address, count));
-        constexpr std::size_t buffer_words = 128;
-        u64 buffer[buffer_words];
-        std::size_t done = 0;
-        while (done < count) {
-            auto run = window_run(address.value() + done * 8, count - done);
-            if (!run) return failure(run.error());
-            for (std::size_t in_run = 0; in_run < run->words;) {
-                const std::size_t words = std::min(buffer_words, run->words - in_run);
-                for (std::size_t i = 0; i < words; ++i) {
-                    if (((done + in_run + i) & 1u) == 0) {
-                        buffer[i] = first;
-                        first += step;
-                    } else {
-                        buffer[i] = second;
-                    }
-                }
-                GPUMMU_TRY(
-                    write_run(run->offset + in_run * 8, std::span<const u64>(buffer, words)));
-                in_run += words;
-            }
-            done += run->words;
-        }
-        return success();
+        return write_generated(address, 2 * pairs, [&](std::size_t word_index) {
+            if ((word_index & 1u) != 0) return second;
+            const u64 word = first;
+            first += step;
+            return word;
+        });
     }
 
     // Orders every posted write before it: a read through the window.
@@ -224,6 +193,31 @@ private:
           window_(window),
           vram_end_(vram_end.value())
     {
+    }
+
+    // Writes `count` words, the k-th being make(k) (called in order, k from 0), through a
+    // 128-word stack buffer, window by window.
+    template <class Make>
+    [[nodiscard]] Result<void> write_generated(VramAddress address, std::size_t count,
+                                               Make &&make) noexcept
+    {
+        GPUMMU_TRY(check_bulk(address, count));
+        constexpr std::size_t buffer_words = 128;
+        u64 buffer[buffer_words];
+        std::size_t done = 0;
+        while (done < count) {
+            auto run = window_run(address.value() + done * 8, count - done);
+            if (!run) return failure(run.error());
+            for (std::size_t in_run = 0; in_run < run->words;) {
+                const std::size_t words = std::min(buffer_words, run->words - in_run);
+                for (std::size_t i = 0; i < words; ++i) buffer[i] = make(done + in_run + i);
+                GPUMMU_TRY(
+                    write_run(run->offset + in_run * 8, std::span<const u64>(buffer, words)));
+                in_run += words;
+            }
+            done += run->words;
+        }
+        return success();
     }
 
     [[nodiscard]] Result<void> check_bulk(VramAddress address, std::size_t words) const noexcept
