@@ -57,6 +57,10 @@
 //     page table refuses other mutations (Error::invalid_argument).
 //   - It does not choose virtual addresses (vmm/address_space.hpp does) and does not issue
 //     invalidates itself (a TlbInvalidator does, through the batch).
+//   - It does not compile itself once per program: every TU that calls it compiles the walk,
+//     unless the TU declares its instantiation `extern template` and one TU instantiates it
+//     (the members that carry the work are defined below the class for that, so they are
+//     not implicitly inline; see docs/consuming.md).
 //   - flush() frees every retired table: pass it a batch that covers every mutation made
 //     since the last flush (merge them), which is the case when batches are finished as
 //     they come.

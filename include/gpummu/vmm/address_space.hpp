@@ -28,6 +28,9 @@
 //
 // What it does not do
 //   - No locking. Storage (range nodes, table nodes, handles) is supplied by the caller.
+//   - Its work is compiled in every TU that calls it, unless the TU declares the
+//     instantiation `extern template` and one TU instantiates it (the members that carry
+//     the work are defined below the class for that; see docs/consuming.md).
 //   - If the invalidator fails (a device timeout) the tables already hold the change; the
 //     error is returned and the operation is not rolled back (the device needs attention).
 //
