@@ -8,6 +8,7 @@
 #include "gpummu/format/mmu_version.hpp"
 #include "spaces.hpp"
 #include "support/buddy_fixture.hpp"
+#include "support/space_storage.hpp"
 
 using namespace gpummu;
 
@@ -23,17 +24,12 @@ TEST_CASE_TEMPLATE("an extern-declared address space maps, translates and is des
     auto buddy = testing::BuddyFixture::make({testing::range_of(0, 16 * mib)});
     const u64 free_before = buddy.buddy.stats().free_bytes;
     testing::RecordingInvalidator invalidator;
-    std::vector<RangeNode> range_nodes(RangeAllocator::nodes_for(16));
-    std::vector<PageTableNode> nodes(256);
-    std::vector<PageTableChildren> children(16);
-    std::vector<BigTableSlot> slots(16);
-    std::vector<MappingRecord> records(8);
-    const AddressSpaceStorage storage{range_nodes, {nodes, children}, slots, records};
+    testing::SpaceStorage storage(8, 256, 16);
     const AddressSpaceConfig config{testing::va_range(gib, 64 * gib),
                                     {architecture_record(Architecture::ampere).page_sizes}};
 
     testing::HostSpace<F> space;
-    REQUIRE(space.create(memory, buddy.buddy, invalidator, storage, config).has_value());
+    REQUIRE(space.create(memory, buddy.buddy, invalidator, storage.get(), config).has_value());
     const PhysicalSegment segment{PhysicalAddress{4 * gib}, 4 * mib};
     PageAttributes attributes;
     auto mapping = space.map({&segment, 1}, attributes);
