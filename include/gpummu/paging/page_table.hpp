@@ -450,8 +450,12 @@ private:
             nodes_[i].next = i + 1 < nodes_.size() ? static_cast<u32>(i + 1) : no_table_node;
         }
         free_nodes_ = nodes_.empty() ? no_table_node : 0;
-        for (std::size_t i = 0; i < children_.size(); ++i)
+        // Free blocks are kept empty (free_node empties what it gives back).
+        for (std::size_t i = 0; i < children_.size(); ++i) {
+            children_[i].node.fill(no_table_node);
+            children_[i].present.clear_all();
             children_[i].next = i + 1 < children_.size() ? static_cast<u32>(i + 1) : no_table_node;
+        }
         free_children_ = children_.empty() ? no_table_node : 0;
         spare_nodes_ = nodes_.size();
         spare_children_ = children_.size();
@@ -495,7 +499,7 @@ private:
             u32 block = free_children_;
             free_children_ = children_[block].next;
             --spare_children_;
-            children_[block].node.fill(no_table_node);
+            GPUMMU_ASSERT(children_[block].present.none());  // empty: no fill needed
             nodes_[node].children = block;
         }
         return node;
@@ -504,7 +508,9 @@ private:
     void free_node(u32 node) noexcept
     {
         if (nodes_[node].children != no_table_node) {
-            children_[nodes_[node].children].next = free_children_;
+            PageTableChildren &block = children_[nodes_[node].children];
+            GPUMMU_ASSERT(block.present.none());  // blocks go back empty (unlink_all)
+            block.next = free_children_;
             free_children_ = nodes_[node].children;
             ++spare_children_;
         }
@@ -514,32 +520,41 @@ private:
         ++spare_nodes_;
     }
 
-    [[nodiscard]] u32 &child_slot(u32 node, unsigned slot) noexcept
+    // Links `child` (or no_table_node: unlinks) at `slot` of directory `node`.
+    void set_child(u32 node, unsigned slot, u32 child) noexcept
     {
-        return children_[nodes_[node].children].node[slot];
+        PageTableChildren &block = children_[nodes_[node].children];
+        block.node[slot] = child;
+        block.present.assign(slot, child != no_table_node);
+    }
+    // Unlinks every table below directory `node` (a whole adopted tree given back at once),
+    // so its block can go back on the free list empty.
+    void unlink_all(u32 node) noexcept
+    {
+        if (nodes_[node].children == no_table_node) return;
+        PageTableChildren &block = children_[nodes_[node].children];
+        for (unsigned word = 0; word < EntryBits::capacity / 64; ++word)
+            for (u64 bits = block.present.word(word); bits != 0; bits &= bits - 1)
+                block.node[word * 64 + static_cast<unsigned>(std::countr_zero(bits))] =
+                    no_table_node;
+        block.present.clear_all();
+    }
+    // Unlinks the table at `slot` of `node` and returns it (or no_table_node).
+    [[nodiscard]] u32 take_child(u32 node, unsigned slot) noexcept
+    {
+        const u32 child = child_at(node, slot);
+        set_child(node, slot, no_table_node);
+        return child;
     }
     [[nodiscard]] u32 child_at(u32 node, unsigned slot) const noexcept
     {
         return children_[nodes_[node].children].node[slot];
     }
     // No table below entries [first, first + count) of `node` (children slots; a dual
-    // entry's big-page table is at slot index + 256). An AND over blocks of 16 slots
-    // (no_table_node is all ones), so the loop is branch-free within a block and still
-    // stops at the first block holding a table: callers ask at every entry of a walk, and
-    // an entry with tables is the common "no".
+    // entry's big-page table is at slot index + 256). Callers ask at every entry of a walk.
     [[nodiscard]] bool no_children(u32 node, unsigned first, unsigned count) const noexcept
     {
-        static_assert(no_table_node == ~u32{0});
-        const u32 *slots = children_[nodes_[node].children].node.data() + first;
-        unsigned block = 0;
-        for (; block + 16 <= count; block += 16) {  // a fixed 16: the compiler vectorizes it
-            u32 all = no_table_node;
-            for (unsigned i = 0; i < 16; ++i) all &= slots[block + i];
-            if (all != no_table_node) return false;
-        }
-        u32 all = no_table_node;
-        for (unsigned i = block; i < count; ++i) all &= slots[i];
-        return all == no_table_node;
+        return !children_[nodes_[node].children].present.any(first, count);
     }
     [[nodiscard]] bool published(u32 node) const noexcept
     {
@@ -564,7 +579,7 @@ private:
         record.parent_index = static_cast<u16>(slot);
         record.next = prepared_head_;
         prepared_head_ = *node;
-        child_slot(parent, slot) = *node;
+        set_child(parent, slot, *node);
         return *node;
     }
 
@@ -573,7 +588,7 @@ private:
         while (head != no_table_node) {
             PageTableNode &record = nodes_[head];
             u32 next = record.next;
-            child_slot(record.parent, record.parent_index) = no_table_node;
+            set_child(record.parent, record.parent_index, no_table_node);
             // A blank table is all zero: it goes back as known-zero memory.
             (void)pages_->free_table(record.page, true);
             free_node(head);
@@ -1112,10 +1127,8 @@ private:
         GPUMMU_TRY(write_entry(node, depth, index, pte_at(va).raw()));
         for (unsigned slot : {index, index + 256}) {
             if (slot != index && !F::levels[depth].dual) continue;
-            const u32 child = child_at(node, slot);
-            if (child == no_table_node) continue;
-            child_slot(node, slot) = no_table_node;
-            retire_subtree(child);
+            const u32 child = take_child(node, slot);
+            if (child != no_table_node) retire_subtree(child);
         }
         nodes_[node].mapped.set(index);
         nodes_[node].sparse_backed.assign(index, *underlay);
@@ -1130,10 +1143,8 @@ private:
             const LevelDescriptor &level = F::levels[record.depth];
             const unsigned entries = static_cast<unsigned>(level.entry_count());
             for (unsigned slot = 0; slot < (level.dual ? entries + 256 : entries); ++slot) {
-                const u32 child = child_at(table, slot);
-                if (child == no_table_node) continue;
-                child_slot(table, slot) = no_table_node;
-                retire_subtree(child);
+                const u32 child = take_child(table, slot);
+                if (child != no_table_node) retire_subtree(child);
             }
         }
         nodes_[table].flags |= PageTableNode::folded;  // not zero
@@ -1355,7 +1366,7 @@ private:
             } else {
                 // The old pages may be cached, and the tables go only after the flush.
                 for (unsigned i = index; i < index + entries; ++i)
-                    retire(std::exchange(child_slot(node, i + 256), no_table_node));
+                    retire(take_child(node, i + 256));
                 nodes_[node].live = static_cast<u16>(nodes_[node].live - entries);
                 batch_->record_downgrade(at_big);
                 batch_->record_downgrade(at_directory);
@@ -1471,7 +1482,7 @@ private:
             if (nodes_[child].has(PageTableNode::foreign)) return success();  // stays as made
             if (nodes_[child].live == 0) {
                 GPUMMU_TRY(write_entry(node, depth, index, 0));
-                child_slot(node, index) = no_table_node;
+                set_child(node, index, no_table_node);
                 --nodes_[node].live;
                 retire(child);
                 batch_->record_downgrade(Level{static_cast<u8>(depth)});
@@ -1479,7 +1490,7 @@ private:
                 // Nothing but sparse entries left: one sparse entry above says the same, so
                 // the tables depend only on the pages' states, not on their history.
                 GPUMMU_TRY(write_entry(node, depth, index, F::Pde::sparse().raw()));
-                child_slot(node, index) = no_table_node;
+                set_child(node, index, no_table_node);
                 nodes_[node].mapped.clear(index);
                 nodes_[node].sparse_backed.set(index);  // still live: sparse is content
                 nodes_[child].flags |= PageTableNode::folded;
@@ -2113,17 +2124,15 @@ private:
     // empty tables, rewrite the pointers, refresh NV4K.
     [[nodiscard]] Result<void> tidy_dual(u32 node, unsigned depth, unsigned index) noexcept
     {
-        u32 &big = child_slot(node, index + 256);
-        u32 &small = child_slot(node, index);
+        u32 big = child_at(node, index + 256);
+        u32 small = child_at(node, index);
         auto foreign = [&](u32 child) {
             return child != no_table_node && nodes_[child].has(PageTableNode::foreign);
         };
         if (big != no_table_node && small != no_table_node)
             GPUMMU_TRY(fold_sparse_chunks(big, small));
         if (!foreign(small) && !foreign(big) && dual_all_sparse(small, big)) {
-            const u32 old_small = small, old_big = big;
-            small = no_table_node;
-            big = no_table_node;
+            const u32 old_small = take_child(node, index), old_big = take_child(node, index + 256);
             GPUMMU_TRY(write_entry(node, depth, index, F::DualPde::sparse().low(),
                                    F::DualPde::sparse().high()));
             nodes_[node].mapped.clear(index);
@@ -2139,12 +2148,12 @@ private:
         bool pointers_changed = false;
         u32 retire_big = no_table_node, retire_small = no_table_node;
         if (small != no_table_node && nodes_[small].live == 0 && !foreign(small)) {
-            retire_small = small;
+            retire_small = take_child(node, index);
             small = no_table_node;
             pointers_changed = true;
         }
         if (big != no_table_node && nodes_[big].live == 0 && !foreign(big)) {
-            retire_big = big;
+            retire_big = take_child(node, index + 256);
             big = no_table_node;
             pointers_changed = true;
         }
@@ -2347,7 +2356,7 @@ private:
             TablePage{address, big ? TableSize::big_page : TableSize::small_page_or_directory};
         record.parent = parent;
         record.parent_index = static_cast<u16>(slot);
-        child_slot(parent, slot) = *child;
+        set_child(parent, slot, *child);
         ++stats_.foreign_tables;
         return adopt(*child, depth, base, hash);
     }
@@ -2697,8 +2706,11 @@ auto PageTable<F, M, S>::release_root() noexcept -> Result<void>
         u64 hash = foreign_hash_start;
         GPUMMU_TRY(hash_foreign(root_, hash));
         if (hash != foreign_hash_) return failure(Error::in_use);
-        for (u32 i = 0; i < nodes_.size(); ++i)
-            if (i != root_ && nodes_[i].has(PageTableNode::foreign)) free_node(i);
+        for (u32 i = 0; i < nodes_.size(); ++i) {
+            if (!nodes_[i].has(PageTableNode::foreign)) continue;
+            unlink_all(i);
+            if (i != root_) free_node(i);
+        }
         free_node(root_);
         root_ = no_table_node;
         stats_ = PageTableStats{};
@@ -2743,6 +2755,19 @@ auto PageTable<F, M, S>::check_invariants() const noexcept -> Result<void>
         if (node.has(PageTableNode::prepared) && !plan_outstanding_)
             return failure(Error::malformed_record);
     }
+    // Every children block: its bitmap names exactly the slots holding a table, and a block
+    // on the free list holds none (allocate_node does not fill it).
+    for (const PageTableChildren &block : children_)
+        for (unsigned slot = 0; slot < EntryBits::capacity; ++slot)
+            if (block.present.test(slot) != (block.node[slot] != no_table_node))
+                return failure(Error::malformed_record);
+    std::size_t free_blocks = 0;
+    for (u32 block = free_children_; block != no_table_node; block = children_[block].next) {
+        if (block >= children_.size() || ++free_blocks > children_.size() ||
+            !children_[block].present.none())
+            return failure(Error::malformed_record);
+    }
+    if (free_blocks != spare_children_) return failure(Error::malformed_record);
     if (plan_outstanding_) return success();  // prepared nodes are not reachable yet
     if (in_use != reached || retired != stats_.retired_tables)
         return failure(Error::malformed_record);

@@ -19,12 +19,16 @@
 //     "no valid 4 KiB PTE" word (`no_valid_4k`), which is derived state, not content.
 //   - `PageTableChildren`: the child node of every entry of a directory. For PD0 (dual
 //     entries) slots [0, 256) are the small-page tables and [256, 512) the big-page tables.
+//     A bitmap says which slots hold a table, so "no table below these entries" is a few
+//     word tests; a block on its free list has every slot empty, so a new directory's
+//     block needs no 2 KiB fill.
 //   - `PageTableStorage`: caller-supplied pools of both (no heap allocation anywhere).
 //
 // Sizing: one node per table in VRAM (directories, small-page tables and big-page tables)
 // plus those retired and waiting for a TLB flush; one children block per directory.
 // Mapping 1 GiB with 4 KiB pages needs 512 small-page tables, 1 PD0, and one table per
-// level above: 516 nodes (v2) and 4 children blocks. A node is 176 bytes, a block 2 KiB.
+// level above: 516 nodes (v2) and 4 children blocks. A node is 176 bytes, a block
+// 2,120 (2 KiB of links and a 64-byte bitmap).
 #pragma once
 
 #include <array>
@@ -178,6 +182,7 @@ struct PageTableNode {
 
 struct PageTableChildren {
     std::array<u32, 512> node{};
+    EntryBits present;  // slot s set exactly when node[s] holds a table
     u32 next = no_table_node;
 };
 
@@ -187,5 +192,6 @@ struct PageTableStorage {
 };
 
 static_assert(sizeof(PageTableNode) <= 176);
+static_assert(sizeof(PageTableChildren) <= 2120);
 
 }  // namespace gpummu
