@@ -1,16 +1,18 @@
-// The address-space types that tests/instantiation uses: instantiated explicitly once, in
-// definitions.cpp, and declared `extern template` wherever else they are used, as a driver
+// The address-space and bind-space types that tests/instantiation uses: instantiated explicitly
+// once, in definitions.cpp, and declared `extern template` wherever else they are used, as a driver
 // build with many translation units would (docs/consuming.md).
 #pragma once
 
 #include "gpummu/memory/host_memory.hpp"
 #include "gpummu/vmm/address_space.hpp"
+#include "gpummu/vmm/bind_job.hpp"
 #include "support/page_table_fixture.hpp"
 
 namespace gpummu::testing {
 template <MmuFormat F>
 using HostSpace = AddressSpace<F, HostMemory, RecordingInvalidator>;
 using HostTable = PageTable<MmuV3, HostMemory, BuddyTablePages<HostMemory>>;
+using HostBindSpace = BindSpace<MmuV3, HostMemory, RecordingInvalidator>;
 }  // namespace gpummu::testing
 
 extern template class gpummu::AddressSpace<gpummu::MmuV2, gpummu::HostMemory,
@@ -19,3 +21,7 @@ extern template class gpummu::PageTable<gpummu::MmuV3, gpummu::HostMemory,
                                         gpummu::BuddyTablePages<gpummu::HostMemory>>;
 extern template class gpummu::AddressSpace<gpummu::MmuV3, gpummu::HostMemory,
                                            gpummu::testing::RecordingInvalidator>;
+extern template class gpummu::PageTable<gpummu::MmuV3, gpummu::HostMemory,
+                                        gpummu::ReservingTablePages<gpummu::HostMemory>>;
+extern template class gpummu::BindSpace<gpummu::MmuV3, gpummu::HostMemory,
+                                        gpummu::testing::RecordingInvalidator>;

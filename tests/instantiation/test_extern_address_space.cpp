@@ -3,6 +3,7 @@
 // its object file for that), and the space behaves as when the members are compiled here.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <vector>
 
 #include "gpummu/format/mmu_version.hpp"
@@ -77,4 +78,42 @@ TEST_CASE("an extern-declared page table maps, unmaps and gives its tables back"
     REQUIRE(table->release_root().has_value());
     CHECK(buddy.buddy.stats().free_bytes == free_before);
     CHECK(invalidator.seen.size() == 2);
+}
+
+TEST_CASE("an extern-declared bind space prepares, commits and is destroyed")
+{
+    std::vector<u64> image(16 * mib / 8, 0);
+    HostMemory memory{image};
+    auto buddy = testing::BuddyFixture::make({testing::range_of(0, 16 * mib)});
+    const u64 free_before = buddy.buddy.stats().free_bytes;
+    testing::RecordingInvalidator invalidator;
+    testing::BindStorage storage(64, 8, 8, 16);
+    BindSpaceConfig config;
+    config.space = testing::va_range(0, u64{1} << 40);
+    config.vram_end = VramAddress{16 * mib};
+
+    testing::HostBindSpace space;
+    REQUIRE(space.create(memory, buddy.buddy, invalidator, storage.get(), config).has_value());
+    const std::array layout{PhysicalSegment{PhysicalAddress{4 * gib}, 2 * mib}};
+    MappingBacking buffer(Aperture::system_coherent, layout);
+    std::array<BindOperation, 2> job;
+    job[0].kind = BindOperation::Kind::map;
+    job[0].range = testing::va_range(gib, 2 * mib);
+    job[0].target = {&buffer, 0};
+    job[1].kind = BindOperation::Kind::unmap;
+    job[1].range = testing::va_range(gib + mib, 64 * 1024);
+    auto prepared = space.prepare(job);
+    REQUIRE(prepared.has_value());
+    std::size_t steps = 0;
+    auto batch = space.commit(std::move(*prepared), [&steps](const MappingStep &) { ++steps; });
+    REQUIRE(batch.has_value());
+    REQUIRE(space.flush(*batch).has_value());
+    CHECK(steps == 2);  // mapped, then cut by the unmap
+    CHECK(space.translate(VirtualAddress{gib + 4096})->address.value() == 4 * gib + 4096);
+    CHECK(space.translate(VirtualAddress{gib + mib}).error() == Error::not_mapped);
+    CHECK(space.records().count() == 2);  // the two sides of the cut
+    REQUIRE(space.check_invariants().has_value());
+    CHECK(invalidator.seen.size() == 1);
+    REQUIRE(space.destroy().has_value());
+    CHECK(buddy.buddy.stats().free_bytes == free_before);
 }

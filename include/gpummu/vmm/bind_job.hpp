@@ -49,6 +49,11 @@
 //
 // What it does not do
 //   - No VA allocation (vmm/address_space.hpp hands VAs out), no locking.
+//   - Its work is compiled in every TU that calls it, unless the TU declares the
+//     instantiation (and its `PageTable<F, M, ReservingTablePages<M>>`) `extern template`
+//     and one TU instantiates them (the members that carry the work are defined below the
+//     class for that); commit, a template over the caller's sink, is compiled where called
+//     (see docs/consuming.md).
 //   - Relocate a backing only while no outstanding job maps it: prepare checked the map
 //     against the layout it had then (encodings, placement). Commit those jobs, relocate,
 //     then prepare the rebinds.
@@ -158,40 +163,7 @@ public:
     BindSpace &operator=(const BindSpace &) = delete;
 
     [[nodiscard]] Result<void> create(M &memory, BuddyAllocator &buddy, T &invalidator,
-                                      BindSpaceStorage storage, BindSpaceConfig config) noexcept
-    {
-        if (created_ || storage.records.size() != storage.projected.size() ||
-            storage.records.empty())
-            return failure(Error::invalid_argument);
-        if ((F::va_bits < 64) && config.space.end().value() > (u64{1} << F::va_bits))
-            return failure(Error::out_of_range);
-        GPUMMU_TRY(records_.create(storage.records, storage.records_index));
-        if (auto made = projected_.create(storage.projected, storage.projected_index, false);
-            !made) {
-            records_.destroy();
-            return made;
-        }
-        buddy_pages_.emplace(buddy, memory, storage.big_table_pages);
-        pages_.emplace(*buddy_pages_);
-        auto table = Table::create(memory, *pages_, storage.tables, config.page_table);
-        if (!table) {
-            pages_.reset();
-            buddy_pages_.reset();
-            records_.destroy();
-            projected_.destroy();
-            return failure(table.error());
-        }
-        table_.emplace(std::move(*table));
-        invalidator_ = &invalidator;
-        config_ = config;
-        next_sequence_ = oldest_ = 0;
-        outstanding_ = 0;
-        reserved_nodes_ = reserved_blocks_ = 0;
-        sparse_seen_ = false;
-        clear_overlay();  // empty, with no undo log
-        created_ = true;
-        return success();
-    }
+                                      BindSpaceStorage storage, BindSpaceConfig config) noexcept;
 
     // Validates `operations` and reserves what committing them needs.
     // Errors: invalid_argument (not created, empty job, too many outstanding jobs),
@@ -203,67 +175,7 @@ public:
     // operation that failed, or operations.size() when the job as a whole did (queue full,
     // storage, VRAM for the reserve).
     [[nodiscard]] Result<PreparedJob> prepare(std::span<const BindOperation> operations,
-                                              std::size_t *failed_operation = nullptr) noexcept
-    {
-        if (failed_operation != nullptr) *failed_operation = operations.size();
-        if (!created_ || operations.empty() || outstanding_ == max_outstanding)
-            return failure(Error::invalid_argument);
-        // With no job outstanding, the maps of this job into holes nothing else of it
-        // reaches are judged against the committed records only (see direct_map below).
-        const bool may_go_direct = outstanding_ == 0;
-        // Direct maps left belong to the one outstanding job: this prepare must see them.
-        if (direct_count_ != 0) project_direct_maps(queue_[oldest_ % max_outstanding]);
-        // The undo log now belongs to this job (the newest, the only one cancel may drop);
-        // if the prepare fails, it is tagged with a sequence no job holds.
-        undo_count_ = 0;
-        undo_overflowed_ = false;
-        undo_sequence_ = next_sequence_;
-        std::size_t count = projected_count_;
-        // In job order: each operation's own checks, then against the records as the
-        // operations before it leave them; the first failure is the job's.
-        for (std::size_t i = 0; i < operations.size(); ++i) {
-            auto applied = check_operation(operations[i]);
-            if (applied) {
-                if (may_go_direct && goes_direct(operations[i])) {
-                    applied = direct_map(operations[i], i, count);
-                } else {
-                    project_direct_maps(operations, operations[i].range.begin().value(),
-                                        operations[i].range.end().value());
-                    applied = apply_projected(operations[i], count, true);
-                }
-            }
-            if (applied) applied = check_large_pages(operations, i);
-            if (!applied) {
-                undo_projected();
-                if (failed_operation != nullptr) *failed_operation = i;
-                return failure(applied.error());
-            }
-        }
-        for (const BindOperation &operation : operations)
-            sparse_seen_ = sparse_seen_ || operation.kind == BindOperation::Kind::make_sparse;
-        const Needs needs = job_needs(operations, sparse_seen_);
-        if (needs.nodes() + reserved_nodes_ > table_->spare_nodes() ||
-            needs.directories + reserved_blocks_ > table_->spare_child_blocks()) {
-            undo_projected();
-            return failure(Error::out_of_storage);
-        }
-        PreparedJob job(this, next_sequence_, operations);
-        if (auto reserved = (*pages_).reserve(job.reserve_, needs.pages(), needs.big_tables);
-            !reserved) {
-            undo_projected();
-            job.owner_ = nullptr;
-            return failure(reserved.error());
-        }
-        job.needs_ = needs;
-        job.records_before_ = projected_count_;
-        projected_count_ = count;
-        reserved_nodes_ += needs.nodes();
-        reserved_blocks_ += needs.directories;
-        queue_[next_sequence_ % max_outstanding] = operations;
-        ++next_sequence_;
-        ++outstanding_;
-        return job;
-    }
+                                              std::size_t *failed_operation = nullptr) noexcept;
 
     // Applies the oldest prepared job; sink(const MappingStep &) hears every record step.
     // Errors: invalid_argument (not this space's job, or not the oldest), device errors.
@@ -294,63 +206,16 @@ public:
     // Drops the newest prepared job: its reserve goes back. Errors: invalid_argument (not
     // this space's job), in_use (a job prepared after it is still outstanding: cancel that
     // one first, since it was validated against this one's result).
-    [[nodiscard]] Result<void> cancel(PreparedJob &&job) noexcept
-    {
-        if (job.owner_ != this) return failure(Error::invalid_argument);
-        if (job.sequence_ + 1 != next_sequence_) return failure(Error::in_use);
-        --next_sequence_;
-        finish_job(job);
-        if (job.sequence_ == undo_sequence_) {
-            undo_projected();  // the newest job's steps, undone
-            projected_count_ = job.records_before_;
-        } else {
-            rebuild_projected();
-        }
-        undo_sequence_ = no_sequence;
-        return success();
-    }
+    [[nodiscard]] Result<void> cancel(PreparedJob &&job) noexcept;
 
     // Finishes `batch` (every commit's batch since the last flush, merged) and frees the
     // tables the commits unlinked.
-    [[nodiscard]] Result<void> flush(TlbBatch &batch) noexcept
-    {
-        return table_->flush(batch, *invalidator_);
-    }
+    [[nodiscard]] Result<void> flush(TlbBatch &batch) noexcept;
 
     // Unmaps everything and clears every sparse range (one invalidate), then frees every
     // table, root included. Errors:
     // invalid_argument (not created), in_use (prepared jobs are outstanding), device errors.
-    [[nodiscard]] Result<void> destroy() noexcept
-    {
-        if (!created_) return failure(Error::invalid_argument);
-        if (outstanding_ != 0) return failure(Error::in_use);
-        TlbBatch all = table_->empty_batch();
-        Result<void> failed = success();
-        records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
-            auto batch = table_->unmap(view.range);
-            if (batch) failed = all.merge(std::move(*batch));
-            if (!batch) failed = failure(batch.error());
-            return failed.has_value();
-        });
-        if (failed) {
-            auto batch = table_->clear_sparse(config_.space);
-            if (batch) failed = all.merge(std::move(*batch));
-            if (!batch) failed = failure(batch.error());
-        }
-        if (!failed) {
-            all.abandon();
-            return failed;
-        }
-        GPUMMU_TRY(flush(all));
-        GPUMMU_TRY(table_->release_root());
-        records_.destroy();
-        projected_.destroy();
-        table_.reset();
-        pages_.reset();
-        buddy_pages_.reset();
-        created_ = false;
-        return success();
-    }
+    [[nodiscard]] Result<void> destroy() noexcept;
 
     // The worst case of tables for the whole job, per kind of table: the sum of the
     // operations' worst cases. Operations on neighbouring VAs share their tables, so the
@@ -364,43 +229,7 @@ public:
     // sparse chunks folded), except a map without replace in a space without sparse pages
     // (`maps_retire` false), which only adds entries.
     [[nodiscard]] Needs job_needs(std::span<const BindOperation> operations,
-                                  bool maps_retire) const noexcept
-    {
-        u64 low = ~u64{0}, high = 0;
-        for (const BindOperation &operation : operations) {
-            low = std::min(low, operation.range.begin().value());
-            high = std::max(high, operation.range.end().value());
-        }
-        const VirtualRange hull =
-            VirtualRange::from_bounds(VirtualAddress{low}, VirtualAddress{high}).value();
-        // One pass over the operations (they are read once, every depth beside them).
-        constexpr unsigned kinds = Table::table_kinds;
-        std::array<u64, kinds + 1> sum{}, shared{};
-        for (unsigned depth = 1; depth <= kinds; ++depth)
-            shared[depth] = Table::tables_at(hull, true, depth);
-        for (std::size_t i = 0; i < operations.size(); ++i) {
-            const BindOperation &operation = operations[i];
-            const bool splits = splits_anywhere(operation.kind);
-            // A map allowing no page below 2 MiB may place one over whole tables.
-            const bool map_like = splits && !(operation.kind == BindOperation::Kind::map &&
-                                              large_only(sizes_of(operation)));
-            const bool not_last = i + 1 < operations.size();
-            for (unsigned depth = 1; depth <= kinds; ++depth) {
-                sum[depth] += Table::tables_at(operation.range, splits, depth);
-                const bool page_tables = depth + 1 >= kinds;  // small or big
-                const bool retires =
-                    !map_like ||
-                    (page_tables && (maps_retire || operation.kind != BindOperation::Kind::map ||
-                                     operation.replace));
-                if (retires && not_last)
-                    shared[depth] += Table::tables_at(operation.range, true, depth);
-            }
-        }
-        Needs needs;
-        for (unsigned depth = 1; depth <= kinds; ++depth)
-            needs.add(depth, std::min(sum[depth], shared[depth]));
-        return needs;
-    }
+                                  bool maps_retire) const noexcept;
 
     // Eviction and defragmentation: after MappingBacking::relocate moved `backing`, the
     // job that rewrites its pages in this space is one rebind per committed record of it.
@@ -408,20 +237,7 @@ public:
     // again with room for all if that is more). Prepare the job before another job
     // changes those records; every space that maps the backing needs its own job.
     [[nodiscard]] std::size_t rebind_operations(const MappingBacking &backing,
-                                                std::span<BindOperation> out) const noexcept
-    {
-        std::size_t count = 0;
-        backing.visit_mappings([&](const MappingView &view) {
-            if (view.space != &records_) return;
-            if (count < out.size()) {
-                out[count] = BindOperation{};
-                out[count].kind = BindOperation::Kind::rebind;
-                out[count].range = view.range;
-            }
-            ++count;
-        });
-        return count;
-    }
+                                                std::span<BindOperation> out) const noexcept;
 
     [[nodiscard]] bool created() const noexcept { return created_; }
     [[nodiscard]] const MappingRecords &records() const noexcept { return records_; }
@@ -441,69 +257,7 @@ public:
     // The audit: tables (PageTable::check_invariants), both record sets and the overlay's
     // shape (empty while no job is outstanding), and every committed record's pages
     // translate to its bytes with its attributes.
-    [[nodiscard]] Result<void> check_invariants() const noexcept
-    {
-        if (!created_) return failure(Error::invalid_argument);
-        GPUMMU_TRY(table_->check_invariants());
-        GPUMMU_TRY(records_.check_invariants());
-        GPUMMU_TRY(projected_.check_invariants());
-        // The overlay: touched ranges sorted and apart, overlay records inside them, each
-        // committed record inside one or outside all; empty with no job outstanding (a
-        // failed prepare undid its steps, a commit applied what prepare did).
-        for (std::size_t i = 0; i < touched_count_; ++i)
-            if (touched_[i].begin >= touched_[i].end ||
-                (i > 0 && touched_[i - 1].end >= touched_[i].begin))
-                return failure(Error::malformed_record);
-        enum class TouchedPlace { outside, inside, across };  // a record and the touched ranges
-        auto placement = [&](const MappingView &view) {
-            if (touched_all_) return TouchedPlace::inside;
-            const u64 begin = view.range.begin().value(), end = view.range.end().value();
-            for (std::size_t i = 0; i < touched_count_; ++i)
-                if (begin < touched_[i].end && touched_[i].begin < end)
-                    return touched_[i].begin <= begin && end <= touched_[i].end
-                               ? TouchedPlace::inside
-                               : TouchedPlace::across;
-            return TouchedPlace::outside;
-        };
-        bool overlay_ok = true;
-        projected_.visit(VirtualAddress{0}, [&](const MappingView &view) {
-            overlay_ok = placement(view) == TouchedPlace::inside;
-            return overlay_ok;
-        });
-        records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
-            overlay_ok = overlay_ok && placement(view) != TouchedPlace::across;
-            return overlay_ok;
-        });
-        if (!overlay_ok) return failure(Error::malformed_record);
-        // Direct maps (see direct_map): only in the one outstanding job, sorted and apart,
-        // in holes of both record sets, outside the touched ranges.
-        if (direct_count_ != 0 && outstanding_ != 1) return failure(Error::malformed_record);
-        for (std::size_t i = 0; i < direct_count_; ++i) {
-            const DirectMap &direct = direct_[i];
-            const auto range =
-                VirtualRange::from_bounds(VirtualAddress{direct.begin}, VirtualAddress{direct.end});
-            if (!range || range->empty() || (i > 0 && direct_[i - 1].end > direct.begin) ||
-                meets(touched_, touched_count_, direct.begin, direct.end) ||
-                records_.overlaps(*range) || projected_.overlaps(*range))
-                return failure(Error::malformed_record);
-        }
-        if (outstanding_ == 0 && (projected_.count() != 0 || touched_count_ != 0 || touched_all_ ||
-                                  projected_count_ != records_.count()))
-            return failure(Error::malformed_record);
-        Result<void> result = success();
-        records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
-            for (u64 offset = 0; offset < view.range.size() && result; offset += 4096) {
-                auto translation = table_->translate(view.range.begin() + offset);
-                auto expected = physical_at(view, offset);
-                if (!translation || !expected || translation->state != TranslationState::mapped ||
-                    translation->address != *expected ||
-                    translation->attributes.read_only != view.attributes.read_only)
-                    result = failure(Error::malformed_record);
-            }
-            return result.has_value();
-        });
-        return result;
-    }
+    [[nodiscard]] Result<void> check_invariants() const noexcept;
 
 private:
     // Operations that may need a table under any entry their range touches (a map places
@@ -515,34 +269,7 @@ private:
                kind == BindOperation::Kind::rebind;
     }
 
-    [[nodiscard]] Result<void> check_operation(const BindOperation &operation) const noexcept
-    {
-        if (!config_.space.contains(operation.range) || operation.range.empty())
-            return failure(operation.range.empty() ? Error::invalid_argument : Error::out_of_range);
-        if (!operation.range.begin().is_aligned_to(PageSize::size_4k()) ||
-            (operation.range.size() & PageSize::size_4k().offset_mask()) != 0)
-            return failure(Error::misaligned);
-        if (operation.kind != BindOperation::Kind::map) return success();
-        if ((operation.page_sizes.bits() & ~config_.page_table.page_sizes.bits()) != 0)
-            return failure(Error::page_size_not_supported);
-        const PageSizeSet sizes = sizes_of(operation);
-        PageAttributes attributes = operation.attributes;
-        if (const MappingBacking *backing = operation.target.backing; backing != nullptr) {
-            attributes.aperture = backing->aperture();
-            auto end = checked_add(operation.target.offset, operation.range.size());
-            if (!end || *end > backing->size()) return failure(Error::out_of_range);
-        } else if (!checked_add(attributes.address.value(), operation.range.size() - 1)) {
-            return failure(Error::arithmetic_overflow);
-        }
-        // Every run must encode (its first and last page are enough) and place.
-        return for_each_run(operation, [&](u64 va, u64 first, u64 size) -> Result<void> {
-            const u64 last = first + size - 1;
-            if (attributes.aperture == Aperture::video && last >= config_.vram_end.value())
-                return failure(Error::out_of_range);
-            GPUMMU_TRY(check_encodes(attributes, first, last));
-            return place_pages(va, first, size, sizes, [](u64, u64) { return success(); });
-        });
-    }
+    [[nodiscard]] Result<void> check_operation(const BindOperation &operation) const noexcept;
     // No page below 2 MiB allowed: a page may have to stand over whole tables.
     [[nodiscard]] static constexpr bool large_only(PageSizeSet sizes) noexcept
     {
@@ -613,42 +340,9 @@ private:
     // job) over such a block would change it: then prepare refuses with in_use (commit
     // the jobs ahead first).
     [[nodiscard]] Result<void> check_large_pages(std::span<const BindOperation> operations,
-                                                 std::size_t index) const noexcept
-    {
-        const BindOperation &operation = operations[index];
-        if (operation.kind != BindOperation::Kind::map) return success();
-        const PageSizeSet sizes = sizes_of(operation);
-        if (!large_only(sizes)) return success();
-        auto block_ok = [&](u64 va, u64 bytes) -> Result<void> {
-            const VirtualRange block = VirtualRange::from_size(VirtualAddress{va}, bytes).value();
-            auto queued_sparse = [&](const BindOperation &other) {
-                return (other.kind == BindOperation::Kind::make_sparse ||
-                        other.kind == BindOperation::Kind::clear_sparse) &&
-                       other.range.begin() < block.end() && block.begin() < other.range.end();
-            };
-            for (std::size_t i = 0; i < index; ++i)
-                if (queued_sparse(operations[i])) return failure(Error::in_use);
-            for (u64 sequence = oldest_; sequence < next_sequence_; ++sequence)
-                for (const BindOperation &other : queue_[sequence % max_outstanding])
-                    if (queued_sparse(other)) return failure(Error::in_use);
-            return uniform_underlay(va, bytes, sizes);
-        };
-        return for_each_run(operation, [&](u64 va, u64 pa, u64 size) {
-            return place_pages(va, pa, size, sizes, block_ok);
-        });
-    }
-    [[nodiscard]] Result<void> uniform_underlay(u64 va, u64 bytes, PageSizeSet sizes) const noexcept
-    {
-        const u64 sparse =
-            table_->sparse_pages(VirtualRange::from_size(VirtualAddress{va}, bytes).value());
-        if (sparse == 0 || sparse == bytes >> 12) return success();
-        const u64 smaller = sizes.bits() & (bytes - 1);  // allowed sizes below this page
-        if (smaller == 0) return failure(Error::misaligned);
-        const u64 part = u64{1} << (std::bit_width(smaller) - 1);
-        for (u64 at = va; at < va + bytes; at += part)
-            GPUMMU_TRY(uniform_underlay(at, part, sizes));
-        return success();
-    }
+                                                 std::size_t index) const noexcept;
+    [[nodiscard]] Result<void> uniform_underlay(u64 va, u64 bytes,
+                                                PageSizeSet sizes) const noexcept;
     [[nodiscard]] static Result<void> check_encodes(PageAttributes attributes, u64 first,
                                                     u64 last) noexcept
     {
@@ -670,14 +364,7 @@ private:
         return 0;
     }
     [[nodiscard]] static Result<PhysicalAddress> physical_at(const MappingView &view,
-                                                             u64 offset) noexcept
-    {
-        if (view.backing == nullptr) return view.attributes.address + offset;
-        std::array<PhysicalSegment, 1> run{};
-        auto count = view.backing->physical_runs(view.offset + offset, 4096, run);
-        if (!count) return failure(count.error());
-        return run[0].address;
-    }
+                                                             u64 offset) noexcept;
 
     // ---- the projected records ---------------------------------------------------------
     // Prepare judges each operation against the records as the committed ones plus every
@@ -716,57 +403,9 @@ private:
     }
     // Adds [begin, end) to the touched ranges, merged with those it overlaps or meets. The
     // caller made sure one more range fits.
-    void touch(u64 begin, u64 end) noexcept
-    {
-        std::size_t first = 0;  // the first range that ends at or after `begin`
-        while (first < touched_count_ && touched_[first].end < begin) ++first;
-        std::size_t last = first;
-        for (; last < touched_count_ && touched_[last].begin <= end; ++last) {
-            begin = std::min(begin, touched_[last].begin);
-            end = std::max(end, touched_[last].end);
-        }
-        const std::size_t merged = last - first;
-        if (merged == 0) {
-            GPUMMU_ASSERT(touched_count_ < touched_capacity);
-            std::copy_backward(touched_.begin() + first, touched_.begin() + touched_count_,
-                               touched_.begin() + touched_count_ + 1);
-            ++touched_count_;
-        } else {
-            std::copy(touched_.begin() + last, touched_.begin() + touched_count_,
-                      touched_.begin() + first + 1);
-            touched_count_ -= merged - 1;
-        }
-        touched_[first] = TouchedRange{begin, end};
-    }
+    void touch(u64 begin, u64 end) noexcept;
     // Makes the overlay the truth over `range` (see above).
-    void materialize(VirtualRange range) noexcept
-    {
-        if (touched_all_) return;
-        auto ignore = [](const MappingStep &) {};
-        if (touched_count_ == touched_capacity) {  // no room for one more range
-            records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
-                if (!touched(view.range.begin().value()))
-                    (void)projected_.map(view.range, MappingTarget{view.backing, view.offset},
-                                         view.attributes, false, ignore);
-                return true;
-            });
-            touched_all_ = true;
-            touched_count_ = 0;
-            return;
-        }
-        u64 begin = range.begin().value(), end = range.end().value();
-        records_.visit(range.begin(), [&](const MappingView &view) {
-            if (view.range.begin() >= range.end()) return false;
-            if (!touched(view.range.begin().value())) {
-                (void)projected_.map(view.range, MappingTarget{view.backing, view.offset},
-                                     view.attributes, false, ignore);
-                begin = std::min(begin, view.range.begin().value());
-                end = std::max(end, view.range.end().value());
-            }
-            return true;
-        });
-        touch(begin, end);
-    }
+    void materialize(VirtualRange range) noexcept;
     // The direct path. The overlay exists so that a prepare sees what the outstanding jobs
     // will leave; a job prepared with none outstanding needs it only where its own later
     // operations reach, or if a later prepare comes before its commit. So in such a job a
@@ -820,103 +459,21 @@ private:
                !meets(direct_, direct_count_, begin, end);
     }
     [[nodiscard]] Result<void> direct_map(const BindOperation &operation, std::size_t index,
-                                          std::size_t &count) noexcept
-    {
-        if (records_.overlaps(operation.range)) return failure(Error::already_mapped);
-        if (count + 1 > records_.capacity()) return failure(Error::out_of_storage);
-        ++count;
-        const u64 begin = operation.range.begin().value();
-        const std::size_t at = first_ending_after(direct_, direct_count_, begin);
-        std::copy_backward(direct_.begin() + at, direct_.begin() + direct_count_,
-                           direct_.begin() + direct_count_ + 1);
-        direct_[at] = DirectMap{begin, operation.range.end().value(), index};
-        ++direct_count_;
-        return success();
-    }
+                                          std::size_t &count) noexcept;
     // Projects the direct maps of `operations` (the job being prepared, or the one
     // outstanding) whose ranges meet [begin, end). Their records are counted already; the
     // steps are not logged: with no other job outstanding, a failed prepare or a cancel
     // drops the whole overlay.
     void project_direct_maps(std::span<const BindOperation> operations, u64 begin = 0,
-                             u64 end = ~u64{0}) noexcept
-    {
-        const std::size_t first = first_ending_after(direct_, direct_count_, begin);
-        std::size_t last = first;
-        for (; last < direct_count_ && direct_[last].begin < end; ++last) {
-            const BindOperation &operation = operations[direct_[last].operation];
-            materialize(operation.range);
-            [[maybe_unused]] auto projected =
-                projected_.map(operation.range, operation.target, operation.attributes, false,
-                               [](const MappingStep &) {});
-            GPUMMU_ASSERT(projected.has_value());
-        }
-        std::copy(direct_.begin() + last, direct_.begin() + direct_count_, direct_.begin() + first);
-        direct_count_ -= last - first;
-    }
+                             u64 end = ~u64{0}) noexcept;
 
     // No job outstanding: the projected records are the committed ones again.
-    void clear_overlay() noexcept
-    {
-        direct_count_ = 0;
-        projected_.clear([](const MappingStep &) {});
-        touched_count_ = 0;
-        touched_all_ = false;
-        projected_count_ = records_.count();
-        undo_count_ = 0;
-        undo_overflowed_ = false;
-        undo_sequence_ = no_sequence;
-    }
+    void clear_overlay() noexcept;
 
     // Applies one operation to the projected records; `count` is the projected record
     // count, kept up to date; `log_steps`: log the steps for undo.
     [[nodiscard]] Result<void> apply_projected(const BindOperation &operation, std::size_t &count,
-                                               bool log_steps) noexcept
-    {
-        materialize(operation.range);
-        const std::size_t before = projected_.count();
-        auto log = [this, log_steps](const MappingStep &step) {
-            if (log_steps) log_projected(step);
-        };
-        Result<void> applied = success();
-        switch (operation.kind) {
-        case BindOperation::Kind::map:
-            applied = projected_.map(operation.range, operation.target, operation.attributes,
-                                     operation.replace, log);
-            break;
-        case BindOperation::Kind::unmap: applied = projected_.unmap(operation.range, log); break;
-        case BindOperation::Kind::protect: {
-            // The new attributes of every record the protect reaches must encode (the
-            // address and aperture stay, and encoded before).
-            Result<void> encodes = success();
-            auto check = [&](const MappingStep &step) {
-                log(step);
-                if (step.kind != MappingStep::Kind::protected_ || !encodes) return;
-                PageAttributes probe = step.record.attributes;
-                if (step.record.backing != nullptr)
-                    probe.aperture = step.record.backing->aperture();
-                probe.address = PhysicalAddress{0};
-                if (auto pte = F::Pte::map(probe); !pte) encodes = failure(pte.error());
-            };
-            applied = projected_.protect(operation.range, operation.change, check);
-            if (applied) applied = encodes;
-            break;
-        }
-        case BindOperation::Kind::rebind:
-            if (!projected_.covers(operation.range)) applied = failure(Error::not_mapped);
-            break;
-        case BindOperation::Kind::make_sparse:
-        case BindOperation::Kind::clear_sparse:
-            // Sparse operations never touch a mapped page.
-            if (projected_.overlaps(operation.range)) applied = failure(Error::already_mapped);
-            break;
-        }
-        // The records once every job commits must fit the committed pool (a failure here
-        // leaves the operation's steps to the caller's undo, like any failed operation).
-        const std::size_t after = count + projected_.count() - before;
-        if (applied && after > records_.capacity()) applied = failure(Error::out_of_storage);
-        if (applied) count = after;
-        return applied;
-    }
+                                               bool log_steps) noexcept;
 
     // ---- undoing a failed prepare or a cancel ----------------------------------------
     // A prepare that fails, and a cancel of the newest job, put the projected records back
@@ -937,60 +494,16 @@ private:
     static constexpr std::size_t undo_capacity = 128;
     static constexpr u64 no_sequence = ~u64{0};
 
-    void log_projected(const MappingStep &step) noexcept
-    {
-        if (undo_count_ == undo_capacity) {
-            undo_overflowed_ = true;
-            return;
-        }
-        ProjectedUndo &undo = undo_[undo_count_++];
-        undo.remove = step.kind == MappingStep::Kind::mapped;
-        undo.range = step.record.range;
-        undo.target = MappingTarget{step.record.backing, step.record.offset};
-        undo.attributes =
-            step.kind == MappingStep::Kind::protected_ ? step.before : step.record.attributes;
-    }
+    void log_projected(const MappingStep &step) noexcept;
     // Undoes the logged steps (projected_count_ is the caller's to restore).
-    void undo_projected() noexcept
-    {
-        if (outstanding_ == 0) {
-            clear_overlay();
-            return;
-        }
-        if (undo_overflowed_) {
-            rebuild_projected();
-            return;
-        }
-        auto ignore = [](const MappingStep &) {};
-        while (undo_count_ > 0) {
-            const ProjectedUndo &undo = undo_[--undo_count_];
-            [[maybe_unused]] auto undone =
-                undo.remove
-                    ? projected_.unmap(undo.range, ignore)
-                    : projected_.map(undo.range, undo.target, undo.attributes, true, ignore);
-            GPUMMU_ASSERT(undone.has_value());
-        }
-    }
+    void undo_projected() noexcept;
 
     // The overlay again from the committed records and the queue (after a cancel whose log
     // is gone, a device error in commit, or a failed prepare whose steps overflowed the
     // log). The outstanding jobs were validated in this order, so they apply again. The
     // undo log is emptied: it belongs to no job afterwards.
-    void rebuild_projected() noexcept
-    {
-        clear_overlay();
-        for (u64 sequence = oldest_; sequence < next_sequence_; ++sequence)
-            for (const BindOperation &operation : queue_[sequence % max_outstanding])
-                (void)apply_projected(operation, projected_count_, false);
-    }
-    void finish_job(PreparedJob &job) noexcept
-    {
-        (*pages_).release(job.reserve_);
-        reserved_nodes_ -= job.needs_.nodes();
-        reserved_blocks_ -= job.needs_.directories;
-        --outstanding_;
-        job.owner_ = nullptr;
-    }
+    void rebuild_projected() noexcept;
+    void finish_job(PreparedJob &job) noexcept;
 
     // ---- commit --------------------------------------------------------------------------
     template <class Sink>
@@ -1059,31 +572,7 @@ private:
     // attributes change; where a committed record already shows the same bytes with the
     // same attributes its PTEs stay (and need no invalidate). Pinned page sizes always
     // rewrite: the pages there may be of other sizes.
-    [[nodiscard]] Result<void> write_changed_pages(const MappingView &now, TlbBatch &all) noexcept
-    {
-        const u64 end = now.range.end().value();
-        u64 from = now.range.begin().value();  // the first page not yet written or kept
-        Result<void> written = success();
-        auto write_up_to = [&](u64 to) {
-            if (to > from && written)
-                written = write_pages(
-                    now,
-                    VirtualRange::from_bounds(VirtualAddress{from}, VirtualAddress{to}).value(),
-                    true, {}, all);
-        };
-        records_.visit(now.range.begin(), [&](const MappingView &old) {
-            if (old.range.begin().value() >= end) return false;
-            if (same_pages(old, now)) {
-                const u64 keep_begin = std::max(old.range.begin().value(), from);
-                const u64 keep_end = std::min(old.range.end().value(), end);
-                write_up_to(keep_begin);
-                from = keep_end;
-            }
-            return written.has_value();
-        });
-        write_up_to(end);
-        return written;
-    }
+    [[nodiscard]] Result<void> write_changed_pages(const MappingView &now, TlbBatch &all) noexcept;
     // Do two records show the same bytes at every VA they share, with the same attributes?
     [[nodiscard]] static bool same_pages(const MappingView &old, const MappingView &now) noexcept
     {
@@ -1103,35 +592,7 @@ private:
 
     // Writes the pages of `part` (inside the record `view`) from the record's bytes.
     [[nodiscard]] Result<void> write_pages(const MappingView &view, VirtualRange part, bool replace,
-                                           PageSizeSet sizes, TlbBatch &all) noexcept
-    {
-        PageAttributes attributes = view.attributes;
-        const u64 skip = part.begin() - view.range.begin();
-        const MapOptions options{sizes, replace};
-        if (view.backing == nullptr) {
-            attributes.address = view.attributes.address + skip;
-            auto batch = table_->map(part, attributes, options);
-            if (!batch) return failure(batch.error());
-            return all.merge(std::move(*batch));
-        }
-        attributes.aperture = view.backing->aperture();
-        u64 offset = view.offset + skip, va = part.begin().value();
-        const u64 end = part.end().value();
-        while (va < end) {
-            const u64 piece = std::min(end - va, run_bytes(*view.backing, offset));
-            std::array<PhysicalSegment, 1> run{};
-            auto count = view.backing->physical_runs(offset, piece, run);
-            if (!count) return failure(count.error());
-            const VirtualRange range = VirtualRange::from_size(VirtualAddress{va}, piece).value();
-            auto batch =
-                table_->map(range, std::span<const PhysicalSegment>(run), attributes, options);
-            if (!batch) return failure(batch.error());
-            GPUMMU_TRY(all.merge(std::move(*batch)));
-            va += piece;
-            offset += piece;
-        }
-        return success();
-    }
+                                           PageSizeSet sizes, TlbBatch &all) noexcept;
 
     Deferred<BuddyTablePages<M>> buddy_pages_;
     Deferred<Pages> pages_;
@@ -1159,5 +620,631 @@ private:
     bool created_ = false;
     bool sparse_seen_ = false;  // a make_sparse was prepared: maps may fold sparse tables
 };
+
+// Member functions defined outside the class, so that an `extern template` declaration
+// of an instantiation keeps them out of the including translation unit (docs/consuming.md).
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::create(M &memory, BuddyAllocator &buddy, T &invalidator,
+                                BindSpaceStorage storage, BindSpaceConfig config) noexcept
+    -> Result<void>
+{
+    if (created_ || storage.records.size() != storage.projected.size() || storage.records.empty())
+        return failure(Error::invalid_argument);
+    if ((F::va_bits < 64) && config.space.end().value() > (u64{1} << F::va_bits))
+        return failure(Error::out_of_range);
+    GPUMMU_TRY(records_.create(storage.records, storage.records_index));
+    if (auto made = projected_.create(storage.projected, storage.projected_index, false); !made) {
+        records_.destroy();
+        return made;
+    }
+    buddy_pages_.emplace(buddy, memory, storage.big_table_pages);
+    pages_.emplace(*buddy_pages_);
+    auto table = Table::create(memory, *pages_, storage.tables, config.page_table);
+    if (!table) {
+        pages_.reset();
+        buddy_pages_.reset();
+        records_.destroy();
+        projected_.destroy();
+        return failure(table.error());
+    }
+    table_.emplace(std::move(*table));
+    invalidator_ = &invalidator;
+    config_ = config;
+    next_sequence_ = oldest_ = 0;
+    outstanding_ = 0;
+    reserved_nodes_ = reserved_blocks_ = 0;
+    sparse_seen_ = false;
+    clear_overlay();  // empty, with no undo log
+    created_ = true;
+    return success();
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::prepare(std::span<const BindOperation> operations,
+                                 std::size_t *failed_operation) noexcept -> Result<PreparedJob>
+{
+    if (failed_operation != nullptr) *failed_operation = operations.size();
+    if (!created_ || operations.empty() || outstanding_ == max_outstanding)
+        return failure(Error::invalid_argument);
+    // With no job outstanding, the maps of this job into holes nothing else of it
+    // reaches are judged against the committed records only (see direct_map below).
+    const bool may_go_direct = outstanding_ == 0;
+    // Direct maps left belong to the one outstanding job: this prepare must see them.
+    if (direct_count_ != 0) project_direct_maps(queue_[oldest_ % max_outstanding]);
+    // The undo log now belongs to this job (the newest, the only one cancel may drop);
+    // if the prepare fails, it is tagged with a sequence no job holds.
+    undo_count_ = 0;
+    undo_overflowed_ = false;
+    undo_sequence_ = next_sequence_;
+    std::size_t count = projected_count_;
+    // In job order: each operation's own checks, then against the records as the
+    // operations before it leave them; the first failure is the job's.
+    for (std::size_t i = 0; i < operations.size(); ++i) {
+        auto applied = check_operation(operations[i]);
+        if (applied) {
+            if (may_go_direct && goes_direct(operations[i])) {
+                applied = direct_map(operations[i], i, count);
+            } else {
+                project_direct_maps(operations, operations[i].range.begin().value(),
+                                    operations[i].range.end().value());
+                applied = apply_projected(operations[i], count, true);
+            }
+        }
+        if (applied) applied = check_large_pages(operations, i);
+        if (!applied) {
+            undo_projected();
+            if (failed_operation != nullptr) *failed_operation = i;
+            return failure(applied.error());
+        }
+    }
+    for (const BindOperation &operation : operations)
+        sparse_seen_ = sparse_seen_ || operation.kind == BindOperation::Kind::make_sparse;
+    const Needs needs = job_needs(operations, sparse_seen_);
+    if (needs.nodes() + reserved_nodes_ > table_->spare_nodes() ||
+        needs.directories + reserved_blocks_ > table_->spare_child_blocks()) {
+        undo_projected();
+        return failure(Error::out_of_storage);
+    }
+    PreparedJob job(this, next_sequence_, operations);
+    if (auto reserved = (*pages_).reserve(job.reserve_, needs.pages(), needs.big_tables);
+        !reserved) {
+        undo_projected();
+        job.owner_ = nullptr;
+        return failure(reserved.error());
+    }
+    job.needs_ = needs;
+    job.records_before_ = projected_count_;
+    projected_count_ = count;
+    reserved_nodes_ += needs.nodes();
+    reserved_blocks_ += needs.directories;
+    queue_[next_sequence_ % max_outstanding] = operations;
+    ++next_sequence_;
+    ++outstanding_;
+    return job;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::cancel(PreparedJob &&job) noexcept -> Result<void>
+{
+    if (job.owner_ != this) return failure(Error::invalid_argument);
+    if (job.sequence_ + 1 != next_sequence_) return failure(Error::in_use);
+    --next_sequence_;
+    finish_job(job);
+    if (job.sequence_ == undo_sequence_) {
+        undo_projected();  // the newest job's steps, undone
+        projected_count_ = job.records_before_;
+    } else {
+        rebuild_projected();
+    }
+    undo_sequence_ = no_sequence;
+    return success();
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::flush(TlbBatch &batch) noexcept -> Result<void>
+{
+    return table_->flush(batch, *invalidator_);
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::destroy() noexcept -> Result<void>
+{
+    if (!created_) return failure(Error::invalid_argument);
+    if (outstanding_ != 0) return failure(Error::in_use);
+    TlbBatch all = table_->empty_batch();
+    Result<void> failed = success();
+    records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
+        auto batch = table_->unmap(view.range);
+        if (batch) failed = all.merge(std::move(*batch));
+        if (!batch) failed = failure(batch.error());
+        return failed.has_value();
+    });
+    if (failed) {
+        auto batch = table_->clear_sparse(config_.space);
+        if (batch) failed = all.merge(std::move(*batch));
+        if (!batch) failed = failure(batch.error());
+    }
+    if (!failed) {
+        all.abandon();
+        return failed;
+    }
+    GPUMMU_TRY(flush(all));
+    GPUMMU_TRY(table_->release_root());
+    records_.destroy();
+    projected_.destroy();
+    table_.reset();
+    pages_.reset();
+    buddy_pages_.reset();
+    created_ = false;
+    return success();
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::job_needs(std::span<const BindOperation> operations,
+                                   bool maps_retire) const noexcept -> Needs
+{
+    u64 low = ~u64{0}, high = 0;
+    for (const BindOperation &operation : operations) {
+        low = std::min(low, operation.range.begin().value());
+        high = std::max(high, operation.range.end().value());
+    }
+    const VirtualRange hull =
+        VirtualRange::from_bounds(VirtualAddress{low}, VirtualAddress{high}).value();
+    // One pass over the operations (they are read once, every depth beside them).
+    constexpr unsigned kinds = Table::table_kinds;
+    std::array<u64, kinds + 1> sum{}, shared{};
+    for (unsigned depth = 1; depth <= kinds; ++depth)
+        shared[depth] = Table::tables_at(hull, true, depth);
+    for (std::size_t i = 0; i < operations.size(); ++i) {
+        const BindOperation &operation = operations[i];
+        const bool splits = splits_anywhere(operation.kind);
+        // A map allowing no page below 2 MiB may place one over whole tables.
+        const bool map_like = splits && !(operation.kind == BindOperation::Kind::map &&
+                                          large_only(sizes_of(operation)));
+        const bool not_last = i + 1 < operations.size();
+        for (unsigned depth = 1; depth <= kinds; ++depth) {
+            sum[depth] += Table::tables_at(operation.range, splits, depth);
+            const bool page_tables = depth + 1 >= kinds;  // small or big
+            const bool retires =
+                !map_like ||
+                (page_tables &&
+                 (maps_retire || operation.kind != BindOperation::Kind::map || operation.replace));
+            if (retires && not_last)
+                shared[depth] += Table::tables_at(operation.range, true, depth);
+        }
+    }
+    Needs needs;
+    for (unsigned depth = 1; depth <= kinds; ++depth)
+        needs.add(depth, std::min(sum[depth], shared[depth]));
+    return needs;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::rebind_operations(const MappingBacking &backing,
+                                           std::span<BindOperation> out) const noexcept
+    -> std::size_t
+{
+    std::size_t count = 0;
+    backing.visit_mappings([&](const MappingView &view) {
+        if (view.space != &records_) return;
+        if (count < out.size()) {
+            out[count] = BindOperation{};
+            out[count].kind = BindOperation::Kind::rebind;
+            out[count].range = view.range;
+        }
+        ++count;
+    });
+    return count;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::check_invariants() const noexcept -> Result<void>
+{
+    if (!created_) return failure(Error::invalid_argument);
+    GPUMMU_TRY(table_->check_invariants());
+    GPUMMU_TRY(records_.check_invariants());
+    GPUMMU_TRY(projected_.check_invariants());
+    // The overlay: touched ranges sorted and apart, overlay records inside them, each
+    // committed record inside one or outside all; empty with no job outstanding (a
+    // failed prepare undid its steps, a commit applied what prepare did).
+    for (std::size_t i = 0; i < touched_count_; ++i)
+        if (touched_[i].begin >= touched_[i].end ||
+            (i > 0 && touched_[i - 1].end >= touched_[i].begin))
+            return failure(Error::malformed_record);
+    enum class TouchedPlace { outside, inside, across };  // a record and the touched ranges
+    auto placement = [&](const MappingView &view) {
+        if (touched_all_) return TouchedPlace::inside;
+        const u64 begin = view.range.begin().value(), end = view.range.end().value();
+        for (std::size_t i = 0; i < touched_count_; ++i)
+            if (begin < touched_[i].end && touched_[i].begin < end)
+                return touched_[i].begin <= begin && end <= touched_[i].end ? TouchedPlace::inside
+                                                                            : TouchedPlace::across;
+        return TouchedPlace::outside;
+    };
+    bool overlay_ok = true;
+    projected_.visit(VirtualAddress{0}, [&](const MappingView &view) {
+        overlay_ok = placement(view) == TouchedPlace::inside;
+        return overlay_ok;
+    });
+    records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
+        overlay_ok = overlay_ok && placement(view) != TouchedPlace::across;
+        return overlay_ok;
+    });
+    if (!overlay_ok) return failure(Error::malformed_record);
+    // Direct maps (see direct_map): only in the one outstanding job, sorted and apart,
+    // in holes of both record sets, outside the touched ranges.
+    if (direct_count_ != 0 && outstanding_ != 1) return failure(Error::malformed_record);
+    for (std::size_t i = 0; i < direct_count_; ++i) {
+        const DirectMap &direct = direct_[i];
+        const auto range =
+            VirtualRange::from_bounds(VirtualAddress{direct.begin}, VirtualAddress{direct.end});
+        if (!range || range->empty() || (i > 0 && direct_[i - 1].end > direct.begin) ||
+            meets(touched_, touched_count_, direct.begin, direct.end) ||
+            records_.overlaps(*range) || projected_.overlaps(*range))
+            return failure(Error::malformed_record);
+    }
+    if (outstanding_ == 0 && (projected_.count() != 0 || touched_count_ != 0 || touched_all_ ||
+                              projected_count_ != records_.count()))
+        return failure(Error::malformed_record);
+    Result<void> result = success();
+    records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
+        for (u64 offset = 0; offset < view.range.size() && result; offset += 4096) {
+            auto translation = table_->translate(view.range.begin() + offset);
+            auto expected = physical_at(view, offset);
+            if (!translation || !expected || translation->state != TranslationState::mapped ||
+                translation->address != *expected ||
+                translation->attributes.read_only != view.attributes.read_only)
+                result = failure(Error::malformed_record);
+        }
+        return result.has_value();
+    });
+    return result;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::check_operation(const BindOperation &operation) const noexcept
+    -> Result<void>
+{
+    if (!config_.space.contains(operation.range) || operation.range.empty())
+        return failure(operation.range.empty() ? Error::invalid_argument : Error::out_of_range);
+    if (!operation.range.begin().is_aligned_to(PageSize::size_4k()) ||
+        (operation.range.size() & PageSize::size_4k().offset_mask()) != 0)
+        return failure(Error::misaligned);
+    if (operation.kind != BindOperation::Kind::map) return success();
+    if ((operation.page_sizes.bits() & ~config_.page_table.page_sizes.bits()) != 0)
+        return failure(Error::page_size_not_supported);
+    const PageSizeSet sizes = sizes_of(operation);
+    PageAttributes attributes = operation.attributes;
+    if (const MappingBacking *backing = operation.target.backing; backing != nullptr) {
+        attributes.aperture = backing->aperture();
+        auto end = checked_add(operation.target.offset, operation.range.size());
+        if (!end || *end > backing->size()) return failure(Error::out_of_range);
+    } else if (!checked_add(attributes.address.value(), operation.range.size() - 1)) {
+        return failure(Error::arithmetic_overflow);
+    }
+    // Every run must encode (its first and last page are enough) and place.
+    return for_each_run(operation, [&](u64 va, u64 first, u64 size) -> Result<void> {
+        const u64 last = first + size - 1;
+        if (attributes.aperture == Aperture::video && last >= config_.vram_end.value())
+            return failure(Error::out_of_range);
+        GPUMMU_TRY(check_encodes(attributes, first, last));
+        return place_pages(va, first, size, sizes, [](u64, u64) { return success(); });
+    });
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::check_large_pages(std::span<const BindOperation> operations,
+                                           std::size_t index) const noexcept -> Result<void>
+{
+    const BindOperation &operation = operations[index];
+    if (operation.kind != BindOperation::Kind::map) return success();
+    const PageSizeSet sizes = sizes_of(operation);
+    if (!large_only(sizes)) return success();
+    auto block_ok = [&](u64 va, u64 bytes) -> Result<void> {
+        const VirtualRange block = VirtualRange::from_size(VirtualAddress{va}, bytes).value();
+        auto queued_sparse = [&](const BindOperation &other) {
+            return (other.kind == BindOperation::Kind::make_sparse ||
+                    other.kind == BindOperation::Kind::clear_sparse) &&
+                   other.range.begin() < block.end() && block.begin() < other.range.end();
+        };
+        for (std::size_t i = 0; i < index; ++i)
+            if (queued_sparse(operations[i])) return failure(Error::in_use);
+        for (u64 sequence = oldest_; sequence < next_sequence_; ++sequence)
+            for (const BindOperation &other : queue_[sequence % max_outstanding])
+                if (queued_sparse(other)) return failure(Error::in_use);
+        return uniform_underlay(va, bytes, sizes);
+    };
+    return for_each_run(operation, [&](u64 va, u64 pa, u64 size) {
+        return place_pages(va, pa, size, sizes, block_ok);
+    });
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::uniform_underlay(u64 va, u64 bytes, PageSizeSet sizes) const noexcept
+    -> Result<void>
+{
+    const u64 sparse =
+        table_->sparse_pages(VirtualRange::from_size(VirtualAddress{va}, bytes).value());
+    if (sparse == 0 || sparse == bytes >> 12) return success();
+    const u64 smaller = sizes.bits() & (bytes - 1);  // allowed sizes below this page
+    if (smaller == 0) return failure(Error::misaligned);
+    const u64 part = u64{1} << (std::bit_width(smaller) - 1);
+    for (u64 at = va; at < va + bytes; at += part) GPUMMU_TRY(uniform_underlay(at, part, sizes));
+    return success();
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::physical_at(const MappingView &view, u64 offset) noexcept
+    -> Result<PhysicalAddress>
+{
+    if (view.backing == nullptr) return view.attributes.address + offset;
+    std::array<PhysicalSegment, 1> run{};
+    auto count = view.backing->physical_runs(view.offset + offset, 4096, run);
+    if (!count) return failure(count.error());
+    return run[0].address;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::touch(u64 begin, u64 end) noexcept -> void
+{
+    std::size_t first = 0;  // the first range that ends at or after `begin`
+    while (first < touched_count_ && touched_[first].end < begin) ++first;
+    std::size_t last = first;
+    for (; last < touched_count_ && touched_[last].begin <= end; ++last) {
+        begin = std::min(begin, touched_[last].begin);
+        end = std::max(end, touched_[last].end);
+    }
+    const std::size_t merged = last - first;
+    if (merged == 0) {
+        GPUMMU_ASSERT(touched_count_ < touched_capacity);
+        std::copy_backward(touched_.begin() + first, touched_.begin() + touched_count_,
+                           touched_.begin() + touched_count_ + 1);
+        ++touched_count_;
+    } else {
+        std::copy(touched_.begin() + last, touched_.begin() + touched_count_,
+                  touched_.begin() + first + 1);
+        touched_count_ -= merged - 1;
+    }
+    touched_[first] = TouchedRange{begin, end};
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::materialize(VirtualRange range) noexcept -> void
+{
+    if (touched_all_) return;
+    auto ignore = [](const MappingStep &) {};
+    if (touched_count_ == touched_capacity) {  // no room for one more range
+        records_.visit(VirtualAddress{0}, [&](const MappingView &view) {
+            if (!touched(view.range.begin().value()))
+                (void)projected_.map(view.range, MappingTarget{view.backing, view.offset},
+                                     view.attributes, false, ignore);
+            return true;
+        });
+        touched_all_ = true;
+        touched_count_ = 0;
+        return;
+    }
+    u64 begin = range.begin().value(), end = range.end().value();
+    records_.visit(range.begin(), [&](const MappingView &view) {
+        if (view.range.begin() >= range.end()) return false;
+        if (!touched(view.range.begin().value())) {
+            (void)projected_.map(view.range, MappingTarget{view.backing, view.offset},
+                                 view.attributes, false, ignore);
+            begin = std::min(begin, view.range.begin().value());
+            end = std::max(end, view.range.end().value());
+        }
+        return true;
+    });
+    touch(begin, end);
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::direct_map(const BindOperation &operation, std::size_t index,
+                                    std::size_t &count) noexcept -> Result<void>
+{
+    if (records_.overlaps(operation.range)) return failure(Error::already_mapped);
+    if (count + 1 > records_.capacity()) return failure(Error::out_of_storage);
+    ++count;
+    const u64 begin = operation.range.begin().value();
+    const std::size_t at = first_ending_after(direct_, direct_count_, begin);
+    std::copy_backward(direct_.begin() + at, direct_.begin() + direct_count_,
+                       direct_.begin() + direct_count_ + 1);
+    direct_[at] = DirectMap{begin, operation.range.end().value(), index};
+    ++direct_count_;
+    return success();
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::project_direct_maps(std::span<const BindOperation> operations, u64 begin,
+                                             u64 end) noexcept -> void
+{
+    const std::size_t first = first_ending_after(direct_, direct_count_, begin);
+    std::size_t last = first;
+    for (; last < direct_count_ && direct_[last].begin < end; ++last) {
+        const BindOperation &operation = operations[direct_[last].operation];
+        materialize(operation.range);
+        [[maybe_unused]] auto projected =
+            projected_.map(operation.range, operation.target, operation.attributes, false,
+                           [](const MappingStep &) {});
+        GPUMMU_ASSERT(projected.has_value());
+    }
+    std::copy(direct_.begin() + last, direct_.begin() + direct_count_, direct_.begin() + first);
+    direct_count_ -= last - first;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::clear_overlay() noexcept -> void
+{
+    direct_count_ = 0;
+    projected_.clear([](const MappingStep &) {});
+    touched_count_ = 0;
+    touched_all_ = false;
+    projected_count_ = records_.count();
+    undo_count_ = 0;
+    undo_overflowed_ = false;
+    undo_sequence_ = no_sequence;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::apply_projected(const BindOperation &operation, std::size_t &count,
+                                         bool log_steps) noexcept -> Result<void>
+{
+    materialize(operation.range);
+    const std::size_t before = projected_.count();
+    auto log = [this, log_steps](const MappingStep &step) {
+        if (log_steps) log_projected(step);
+    };
+    Result<void> applied = success();
+    switch (operation.kind) {
+    case BindOperation::Kind::map:
+        applied = projected_.map(operation.range, operation.target, operation.attributes,
+                                 operation.replace, log);
+        break;
+    case BindOperation::Kind::unmap: applied = projected_.unmap(operation.range, log); break;
+    case BindOperation::Kind::protect: {
+        // The new attributes of every record the protect reaches must encode (the
+        // address and aperture stay, and encoded before).
+        Result<void> encodes = success();
+        auto check = [&](const MappingStep &step) {
+            log(step);
+            if (step.kind != MappingStep::Kind::protected_ || !encodes) return;
+            PageAttributes probe = step.record.attributes;
+            if (step.record.backing != nullptr) probe.aperture = step.record.backing->aperture();
+            probe.address = PhysicalAddress{0};
+            if (auto pte = F::Pte::map(probe); !pte) encodes = failure(pte.error());
+        };
+        applied = projected_.protect(operation.range, operation.change, check);
+        if (applied) applied = encodes;
+        break;
+    }
+    case BindOperation::Kind::rebind:
+        if (!projected_.covers(operation.range)) applied = failure(Error::not_mapped);
+        break;
+    case BindOperation::Kind::make_sparse:
+    case BindOperation::Kind::clear_sparse:
+        // Sparse operations never touch a mapped page.
+        if (projected_.overlaps(operation.range)) applied = failure(Error::already_mapped);
+        break;
+    }
+    // The records once every job commits must fit the committed pool (a failure here
+    // leaves the operation's steps to the caller's undo, like any failed operation).
+    const std::size_t after = count + projected_.count() - before;
+    if (applied && after > records_.capacity()) applied = failure(Error::out_of_storage);
+    if (applied) count = after;
+    return applied;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::log_projected(const MappingStep &step) noexcept -> void
+{
+    if (undo_count_ == undo_capacity) {
+        undo_overflowed_ = true;
+        return;
+    }
+    ProjectedUndo &undo = undo_[undo_count_++];
+    undo.remove = step.kind == MappingStep::Kind::mapped;
+    undo.range = step.record.range;
+    undo.target = MappingTarget{step.record.backing, step.record.offset};
+    undo.attributes =
+        step.kind == MappingStep::Kind::protected_ ? step.before : step.record.attributes;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::undo_projected() noexcept -> void
+{
+    if (outstanding_ == 0) {
+        clear_overlay();
+        return;
+    }
+    if (undo_overflowed_) {
+        rebuild_projected();
+        return;
+    }
+    auto ignore = [](const MappingStep &) {};
+    while (undo_count_ > 0) {
+        const ProjectedUndo &undo = undo_[--undo_count_];
+        [[maybe_unused]] auto undone =
+            undo.remove ? projected_.unmap(undo.range, ignore)
+                        : projected_.map(undo.range, undo.target, undo.attributes, true, ignore);
+        GPUMMU_ASSERT(undone.has_value());
+    }
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::rebuild_projected() noexcept -> void
+{
+    clear_overlay();
+    for (u64 sequence = oldest_; sequence < next_sequence_; ++sequence)
+        for (const BindOperation &operation : queue_[sequence % max_outstanding])
+            (void)apply_projected(operation, projected_count_, false);
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::finish_job(PreparedJob &job) noexcept -> void
+{
+    (*pages_).release(job.reserve_);
+    reserved_nodes_ -= job.needs_.nodes();
+    reserved_blocks_ -= job.needs_.directories;
+    --outstanding_;
+    job.owner_ = nullptr;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::write_changed_pages(const MappingView &now, TlbBatch &all) noexcept
+    -> Result<void>
+{
+    const u64 end = now.range.end().value();
+    u64 from = now.range.begin().value();  // the first page not yet written or kept
+    Result<void> written = success();
+    auto write_up_to = [&](u64 to) {
+        if (to > from && written)
+            written = write_pages(
+                now, VirtualRange::from_bounds(VirtualAddress{from}, VirtualAddress{to}).value(),
+                true, {}, all);
+    };
+    records_.visit(now.range.begin(), [&](const MappingView &old) {
+        if (old.range.begin().value() >= end) return false;
+        if (same_pages(old, now)) {
+            const u64 keep_begin = std::max(old.range.begin().value(), from);
+            const u64 keep_end = std::min(old.range.end().value(), end);
+            write_up_to(keep_begin);
+            from = keep_end;
+        }
+        return written.has_value();
+    });
+    write_up_to(end);
+    return written;
+}
+
+template <MmuFormat F, TableMemory M, TlbInvalidator T>
+auto BindSpace<F, M, T>::write_pages(const MappingView &view, VirtualRange part, bool replace,
+                                     PageSizeSet sizes, TlbBatch &all) noexcept -> Result<void>
+{
+    PageAttributes attributes = view.attributes;
+    const u64 skip = part.begin() - view.range.begin();
+    const MapOptions options{sizes, replace};
+    if (view.backing == nullptr) {
+        attributes.address = view.attributes.address + skip;
+        auto batch = table_->map(part, attributes, options);
+        if (!batch) return failure(batch.error());
+        return all.merge(std::move(*batch));
+    }
+    attributes.aperture = view.backing->aperture();
+    u64 offset = view.offset + skip, va = part.begin().value();
+    const u64 end = part.end().value();
+    while (va < end) {
+        const u64 piece = std::min(end - va, run_bytes(*view.backing, offset));
+        std::array<PhysicalSegment, 1> run{};
+        auto count = view.backing->physical_runs(offset, piece, run);
+        if (!count) return failure(count.error());
+        const VirtualRange range = VirtualRange::from_size(VirtualAddress{va}, piece).value();
+        auto batch = table_->map(range, std::span<const PhysicalSegment>(run), attributes, options);
+        if (!batch) return failure(batch.error());
+        GPUMMU_TRY(all.merge(std::move(*batch)));
+        va += piece;
+        offset += piece;
+    }
+    return success();
+}
 
 }  // namespace gpummu
