@@ -2405,6 +2405,12 @@ private:
             table.has(PageTableNode::prepared) || table.depth != depth)
             return failure(Error::malformed_record);
         ++reached;
+        if (table.children != no_table_node) {  // the bitmap names exactly the linked slots
+            const PageTableChildren &block = children_[table.children];
+            for (unsigned slot = 0; slot < EntryBits::capacity; ++slot)
+                if (block.present.test(slot) != (block.node[slot] != no_table_node))
+                    return failure(Error::malformed_record);
+        }
         const bool big = table.has(PageTableNode::big);
         const LevelDescriptor &level = big ? F::big_page_table : F::levels[depth];
         const unsigned entries = static_cast<unsigned>(level.entry_count());
@@ -2755,12 +2761,9 @@ auto PageTable<F, M, S>::check_invariants() const noexcept -> Result<void>
         if (node.has(PageTableNode::prepared) && !plan_outstanding_)
             return failure(Error::malformed_record);
     }
-    // Every children block: its bitmap names exactly the slots holding a table, and a block
-    // on the free list holds none (allocate_node does not fill it).
-    for (const PageTableChildren &block : children_)
-        for (unsigned slot = 0; slot < EntryBits::capacity; ++slot)
-            if (block.present.test(slot) != (block.node[slot] != no_table_node))
-                return failure(Error::malformed_record);
+    // A block on the free list holds no table (allocate_node does not fill it): its bitmap
+    // is empty, and the bitmap of every block matched its links while it was in use (audit
+    // checks the blocks of reachable directories; blocks are emptied before they are freed).
     std::size_t free_blocks = 0;
     for (u32 block = free_children_; block != no_table_node; block = children_[block].next) {
         if (block >= children_.size() || ++free_blocks > children_.size() ||
