@@ -509,7 +509,7 @@ private:
     {
         if (nodes_[node].children != no_table_node) {
             PageTableChildren &block = children_[nodes_[node].children];
-            GPUMMU_ASSERT(block.present.none());  // blocks go back empty (unlink_all)
+            GPUMMU_ASSERT(block.present.none());  // blocks go back empty (unlink_children)
             block.next = free_children_;
             free_children_ = nodes_[node].children;
             ++spare_children_;
@@ -527,16 +527,19 @@ private:
         block.node[slot] = child;
         block.present.assign(slot, child != no_table_node);
     }
-    // Unlinks every table below directory `node` (a whole adopted tree given back at once),
-    // so its block can go back on the free list empty.
-    void unlink_all(u32 node) noexcept
+    // Unlinks every table linked below directory `node`, in slot order, handing each to
+    // `visit`; the block is left empty (it may go back on the free list).
+    template <class Visit>
+    void unlink_children(u32 node, Visit &&visit) noexcept
     {
         if (nodes_[node].children == no_table_node) return;
         PageTableChildren &block = children_[nodes_[node].children];
-        for (unsigned word = 0; word < EntryBits::capacity / 64; ++word)
-            for (u64 bits = block.present.word(word); bits != 0; bits &= bits - 1)
-                block.node[word * 64 + static_cast<unsigned>(std::countr_zero(bits))] =
-                    no_table_node;
+        for (unsigned word = 0; word < EntryBits::capacity / 64; ++word) {
+            for (u64 bits = block.present.word(word); bits != 0; bits &= bits - 1) {
+                const unsigned slot = word * 64 + static_cast<unsigned>(std::countr_zero(bits));
+                visit(std::exchange(block.node[slot], no_table_node));
+            }
+        }
         block.present.clear_all();
     }
     // Unlinks the table at `slot` of `node` and returns it (or no_table_node).
@@ -1138,15 +1141,7 @@ private:
     // Retires `table` and every table below it; their words are left as they are.
     void retire_subtree(u32 table) noexcept
     {
-        const PageTableNode &record = nodes_[table];
-        if (!record.has(PageTableNode::big) && record.depth < small_depth) {
-            const LevelDescriptor &level = F::levels[record.depth];
-            const unsigned entries = static_cast<unsigned>(level.entry_count());
-            for (unsigned slot = 0; slot < (level.dual ? entries + 256 : entries); ++slot) {
-                const u32 child = take_child(table, slot);
-                if (child != no_table_node) retire_subtree(child);
-            }
-        }
+        unlink_children(table, [this](u32 child) { retire_subtree(child); });
         nodes_[table].flags |= PageTableNode::folded;  // not zero
         retire(table);
     }
@@ -2714,7 +2709,7 @@ auto PageTable<F, M, S>::release_root() noexcept -> Result<void>
         if (hash != foreign_hash_) return failure(Error::in_use);
         for (u32 i = 0; i < nodes_.size(); ++i) {
             if (!nodes_[i].has(PageTableNode::foreign)) continue;
-            unlink_all(i);
+            unlink_children(i, [](u32) {});  // the whole tree goes at once
             if (i != root_) free_node(i);
         }
         free_node(root_);
