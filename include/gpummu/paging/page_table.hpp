@@ -450,7 +450,8 @@ private:
             nodes_[i].next = i + 1 < nodes_.size() ? static_cast<u32>(i + 1) : no_table_node;
         }
         free_nodes_ = nodes_.empty() ? no_table_node : 0;
-        // Free blocks are kept empty (free_node empties what it gives back).
+        // Free blocks are kept empty: tables are unlinked before their directory is freed,
+        // so allocate_node need not fill a block.
         for (std::size_t i = 0; i < children_.size(); ++i) {
             children_[i].node.fill(no_table_node);
             children_[i].present.clear_all();
