@@ -193,6 +193,9 @@ struct PagingRig {
         buddy = std::make_unique<BuddyAllocator>(
             BuddyAllocator::create({&all, 1}, metadata, 4096).value());
         pages = std::make_unique<Pages>(*buddy, memory, slots);
+        // Emptied tables are kept for the next map (a driver's setting for map/unmap churn;
+        // without it each 2 MiB-page map of 1 GiB also splits and merges five buddy pages).
+        pages->set_spare_limit(16);
         PageTableConfig config{{PageSize::size_4k(), PageSize::size_64k(), PageSize::size_2m(),
                                 PageSize::size_512m()}};
         table = std::make_unique<Table>(

@@ -33,6 +33,11 @@ public:
         ++frees_;
         return inner_.free_table(page, known_zero);
     }
+    Result<void> take_back(TablePage page)
+    {
+        ++frees_;
+        return inner_.take_back(page);
+    }
     void fail_after(long count) { fail_after_ = count; }  // -1: never fail
     long allocations() const { return allocations_; }
     long big_allocations() const { return big_allocations_; }

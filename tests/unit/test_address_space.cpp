@@ -272,6 +272,42 @@ TEST_CASE_TEMPLATE("destroy returns every table to the buddy after one invalidat
     CHECK(rig.buddy.buddy.free_bytes() == free_at_start);
 }
 
+TEST_CASE_TEMPLATE("spare table pages: a mapping that comes back reuses its tables", F, MmuV2,
+                   MmuV3)
+{
+    Rig rig;
+    const u64 free_at_start = rig.buddy.buddy.free_bytes();
+    AddressSpace<F, HostMemory, testing::RecordingInvalidator> space;
+    AddressSpaceConfig config = rig.config();
+    config.spare_table_pages = 8;
+    REQUIRE(space.create(rig.memory, rig.buddy.buddy, rig.invalidator, rig.storage(), config));
+    const u64 root_only = rig.buddy.buddy.free_bytes();
+    const PhysicalSegment buffer{PhysicalAddress{64 * mib}, 68 * kib};  // 64 KiB + 4 KiB pages
+    const VirtualRange where = va_range(4 * gib, 68 * kib);
+    auto first = space.map_fixed(where, {&buffer, 1}, attributes_at(0));
+    REQUIRE(first);
+    const u64 with_tables = rig.buddy.buddy.free_bytes();
+    const u64 tables_bytes = space.stats().table_vram_bytes;
+    CHECK(with_tables < root_only);
+    REQUIRE(space.release(first->handle));
+    // The emptied tables are kept for reuse: held (in the stats and from the buddy).
+    CHECK(rig.buddy.buddy.free_bytes() == with_tables);
+    CHECK(space.stats().table_vram_bytes == tables_bytes);
+    CHECK(space.stats().tables.tables() == 1);
+    // The same mapping again takes them back: the buddy sees nothing.
+    auto second = space.map_fixed(where, {&buffer, 1}, attributes_at(0));
+    REQUIRE(second);
+    CHECK(rig.buddy.buddy.free_bytes() == with_tables);
+    CHECK(space.translate(VirtualAddress{4 * gib + 64 * kib})->address.value() ==
+          128 * mib / 2 + 64 * kib);
+    REQUIRE(space.check_invariants());
+    // Destroy gives the spares back with everything else.
+    REQUIRE(space.release(second->handle));
+    REQUIRE(space.destroy());
+    CHECK(rig.buddy.buddy.free_bytes() == free_at_start);
+    CHECK(rig.buddy.buddy.check_invariants());
+}
+
 TEST_CASE_TEMPLATE("destroy over a caller's root leaves the root, its entries invalid", F, MmuV2,
                    MmuV3)
 {

@@ -906,3 +906,41 @@ TEST_CASE_TEMPLATE("a map with replace rewrites only the pages that change", F, 
     CHECK(translation->attributes.read_only);
     REQUIRE(space.space.destroy());
 }
+
+TEST_CASE_TEMPLATE("spare table pages serve later jobs, even with the buddy exhausted", F, MmuV2,
+                   MmuV3)
+{
+    Machine machine;
+    testing::BindStorage storage(512, 64, 64, 64);
+    BindSpace<F, HostMemory, RecordingInvalidator> space;
+    BindSpaceConfig config;
+    config.space = va_range(0, u64{1} << 40);
+    config.vram_end = VramAddress{vram_bytes};
+    config.spare_table_pages = 8;
+    const u64 free_at_start = machine.buddy.buddy.free_bytes();
+    REQUIRE(space.create(machine.memory, machine.buddy.buddy, machine.invalidator, storage.get(),
+                         config));
+    std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 1 * MiB}};
+    MappingBacking buffer(Aperture::video, layout);
+    const std::array mapping{map_of(va_range(0x10'0000, 1 * MiB), &buffer, 0)};
+    const std::array unmapping{unmap_of(va_range(0x10'0000, 1 * MiB))};
+    REQUIRE(run_job(space, std::span<const BindOperation>(mapping)));
+    const u64 with_tables = machine.buddy.buddy.free_bytes();
+    REQUIRE(run_job(space, std::span<const BindOperation>(unmapping)));
+    CHECK(space.translate(VirtualAddress{0x10'0000})->state == TranslationState::unmapped);
+    CHECK(machine.buddy.buddy.free_bytes() == with_tables);  // emptied tables kept
+
+    // Two pages left in the buddy, less than the job's worst case: the spare pages make up
+    // its promise.
+    std::vector<BuddyBlock> hog(4096);
+    auto taken =
+        machine.buddy.buddy.allocate(machine.buddy.buddy.available_bytes() - 8 * KiB, {}, hog);
+    REQUIRE(taken);
+    REQUIRE(run_job(space, std::span<const BindOperation>(mapping)));
+    CHECK(pa_of(space, 0x10'0000 + 4 * KiB).value() == 2 * MiB + 4 * KiB);
+    REQUIRE(machine.buddy.buddy.free(taken->blocks));
+    REQUIRE(run_job(space, std::span<const BindOperation>(unmapping)));
+    REQUIRE(space.destroy());
+    CHECK(machine.buddy.buddy.free_bytes() == free_at_start);
+    CHECK(machine.buddy.buddy.check_invariants());
+}

@@ -381,3 +381,30 @@ TEST_CASE("GPU contexts: a VRAM budget bounds a context's tables; VRAM's end bou
     CHECK(context.map({&beyond, 1}, attributes).error() == Error::out_of_range);
     REQUIRE(context.destroy());
 }
+
+TEST_CASE("GPU contexts: spare table pages are kept between mappings, given back by destroy")
+{
+    SimGpuRig rig(sim::ga102);
+    auto &mm = *rig.mm;
+    ContextStorage storage;
+    testing::SimGpuRigStorage::Mm::Context context;
+    const u64 free_at_start = mm.buddy().free_bytes();
+    REQUIRE(mm.create_context(context, storage.get(), {.spare_table_pages = 4}));
+    const PhysicalSegment small{PhysicalAddress{0}, 64 * kib};
+    PageAttributes attributes;
+    auto mapping = context.map({&small, 1}, attributes, {.page_sizes = {PageSize::size_4k()}});
+    REQUIRE(mapping);
+    const u64 mapped = mm.buddy().free_bytes();
+    const u64 held = context.stats().table_vram_bytes;
+    REQUIRE(context.release(mapping->handle));
+    // PD2, PD1, PD0 and the PT are emptied: kept (four spares), still held.
+    CHECK(context.stats().tables.tables() == 1);
+    CHECK(context.stats().table_vram_bytes == held);
+    CHECK(mm.buddy().free_bytes() == mapped);
+    mapping = context.map({&small, 1}, attributes, {.page_sizes = {PageSize::size_4k()}});
+    REQUIRE(mapping);
+    CHECK(mm.buddy().free_bytes() == mapped);  // the spares served the tables
+    REQUIRE(context.release(mapping->handle));
+    REQUIRE(context.destroy());
+    CHECK(mm.buddy().free_bytes() == free_at_start);
+}

@@ -217,3 +217,192 @@ TEST_CASE("pages set aside count against the budget")
     for (const TablePage &page : {*held, *first, *second}) REQUIRE(source.free_table(page, false));
     CHECK(rig.vram.buddy.check_invariants());
 }
+
+TEST_CASE("spare pages: emptied zero pages are kept for reuse, held, and given back on demand")
+{
+    Rig rig(64 * KiB, 2);
+    BuddyAllocator &buddy = rig.vram.buddy;
+    const u64 free_before = buddy.free_bytes();
+    CHECK(rig.pages.spare_limit() == 0);  // off unless asked for
+    rig.pages.set_spare_limit(1000);
+    CHECK(rig.pages.spare_limit() == BuddyTablePages<HostMemory>::spare_capacity);
+    rig.pages.set_spare_limit(2);
+
+    std::vector<TablePage> tables;
+    for (int i = 0; i < 3; ++i) {
+        auto table = rig.pages.allocate_table(TableSize::small_page_or_directory);
+        REQUIRE(table);
+        tables.push_back(*table);
+    }
+    // A dirty page is not kept (it would need a fill); two zero pages are, the third is not.
+    REQUIRE(rig.pages.free_table(tables[0], false));
+    CHECK(rig.pages.spare_pages() == 0);
+    CHECK(buddy.free_bytes() == free_before - 2 * 4 * KiB);
+    REQUIRE(rig.pages.free_table(tables[1], true));
+    REQUIRE(rig.pages.free_table(tables[2], true));
+    CHECK(rig.pages.spare_pages() == 2);
+    CHECK(buddy.free_bytes() == free_before - 2 * 4 * KiB);  // still held
+    CHECK(rig.pages.vram_bytes() == 2 * 4 * KiB);
+    // A spare freed again, or a page the buddy never handed out, is refused.
+    CHECK(rig.pages.free_table(tables[2], true).error() == Error::double_free);
+    CHECK(rig.pages.free_table(tables[2], false).error() == Error::double_free);
+    CHECK(rig.pages.free_table(tables[0], true).error() == Error::double_free);  // free in buddy
+    CHECK(rig.pages.spare_pages() == 2);
+
+    // The next pages are the spares, last kept first: no buddy change, no fill.
+    const u64 fills = rig.pages.fills();
+    auto reused = rig.pages.allocate_table(TableSize::small_page_or_directory);
+    REQUIRE(reused);
+    CHECK(reused->address == tables[2].address);
+    CHECK(rig.pages.fills() == fills);
+    CHECK(buddy.free_bytes() == free_before - 2 * 4 * KiB);
+    CHECK(rig.pages.spare_pages() == 1);
+
+    // A budget counts spares as held: the kept page plus the one in use fill a budget of two.
+    rig.pages.set_budget(2 * 4 * KiB);
+    auto from_spare = rig.pages.allocate_table(TableSize::small_page_or_directory);
+    REQUIRE(from_spare);
+    CHECK(from_spare->address == tables[1].address);
+    CHECK(rig.pages.allocate_table(TableSize::small_page_or_directory).error() ==
+          Error::out_of_memory);
+    rig.pages.set_budget(~u64{0});
+
+    // A host page of big tables whose last table is freed becomes a spare too.
+    auto big = rig.pages.allocate_table(TableSize::big_page);
+    REQUIRE(big);
+    REQUIRE(rig.pages.free_table(*big, false));  // the source zeroes big tables itself
+    CHECK(rig.pages.spare_pages() == 1);
+    CHECK(rig.pages.host_pages_for_big_tables() == 0);
+    auto small_from_big = rig.pages.allocate_table(TableSize::small_page_or_directory);
+    REQUIRE(small_from_big);
+    CHECK(rig.is_zero(small_from_big->address, 4 * KiB));
+
+    // Lowering the limit gives the excess back; release_spare_pages gives back the rest,
+    // as cleared memory.
+    REQUIRE(rig.pages.free_table(*reused, true));
+    REQUIRE(rig.pages.free_table(*from_spare, true));
+    REQUIRE(rig.pages.free_table(*small_from_big, true));
+    CHECK(rig.pages.spare_pages() == 2);
+    rig.pages.set_spare_limit(1);
+    CHECK(rig.pages.spare_pages() == 1);
+    const u64 cleared_before = buddy.stats().cleared_bytes;
+    rig.pages.release_spare_pages();
+    CHECK(rig.pages.spare_pages() == 0);
+    CHECK(buddy.stats().cleared_bytes == cleared_before + 4 * KiB);
+    CHECK(buddy.free_bytes() == free_before);
+    CHECK(rig.pages.vram_bytes() == 0);
+    CHECK(buddy.check_invariants());
+}
+
+TEST_CASE("spare pages make up what a promise lacks, and serve it; a refusal keeps them")
+{
+    Rig rig(64 * KiB, 2);
+    BuddyAllocator &buddy = rig.vram.buddy;
+    ReservingTablePages<HostMemory> source(rig.pages);
+    rig.pages.set_spare_limit(4);
+    std::vector<TablePage> tables;
+    for (int i = 0; i < 4; ++i) {
+        auto table = rig.pages.allocate_table(TableSize::small_page_or_directory);
+        REQUIRE(table);
+        tables.push_back(*table);
+    }
+    std::vector<BuddyBlock> hog(16);
+    auto taken = buddy.allocate(buddy.available_bytes(), {}, hog);  // 12 pages
+    REQUIRE(taken);
+    for (const TablePage &table : tables) REQUIRE(rig.pages.free_table(table, true));
+    CHECK(rig.pages.spare_pages() == 4);
+    CHECK(buddy.available_bytes() == 0);
+
+    // Five pages: four spares cannot make them up: refused, the spares stay.
+    TableReserve reserve;
+    CHECK(source.reserve(reserve, 5, 0).error() == Error::out_of_memory);
+    CHECK(rig.pages.spare_pages() == 4);
+    CHECK(reserve.empty());
+    // Three: the spares go back to the buddy, which then promises them.
+    REQUIRE(source.reserve(reserve, 3, 0));
+    CHECK(rig.pages.spare_pages() == 0);
+    CHECK(buddy.set_aside_bytes() == 3 * 4 * KiB);
+    CHECK(buddy.available_bytes() == 4 * KiB);
+    source.release(reserve);
+
+    // A budget short by what the spares hold: the same, against the budget.
+    REQUIRE(buddy.free(taken->blocks));
+    for (int i = 0; i < 2; ++i) {
+        auto table = rig.pages.allocate_table(TableSize::small_page_or_directory);
+        REQUIRE(table);
+        REQUIRE(rig.pages.free_table(*table, true));
+    }
+    CHECK(rig.pages.spare_pages() == 1);  // the same page twice: one spare
+    rig.pages.set_budget(2 * 4 * KiB);
+    CHECK(source.reserve(reserve, 3, 0).error() == Error::out_of_memory);
+    CHECK(rig.pages.spare_pages() == 1);
+    REQUIRE(source.reserve(reserve, 2, 0));
+    CHECK(rig.pages.spare_pages() == 0);
+    source.release(reserve);
+
+    // A spare serves a promised page; the promise of one page goes back to the buddy.
+    rig.pages.set_budget(~u64{0});
+    auto table = rig.pages.allocate_table(TableSize::small_page_or_directory);
+    REQUIRE(table);
+    REQUIRE(rig.pages.free_table(*table, true));
+    REQUIRE(source.reserve(reserve, 2, 0));
+    const u64 free_now = buddy.free_bytes();
+    source.draw_from(&reserve);
+    auto drawn = source.allocate_table(TableSize::small_page_or_directory);
+    source.draw_from(nullptr);
+    REQUIRE(drawn);
+    CHECK(drawn->address == table->address);
+    CHECK(buddy.free_bytes() == free_now);
+    CHECK(buddy.set_aside_bytes() == 4 * KiB);
+    CHECK(rig.pages.set_aside_pages() == 1);
+    source.release(reserve);
+    REQUIRE(source.free_table(*drawn, true));
+    source.release_spare_pages();
+    CHECK(buddy.free_bytes() == 64 * KiB);
+    CHECK(buddy.check_invariants());
+}
+
+TEST_CASE("take_back returns unused tables where they came from: spares to spares, others to "
+          "the buddy")
+{
+    Rig rig(64 * KiB, 2);
+    BuddyAllocator &buddy = rig.vram.buddy;
+    rig.pages.set_spare_limit(4);
+    auto first = rig.pages.allocate_table(TableSize::small_page_or_directory);
+    auto second = rig.pages.allocate_table(TableSize::small_page_or_directory);
+    REQUIRE(first);
+    REQUIRE(second);
+    REQUIRE(rig.pages.free_table(*first, true));
+    REQUIRE(rig.pages.free_table(*second, true));
+    CHECK(rig.pages.spare_pages() == 2);
+    const u64 free_before = buddy.free_bytes();
+
+    // A rollback: three small tables (two spares, one from the buddy) and a big table on a
+    // new host page (from the buddy), returned newest first.
+    std::vector<TablePage> taken;
+    for (int i = 0; i < 3; ++i) {
+        auto table = rig.pages.allocate_table(TableSize::small_page_or_directory);
+        REQUIRE(table);
+        taken.push_back(*table);
+    }
+    auto big = rig.pages.allocate_table(TableSize::big_page);
+    REQUIRE(big);
+    taken.push_back(*big);
+    CHECK(rig.pages.spare_pages() == 0);
+    CHECK(buddy.free_bytes() == free_before - 2 * 4 * KiB);
+    for (auto table = taken.rbegin(); table != taken.rend(); ++table)
+        REQUIRE(rig.pages.take_back(*table));
+    CHECK(rig.pages.spare_pages() == 2);
+    CHECK(buddy.free_bytes() == free_before);
+    CHECK(rig.pages.host_pages_for_big_tables() == 0);
+    // The spares are the same pages, in the same order.
+    auto again = rig.pages.allocate_table(TableSize::small_page_or_directory);
+    REQUIRE(again);
+    CHECK(again->address == second->address);
+    // Errors as free_table: a spare taken back twice is a double free.
+    REQUIRE(rig.pages.take_back(*again));
+    CHECK(rig.pages.take_back(*again).error() == Error::double_free);
+    rig.pages.release_spare_pages();
+    CHECK(buddy.free_bytes() == 64 * KiB);
+    CHECK(buddy.check_invariants());
+}

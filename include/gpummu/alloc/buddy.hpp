@@ -435,6 +435,15 @@ public:
         }
     }
 
+    // Is `block` allocated exactly as handed out (what free() would accept)? success, or the
+    // error free() would return for it. O(1) for an allocated block; nothing changes.
+    [[nodiscard]] Result<void> check_allocated(const BuddyBlock &block) const noexcept
+    {
+        Node node;
+        GPUMMU_TRY(locate(block, node));
+        return check_allocated(node);
+    }
+
     // The allocated block holding `address`. Errors: out_of_range (in no region),
     // not_allocated (the chunk is free). The result's `cleared` is false: the allocator
     // does not remember what a block was when handed out.

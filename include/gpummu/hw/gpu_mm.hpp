@@ -60,7 +60,8 @@ struct GpuMmStorage {
 
 struct ContextOptions {
     VirtualRange space = VirtualRange::from_size(VirtualAddress{1ull << 32}, 1ull << 40).value();
-    u64 vram_budget = ~u64{0};  // the most VRAM the context's tables may hold
+    u64 vram_budget = ~u64{0};       // the most VRAM the context's tables may hold
+    unsigned spare_table_pages = 0;  // emptied table pages kept (AddressSpaceConfig's)
 };
 
 template <BarIo Bar0, BarIo Bar1>
@@ -134,8 +135,11 @@ public:
                                               ContextOptions options = {}) noexcept
     {
         if (!created_) return failure(Error::invalid_argument);
-        AddressSpaceConfig config{
-            options.space, {record_.page_sizes, false}, layout_.vram_end(), options.vram_budget};
+        AddressSpaceConfig config{options.space,
+                                  {record_.page_sizes, false},
+                                  layout_.vram_end(),
+                                  options.vram_budget,
+                                  options.spare_table_pages};
         return context.create(record_.mmu_version, *window_, *buddy_, *tlb_, storage, config);
     }
     // What a channel's instance block holds to run in `context` (video-memory root, this

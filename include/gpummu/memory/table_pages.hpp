@@ -15,7 +15,15 @@
 //         | 256B | 256B | 256B |         | 256B |    occupancy mask: 16 bits per page
 //         +------+------+------+-- ... --+------+
 //
-//     A host page goes back to the buddy when its last big table is freed.
+//     A host page goes back when its last big table is freed.
+//   - Spare pages: an emptied page that comes back known to be zero (an emptied 4 KiB table,
+//     a host page whose sixteen big tables are all freed) is kept, up to `spare_limit()`
+//     pages (0 unless set_spare_limit says; at most 16, 64 KiB), and is the next page handed
+//     out: a table that comes and goes with a mapping costs no buddy split and merge and no
+//     fill. Spare pages count as held (vram_bytes, the budget); release_spare_pages() gives
+//     them to the buddy (a page table's release_root does), and so does a set_aside the
+//     buddy or budget would refuse otherwise. take_back() returns a refused operation's
+//     unused tables where they came from, so the refusal leaves the buddy as it was.
 //   - `ReservingTablePages<M>` over BuddyTablePages: promise ahead. reserve() sets aside in
 //     the buddy the pages a job may need (all or nothing) and records the promise in a
 //     `TableReserve`; while that reserve is active, table allocations draw on the promise,
@@ -30,9 +38,13 @@
 //     the slots, a page with room and an unused slot through lists, all O(1) expected.
 //   - Errors leave everything unchanged: out_of_memory (buddy exhausted, or past the
 //     budget), out_of_storage (no free big-table slot), not_allocated / double_free for a
-//     table this source did not hand out, device errors from the fill.
+//     table this source did not hand out (a spare page freed again is a double_free),
+//     device errors from the fill.
+//   - Other users of the buddy do not see spare pages as free: at most spare_limit() pages
+//     per source stay out of the buddy until released.
 #pragma once
 
+#include <array>
 #include <bit>
 #include <concepts>
 #include <cstddef>
@@ -84,6 +96,7 @@ public:
     static constexpr u64 page_bytes = 4096;
     static constexpr u64 big_table_bytes = 256;
     static constexpr unsigned big_tables_per_page = page_bytes / big_table_bytes;
+    static constexpr unsigned spare_capacity = 16;  // pages kept for reuse, at most
 
     BuddyTablePages(BuddyAllocator &buddy, M &memory, std::span<BigTableSlot> slots) noexcept
         : buddy_(buddy),
@@ -107,11 +120,32 @@ public:
 
     [[nodiscard]] Result<void> free_table(TablePage table, bool known_zero) noexcept
     {
-        if (table.size == TableSize::big_page) return free_big_table(table.address);
-        if (!table.address.is_aligned_to(page_bytes)) return failure(Error::misaligned);
-        if (slots_in_use_ != 0 && find_slot(table.address) != none)
-            return failure(Error::not_allocated);  // hosts big tables
-        return give_back_page(table.address, known_zero);
+        return give_back(table, known_zero, Return::keep_spare);
+    }
+
+    // A table handed out by the latest allocate_table calls comes back unused (a refused
+    // operation's rollback, newest first): a page that was a spare is a spare again, in
+    // its place; a page from the buddy goes back to it. So a refusal leaves the buddy and
+    // the spares as they were. Same errors as free_table.
+    [[nodiscard]] Result<void> take_back(TablePage table) noexcept
+    {
+        return give_back(table, true, Return::as_it_came);
+    }
+
+    // ---- spare pages (emptied pages kept for reuse) ----------------------------------------
+    // At most `pages` (up to spare_capacity) are kept; spares beyond it go to the buddy now.
+    // 0 gives every emptied page straight back.
+    void set_spare_limit(unsigned pages) noexcept
+    {
+        spare_limit_ = std::min(pages, spare_capacity);
+        while (spare_count_ > spare_limit_) release_one_spare();
+    }
+    [[nodiscard]] unsigned spare_limit() const noexcept { return spare_limit_; }
+    [[nodiscard]] unsigned spare_pages() const noexcept { return spare_count_; }
+    // Gives every spare page back to the buddy, as cleared memory.
+    void release_spare_pages() noexcept
+    {
+        while (spare_count_ != 0) release_one_spare();
     }
 
     // At most `bytes` of VRAM held at once (host pages of tables; a page holding big tables
@@ -129,10 +163,17 @@ public:
     [[nodiscard]] Result<void> set_aside(u64 pages, u64 big_pages) noexcept
     {
         const u64 total = pages + big_pages;
-        if (!within_budget(total)) return failure(Error::out_of_memory);
+        // Spare pages are held: what the budget or the buddy lacks, they may make up (and
+        // are released only then, and only if that is enough).
+        const bool budget_short = !within_budget(total);
+        if (budget_short && !within_budget(total, spare_count_))
+            return failure(Error::out_of_memory);
         if (big_pages > slots_.size() - slots_in_use_ - slots_promised_)
             return failure(Error::out_of_storage);
-        GPUMMU_TRY(buddy_.set_aside(total));  // chunks are >= 4 KiB: one per page
+        const u64 available = buddy_.available_bytes() / buddy_.chunk_bytes();  // 4 KiB chunks
+        if (total > available + spare_count_) return failure(Error::out_of_memory);
+        if (budget_short || total > available) release_spare_pages();
+        GPUMMU_TRY(buddy_.set_aside(total));
         set_aside_ += total;
         slots_promised_ += big_pages;
         return success();
@@ -146,7 +187,8 @@ public:
         slots_promised_ -= big_pages;
     }
     // A small table or directory page drawn on the promise: out_of_memory cannot happen
-    // (only a device error zeroing the page).
+    // (only a device error zeroing the page). A spare page serves it, and the promise of
+    // one page goes back to the buddy.
     [[nodiscard]] Result<TablePage> allocate_set_aside_page() noexcept
     {
         auto page = allocate_zeroed_page(true);
@@ -172,11 +214,42 @@ public:
     [[nodiscard]] std::size_t host_pages_for_big_tables() const noexcept { return slots_in_use_; }
 
 private:
-    // A zeroed 4 KiB page from the buddy; `promised`: drawn on the pages set aside.
+    // Where an emptied page goes: kept as a spare (room permitting), or where it came from
+    // (a spare popped last is still in the array just above the top).
+    enum class Return : u8 { keep_spare, as_it_came };
+
+    Result<void> give_back(TablePage table, bool known_zero, Return how) noexcept
+    {
+        if (table.size == TableSize::big_page) return free_big_table(table.address, how);
+        if (!table.address.is_aligned_to(page_bytes)) return failure(Error::misaligned);
+        if (slots_in_use_ != 0 && find_slot(table.address) != none)
+            return failure(Error::not_allocated);  // hosts big tables
+        for (unsigned i = 0; i < spare_count_; ++i)
+            if (spares_[i] == table.address) return failure(Error::double_free);
+        if (known_zero && spare_count_ < spare_limit_ &&
+            (how == Return::keep_spare || spares_[spare_count_] == table.address)) {
+            // Kept: it must be a page the buddy handed out.
+            GPUMMU_TRY(buddy_.check_allocated(BuddyBlock{table.address, page_bytes}));
+            spares_[spare_count_++] = table.address;
+            return success();
+        }
+        return give_back_page(table.address, known_zero);
+    }
+
+    // A zeroed 4 KiB page: a spare, or from the buddy; `promised`: drawn on the pages set
+    // aside.
     Result<VramAddress> allocate_zeroed_page(bool promised = false) noexcept
     {
-        if (!promised && !within_budget(1)) return failure(Error::out_of_memory);
         GPUMMU_ASSERT(!promised || set_aside_ > 0);
+        if (spare_count_ != 0) {  // already held and zero: no budget change, no fill
+            if (promised) {
+                buddy_.release_set_aside(1);
+                --set_aside_;
+            }
+            ++fills_skipped_;
+            return spares_[--spare_count_];
+        }
+        if (!promised && !within_budget(1)) return failure(Error::out_of_memory);
         BuddyBlock block;
         auto allocation = buddy_.allocate(
             page_bytes, {.contiguous = true, .prefer_cleared = true, .from_set_aside = promised},
@@ -200,10 +273,11 @@ private:
         held_ += page_bytes;
         return block.address;
     }
-    // Do `pages` more pages fit the budget, beside those held and those promised?
-    [[nodiscard]] bool within_budget(u64 pages) const noexcept
+    // Do `pages` more pages fit the budget, beside those held (less `returned` spare pages)
+    // and those promised?
+    [[nodiscard]] bool within_budget(u64 pages, u64 returned = 0) const noexcept
     {
-        const u64 committed = held_ + set_aside_ * page_bytes;
+        const u64 committed = held_ - returned * page_bytes + set_aside_ * page_bytes;
         return pages <= (budget_ - std::min(budget_, committed)) / page_bytes;
     }
     Result<void> give_back_page(VramAddress page, bool known_zero) noexcept
@@ -211,6 +285,12 @@ private:
         GPUMMU_TRY(buddy_.free(BuddyBlock{page, page_bytes}, known_zero));
         held_ -= page_bytes;
         return success();
+    }
+    void release_one_spare() noexcept
+    {
+        // A spare was checked allocated when kept, and nothing else frees it.
+        [[maybe_unused]] auto freed = give_back_page(spares_[--spare_count_], true);
+        GPUMMU_ASSERT(freed);
     }
 
     static constexpr u32 none = 0xFFFF'FFFFu;
@@ -254,7 +334,7 @@ private:
         return TablePage{*page, TableSize::big_page};
     }
 
-    Result<void> free_big_table(VramAddress address) noexcept
+    Result<void> free_big_table(VramAddress address, Return how) noexcept
     {
         if (!address.is_aligned_to(big_table_bytes)) return failure(Error::misaligned);
         VramAddress page{align_down(address.value(), page_bytes)};
@@ -269,7 +349,12 @@ private:
         if (slot.used == 0xFFFF) join_room_list(index);
         slot.used = static_cast<u16>(slot.used & ~bit);
         if (slot.used == 0) {
-            (void)give_back_page(slot.page, true);  // all sixteen zeroed
+            // All sixteen zeroed: a spare, or back to the buddy as cleared memory.
+            if (spare_count_ < spare_limit_ &&
+                (how == Return::keep_spare || spares_[spare_count_] == slot.page))
+                spares_[spare_count_++] = slot.page;
+            else
+                (void)give_back_page(slot.page, true);
             leave_room_list(index);
             // Out of its hash chain, then onto the unused list.
             u32 *link = &slots_[bucket_of(slot.page)].bucket;
@@ -324,9 +409,12 @@ private:
     u64 fills_ = 0;
     u64 fills_skipped_ = 0;
     u64 budget_ = ~u64{0};
-    u64 held_ = 0;            // bytes of host pages taken from the buddy
-    u64 set_aside_ = 0;       // pages promised (set_aside), not yet drawn
-    u64 slots_promised_ = 0;  // big-table slots kept for promised pages
+    u64 held_ = 0;                                      // bytes of host pages taken from the buddy
+    u64 set_aside_ = 0;                                 // pages promised (set_aside), not yet drawn
+    u64 slots_promised_ = 0;                            // big-table slots kept for promised pages
+    std::array<VramAddress, spare_capacity> spares_{};  // emptied zero pages, held
+    unsigned spare_count_ = 0;
+    unsigned spare_limit_ = 0;
 };
 
 // The table pages promised to one job (see ReservingTablePages): counts of what may still
@@ -418,6 +506,9 @@ public:
     {
         return pages_.free_table(page, known_zero);
     }
+    [[nodiscard]] Result<void> take_back(TablePage page) noexcept { return pages_.take_back(page); }
+
+    void release_spare_pages() noexcept { pages_.release_spare_pages(); }
 
     [[nodiscard]] BuddyTablePages<M> &pages() noexcept { return pages_; }
     [[nodiscard]] u64 drawn() const noexcept { return drawn_; }  // tables drawn on reserves

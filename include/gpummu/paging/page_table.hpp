@@ -379,8 +379,9 @@ public:
     // (invalid_argument / in_use): no prepared map outstanding, no retired table waiting
     // for a flush, and only the root left with every entry invalid (unmap and clear the
     // sparse ranges first, then flush); for an adopted root, no table of ours left and the
-    // foreign tables' words exactly as adopted (a hash of them is compared). Afterwards the
-    // table must not be used.
+    // foreign tables' words exactly as adopted (a hash of them is compared). A page source
+    // with release_spare_pages() (BuddyTablePages) is asked to give back the emptied pages
+    // it keeps for reuse. Afterwards the table must not be used.
     [[nodiscard]] Result<void> release_root() noexcept;
 
     // ---- queries -----------------------------------------------------------------------
@@ -587,6 +588,9 @@ private:
         return *node;
     }
 
+    // Frees prepared tables, newest first (the list is in that order). A page source with
+    // take_back() puts each page back where it came from, so a refusal or a cancel leaves
+    // the source (its spare pages, the buddy) as it was.
     void release_prepared(u32 head) noexcept
     {
         while (head != no_table_node) {
@@ -594,7 +598,10 @@ private:
             u32 next = record.next;
             set_child(record.parent, record.parent_index, no_table_node);
             // A blank table is all zero: it goes back as known-zero memory.
-            (void)pages_->free_table(record.page, true);
+            if constexpr (requires(S & source, TablePage page) { source.take_back(page); })
+                (void)pages_->take_back(record.page);
+            else
+                (void)pages_->free_table(record.page, true);
             free_node(head);
             head = next;
         }
@@ -2729,6 +2736,9 @@ auto PageTable<F, M, S>::release_root() noexcept -> Result<void>
     free_node(root_);
     root_ = no_table_node;
     stats_ = PageTableStats{};
+    // Pages the source keeps for reuse go back to the buddy with the table.
+    if constexpr (requires(S & source) { source.release_spare_pages(); })
+        pages_->release_spare_pages();
     return success();
 }
 

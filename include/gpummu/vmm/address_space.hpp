@@ -109,6 +109,11 @@ struct AddressSpaceConfig {
     // The most VRAM this space's tables may hold at once (root included); past it a map
     // is out_of_memory. The default is no limit beyond the buddy's.
     u64 vram_budget = ~u64{0};
+    // Emptied table pages kept for the next tables (BuddyTablePages::set_spare_limit, at
+    // most 16): map/unmap churn then costs no buddy round trip per table, for up to this
+    // many 4 KiB pages held out of the buddy (counted in the budget and table_vram_bytes;
+    // given back by destroy, or when a promise needs them). 0: every page goes back.
+    unsigned spare_table_pages = 0;
 };
 
 // Where map() and reserve_sparse() may place a range.
@@ -670,6 +675,7 @@ auto AddressSpace<F, M, T>::create_impl(M &memory, BuddyAllocator &buddy, T &inv
     if (!ranges) return failure(ranges.error());
     pages_.emplace(buddy, memory, storage.big_table_pages);
     (*pages_).set_budget(config.vram_budget);
+    (*pages_).set_spare_limit(config.spare_table_pages);
     auto table = root == nullptr
                      ? Table::create(memory, *pages_, storage.tables, config.page_table)
                      : Table::with_root(memory, *pages_, storage.tables, *root, config.page_table);

@@ -112,7 +112,8 @@ struct BindSpaceStorage {
 struct BindSpaceConfig {
     VirtualRange space{};  // the VAs jobs may name
     PageTableConfig page_table{};
-    VramAddress vram_end{~u64{0}};  // video-aperture memory must end below it
+    VramAddress vram_end{~u64{0}};   // video-aperture memory must end below it
+    unsigned spare_table_pages = 0;  // as AddressSpaceConfig's: emptied pages kept for reuse
 };
 
 template <MmuFormat F, TableMemory M, TlbInvalidator T>
@@ -638,6 +639,7 @@ auto BindSpace<F, M, T>::create(M &memory, BuddyAllocator &buddy, T &invalidator
         return made;
     }
     buddy_pages_.emplace(buddy, memory, storage.big_table_pages);
+    (*buddy_pages_).set_spare_limit(config.spare_table_pages);
     pages_.emplace(*buddy_pages_);
     auto table = Table::create(memory, *pages_, storage.tables, config.page_table);
     if (!table) {
