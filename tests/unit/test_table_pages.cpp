@@ -33,6 +33,17 @@ struct Rig {
           pages(vram.buddy, memory, slots)
     {
     }
+    // `count` 4 KiB tables, each required to succeed.
+    std::vector<TablePage> small_tables(int count)
+    {
+        std::vector<TablePage> tables;
+        for (int i = 0; i < count; ++i) {
+            auto table = pages.allocate_table(TableSize::small_page_or_directory);
+            REQUIRE(table);
+            tables.push_back(*table);
+        }
+        return tables;
+    }
     bool is_zero(VramAddress address, u64 bytes) const
     {
         auto first = image.begin() + static_cast<std::ptrdiff_t>(address.value() / 8);
@@ -228,12 +239,7 @@ TEST_CASE("spare pages: emptied zero pages are kept for reuse, held, and given b
     CHECK(rig.pages.spare_limit() == BuddyTablePages<HostMemory>::spare_capacity);
     rig.pages.set_spare_limit(2);
 
-    std::vector<TablePage> tables;
-    for (int i = 0; i < 3; ++i) {
-        auto table = rig.pages.allocate_table(TableSize::small_page_or_directory);
-        REQUIRE(table);
-        tables.push_back(*table);
-    }
+    std::vector<TablePage> tables = rig.small_tables(3);
     // A dirty page is not kept (it would need a fill); two zero pages are, the third is not.
     REQUIRE(rig.pages.free_table(tables[0], false));
     CHECK(rig.pages.spare_pages() == 0);
@@ -300,12 +306,7 @@ TEST_CASE("spare pages make up what a promise lacks, and serve it; a refusal kee
     BuddyAllocator &buddy = rig.vram.buddy;
     ReservingTablePages<HostMemory> source(rig.pages);
     rig.pages.set_spare_limit(4);
-    std::vector<TablePage> tables;
-    for (int i = 0; i < 4; ++i) {
-        auto table = rig.pages.allocate_table(TableSize::small_page_or_directory);
-        REQUIRE(table);
-        tables.push_back(*table);
-    }
+    std::vector<TablePage> tables = rig.small_tables(4);
     std::vector<BuddyBlock> hog(16);
     auto taken = buddy.allocate(buddy.available_bytes(), {}, hog);  // 12 pages
     REQUIRE(taken);
@@ -379,12 +380,7 @@ TEST_CASE("take_back returns unused tables where they came from: spares to spare
 
     // A rollback: three small tables (two spares, one from the buddy) and a big table on a
     // new host page (from the buddy), returned newest first.
-    std::vector<TablePage> taken;
-    for (int i = 0; i < 3; ++i) {
-        auto table = rig.pages.allocate_table(TableSize::small_page_or_directory);
-        REQUIRE(table);
-        taken.push_back(*table);
-    }
+    std::vector<TablePage> taken = rig.small_tables(3);
     auto big = rig.pages.allocate_table(TableSize::big_page);
     REQUIRE(big);
     taken.push_back(*big);
