@@ -38,6 +38,7 @@ public:
         ++frees_;
         return inner_.take_back(page);
     }
+    void release_spare_pages() { inner_.release_spare_pages(); }
     void fail_after(long count) { fail_after_ = count; }  // -1: never fail
     long allocations() const { return allocations_; }
     long big_allocations() const { return big_allocations_; }

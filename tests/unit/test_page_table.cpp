@@ -479,7 +479,23 @@ TEST_CASE_TEMPLATE("a root supplied by the caller is used and never freed", F, M
     REQUIRE(adopted->foreign_ranges().size() == 1);
     CHECK(adopted->foreign_ranges()[0] ==
           ForeignRange{0, F::levels[0].entry_coverage(), /*mapped=*/false});
+    // Tables made under the adopted root and emptied are kept as spares when the source
+    // keeps any; release_root gives them back with the rest.
+    fixture.buddy_pages->set_spare_limit(8);
+    const u64 free_adopted = fixture.buddy.buddy.free_bytes();
+    auto over = adopted->map(va_range(2 * gib, 4 * kib), at(64 * mib));
+    REQUIRE(over.has_value());
+    REQUIRE(adopted->flush(*over, fixture.invalidator).has_value());
+    auto back = adopted->unmap(va_range(2 * gib, 4 * kib));
+    REQUIRE(back.has_value());
+    REQUIRE(adopted->flush(*back, fixture.invalidator).has_value());
+    // (Tables folded back into the sparse entry held sparse words, not zeros: those went to
+    // the buddy as dirty memory, not to the spares.)
+    CHECK(fixture.buddy_pages->spare_pages() >= 1);
     REQUIRE(adopted->release_root().has_value());
+    CHECK(fixture.buddy_pages->spare_pages() == 0);
+    CHECK(fixture.buddy.buddy.free_bytes() == free_adopted);
+    fixture.buddy_pages->set_spare_limit(0);
     REQUIRE(fixture.memory->fill(block.address, ~u64{0}, 1).has_value());
     CHECK(PageTableFixture<F>::Table::with_root(*fixture.memory, *fixture.pages, {nodes, children},
                                                 block.address, ampere)

@@ -588,6 +588,13 @@ private:
         return *node;
     }
 
+    // Pages the source keeps for reuse go back to the buddy with the table (release_root).
+    void release_spare_pages() noexcept
+    {
+        if constexpr (requires(S & source) { source.release_spare_pages(); })
+            pages_->release_spare_pages();
+    }
+
     // Frees prepared tables, newest first (the list is in that order). A page source with
     // take_back() puts each page back where it came from, so a refusal or a cancel leaves
     // the source (its spare pages, the buddy) as it was.
@@ -2724,6 +2731,7 @@ auto PageTable<F, M, S>::release_root() noexcept -> Result<void>
         root_ = no_table_node;
         stats_ = PageTableStats{};
         foreign_count_ = 0;
+        release_spare_pages();
         return success();
     }
     std::array<u64, 512> words{};
@@ -2736,9 +2744,7 @@ auto PageTable<F, M, S>::release_root() noexcept -> Result<void>
     free_node(root_);
     root_ = no_table_node;
     stats_ = PageTableStats{};
-    // Pages the source keeps for reuse go back to the buddy with the table.
-    if constexpr (requires(S & source) { source.release_spare_pages(); })
-        pages_->release_spare_pages();
+    release_spare_pages();
     return success();
 }
 
