@@ -293,6 +293,7 @@ TEST_CASE_TEMPLATE("spare table pages: a mapping that comes back reuses its tabl
     // The emptied tables are kept for reuse: held (in the stats and from the buddy).
     CHECK(rig.buddy.buddy.free_bytes() == with_tables);
     CHECK(space.stats().table_vram_bytes == tables_bytes);
+    CHECK(space.stats().spare_table_bytes == tables_bytes - 4 * kib);  // all but the root
     CHECK(space.stats().tables.tables() == 1);
     // The same mapping again takes them back: the buddy sees nothing.
     auto second = space.map_fixed(where, {&buffer, 1}, attributes_at(0));

@@ -131,8 +131,9 @@ struct AddressSpaceStats {
     u64 sparse_reservations = 0;
     u64 mapped_bytes = 0;
     u64 tlb_invalidations = 0;
-    u64 table_vram_bytes = 0;  // VRAM the tables hold from the buddy (whole host pages)
-    u64 range_nodes = 0;       // range-allocator tree nodes in use (of range_nodes storage)
+    u64 table_vram_bytes = 0;   // VRAM the tables hold from the buddy (whole host pages)
+    u64 spare_table_bytes = 0;  // of which emptied pages kept for reuse (spare_table_pages)
+    u64 range_nodes = 0;        // range-allocator tree nodes in use (of range_nodes storage)
 };
 
 template <MmuFormat F, TableMemory M, TlbInvalidator T>
@@ -643,6 +644,7 @@ auto AddressSpace<F, M, T>::stats() const noexcept -> AddressSpaceStats
     if (!created_) return out;
     out.tables = table_->stats();
     out.table_vram_bytes = (*pages_).vram_bytes();
+    out.spare_table_bytes = (*pages_).spare_pages() * Pages::page_bytes;
     out.range_nodes = ranges_->nodes_in_use();
     return out;
 }
