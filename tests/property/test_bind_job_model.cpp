@@ -464,6 +464,8 @@ void run(u64 seed, long jobs)
         BindSpaceConfig config;
         config.space = va_range(0, u64{1} << 40);
         config.vram_end = VramAddress{vram_bytes};
+        // The second space keeps emptied table pages for later jobs.
+        config.spare_table_pages = space == spaces[1] ? 6 : 0;
         REQUIRE(
             space->space.create(memory, buddy.buddy, invalidator, space->storage.get(), config));
     }
