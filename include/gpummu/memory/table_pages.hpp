@@ -409,10 +409,12 @@ private:
     u64 fills_ = 0;
     u64 fills_skipped_ = 0;
     u64 budget_ = ~u64{0};
-    u64 held_ = 0;                                      // bytes of host pages taken from the buddy
-    u64 set_aside_ = 0;                                 // pages promised (set_aside), not yet drawn
-    u64 slots_promised_ = 0;                            // big-table slots kept for promised pages
-    std::array<VramAddress, spare_capacity> spares_{};  // emptied zero pages, held
+    u64 held_ = 0;            // bytes of host pages taken from the buddy (spares included)
+    u64 set_aside_ = 0;       // pages promised (set_aside), not yet drawn
+    u64 slots_promised_ = 0;  // big-table slots kept for promised pages
+    // Emptied zero pages kept (held), newest last; entries above the count are the pages
+    // handed out from there since, which take_back recognizes.
+    std::array<VramAddress, spare_capacity> spares_{};
     unsigned spare_count_ = 0;
     unsigned spare_limit_ = 0;
 };

@@ -596,8 +596,9 @@ private:
     }
 
     // Frees prepared tables, newest first (the list is in that order). A page source with
-    // take_back() puts each page back where it came from, so a refusal or a cancel leaves
-    // the source (its spare pages, the buddy) as it was.
+    // take_back() puts each page back where it came from, so a refusal leaves the source
+    // (its spare pages, the buddy) as it was (a cancel too, unless tables were freed into
+    // the source between its prepare and the cancel).
     void release_prepared(u32 head) noexcept
     {
         while (head != no_table_node) {
