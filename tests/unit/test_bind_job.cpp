@@ -39,18 +39,19 @@ struct Space {
     testing::BindStorage storage;
     BindSpace<F, M, RecordingInvalidator> space;
 
-    Space(Machine &machine, M &memory, std::size_t record_nodes)
+    Space(Machine &machine, M &memory, std::size_t record_nodes, unsigned spare_table_pages = 0)
         : storage(512, 64, 64, record_nodes)
     {
         BindSpaceConfig config;
         config.space = va_range(0, u64{1} << 40);
         config.vram_end = VramAddress{vram_bytes};
+        config.spare_table_pages = spare_table_pages;
         REQUIRE(
             space.create(memory, machine.buddy.buddy, machine.invalidator, storage.get(), config));
     }
-    explicit Space(Machine &machine,
-                   std::size_t record_nodes = 64) requires std::same_as<M, HostMemory>
-        : Space(machine, machine.memory, record_nodes)
+    explicit Space(Machine &machine, std::size_t record_nodes = 64,
+                   unsigned spare_table_pages = 0) requires std::same_as<M, HostMemory>
+        : Space(machine, machine.memory, record_nodes, spare_table_pages)
     {
     }
 };
@@ -911,15 +912,9 @@ TEST_CASE_TEMPLATE("spare table pages serve later jobs, even with the buddy exha
                    MmuV3)
 {
     Machine machine;
-    testing::BindStorage storage(512, 64, 64, 64);
-    BindSpace<F, HostMemory, RecordingInvalidator> space;
-    BindSpaceConfig config;
-    config.space = va_range(0, u64{1} << 40);
-    config.vram_end = VramAddress{vram_bytes};
-    config.spare_table_pages = 8;
     const u64 free_at_start = machine.buddy.buddy.free_bytes();
-    REQUIRE(space.create(machine.memory, machine.buddy.buddy, machine.invalidator, storage.get(),
-                         config));
+    Space<F> spare_keeping(machine, 64, 8);
+    auto &space = spare_keeping.space;
     std::array layout{PhysicalSegment{PhysicalAddress{2 * MiB}, 1 * MiB}};
     MappingBacking buffer(Aperture::video, layout);
     const std::array mapping{map_of(va_range(0x10'0000, 1 * MiB), &buffer, 0)};

@@ -459,13 +459,17 @@ TEST_CASE_TEMPLATE("a root supplied by the caller is used and never freed", F, M
                                                        {nodes, children}, block.address, ampere);
     REQUIRE(table.has_value());
     CHECK(table->root().address.value() == block.address.value());
+    // One 4 KiB page at 2 GiB mapped and unmapped again, each flushed.
+    auto map_and_unmap = [&](auto &on) {
+        auto batch = on.map(va_range(2 * gib, 4 * kib), at(64 * mib));
+        REQUIRE(batch.has_value());
+        REQUIRE(on.flush(*batch, fixture.invalidator).has_value());
+        auto unmapped = on.unmap(va_range(2 * gib, 4 * kib));
+        REQUIRE(unmapped.has_value());
+        REQUIRE(on.flush(*unmapped, fixture.invalidator).has_value());
+    };
     const long frees = fixture.pages->frees();
-    auto batch = table->map(va_range(2 * gib, 4 * kib), at(64 * mib));
-    REQUIRE(batch.has_value());
-    REQUIRE(table->flush(*batch, fixture.invalidator).has_value());
-    auto unmapped = table->unmap(va_range(2 * gib, 4 * kib));
-    REQUIRE(unmapped.has_value());
-    REQUIRE(table->flush(*unmapped, fixture.invalidator).has_value());
+    map_and_unmap(*table);
     CHECK(fixture.pages->frees() - frees == static_cast<long>(F::levels.size() - 1));
     CHECK(table->stats().tables() == 1);
     REQUIRE(table->check_invariants().has_value());
@@ -483,12 +487,7 @@ TEST_CASE_TEMPLATE("a root supplied by the caller is used and never freed", F, M
     // keeps any; release_root gives them back with the rest.
     fixture.buddy_pages->set_spare_limit(8);
     const u64 free_adopted = fixture.buddy.buddy.free_bytes();
-    auto over = adopted->map(va_range(2 * gib, 4 * kib), at(64 * mib));
-    REQUIRE(over.has_value());
-    REQUIRE(adopted->flush(*over, fixture.invalidator).has_value());
-    auto back = adopted->unmap(va_range(2 * gib, 4 * kib));
-    REQUIRE(back.has_value());
-    REQUIRE(adopted->flush(*back, fixture.invalidator).has_value());
+    map_and_unmap(*adopted);
     // (Tables folded back into the sparse entry held sparse words, not zeros: those went to
     // the buddy as dirty memory, not to the spares.)
     CHECK(fixture.buddy_pages->spare_pages() >= 1);
