@@ -1,15 +1,13 @@
-// The one translation unit that compiles the address spaces', the bind space's and the page
-// tables' member functions (explicit instantiation definitions);
-// test_extern_address_space.cpp only declares them.
+// Compiles the address spaces' and the bind spaces' member functions over host memory
+// (explicit instantiation definitions); every other test translation unit only declares them
+// (spaces.hpp). The page tables under them are in definitions_tables.cpp.
 #include "spaces.hpp"
 
 template class gpummu::AddressSpace<gpummu::MmuV2, gpummu::HostMemory,
                                     gpummu::testing::RecordingInvalidator>;
-template class gpummu::PageTable<gpummu::MmuV3, gpummu::HostMemory,
-                                 gpummu::BuddyTablePages<gpummu::HostMemory>>;
 template class gpummu::AddressSpace<gpummu::MmuV3, gpummu::HostMemory,
                                     gpummu::testing::RecordingInvalidator>;
-template class gpummu::PageTable<gpummu::MmuV3, gpummu::HostMemory,
-                                 gpummu::ReservingTablePages<gpummu::HostMemory>>;
+template class gpummu::BindSpace<gpummu::MmuV2, gpummu::HostMemory,
+                                 gpummu::testing::RecordingInvalidator>;
 template class gpummu::BindSpace<gpummu::MmuV3, gpummu::HostMemory,
                                  gpummu::testing::RecordingInvalidator>;

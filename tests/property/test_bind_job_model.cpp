@@ -29,6 +29,7 @@
 #include "gpummu/format/mmu_v3.hpp"
 #include "gpummu/sim/reference_mmu.hpp"
 #include "gpummu/vmm/bind_job.hpp"
+#include "instantiation/spaces.hpp"
 #include "support/page_table_fixture.hpp"
 #include "support/random.hpp"
 #include "support/space_storage.hpp"

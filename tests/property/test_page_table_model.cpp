@@ -19,6 +19,7 @@
 
 #include "gpummu/format/mmu_v2.hpp"
 #include "gpummu/format/mmu_v3.hpp"
+#include "instantiation/spaces.hpp"
 #include "support/page_table_fixture.hpp"
 #include "support/random.hpp"
 

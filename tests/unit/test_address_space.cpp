@@ -8,6 +8,7 @@
 #include "gpummu/format/mmu_version.hpp"
 #include "gpummu/memory/host_memory.hpp"
 #include "gpummu/vmm/address_space.hpp"
+#include "instantiation/spaces.hpp"
 #include "support/buddy_fixture.hpp"
 #include "support/page_table_fixture.hpp"
 

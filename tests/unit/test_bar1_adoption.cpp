@@ -8,6 +8,7 @@
 
 #include "gpummu/hw/gpu_mm.hpp"
 #include "gpummu/sim/gpu.hpp"
+#include "instantiation/sim_spaces.hpp"
 #include "support/random.hpp"
 #include "support/sim_rig.hpp"
 

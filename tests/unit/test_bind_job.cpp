@@ -12,6 +12,7 @@
 #include "gpummu/format/mmu_v2.hpp"
 #include "gpummu/format/mmu_v3.hpp"
 #include "gpummu/vmm/bind_job.hpp"
+#include "instantiation/spaces.hpp"
 #include "support/page_table_fixture.hpp"
 #include "support/space_storage.hpp"
 

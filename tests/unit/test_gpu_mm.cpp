@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "gpummu/hw/selftest.hpp"
+#include "instantiation/sim_spaces.hpp"
 #include "support/random.hpp"
 #include "support/space_storage.hpp"
 #include "support/sim_fixture.hpp"

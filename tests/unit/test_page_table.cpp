@@ -9,6 +9,7 @@
 #include "gpummu/format/mmu_v2.hpp"
 #include "gpummu/format/mmu_v3.hpp"
 #include "gpummu/format/mmu_version.hpp"
+#include "instantiation/spaces.hpp"
 #include "support/page_table_fixture.hpp"
 
 using namespace gpummu;

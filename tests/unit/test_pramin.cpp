@@ -7,6 +7,7 @@
 
 #include "gpummu/hw/pramin.hpp"
 #include "gpummu/sim/gpu.hpp"
+#include "instantiation/sim_spaces.hpp"
 #include "support/page_table_fixture.hpp"
 
 using namespace gpummu;

@@ -7,6 +7,8 @@
 
 #include <gpummu/gpummu.hpp>
 
+#include "instantiation/sim_spaces.hpp"
+#include "instantiation/spaces.hpp"
 #include "support/sim_fixture.hpp"
 
 using namespace gpummu;

@@ -8,6 +8,7 @@
 #include "gpummu/format/mmu_v2.hpp"
 #include "gpummu/format/mmu_v3.hpp"
 #include "gpummu/sim/reference_mmu.hpp"
+#include "instantiation/spaces.hpp"
 #include "support/page_table_fixture.hpp"
 #include "support/random.hpp"
 

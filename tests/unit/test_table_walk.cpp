@@ -11,6 +11,7 @@
 #include "gpummu/format/mmu_v2.hpp"
 #include "gpummu/format/mmu_v3.hpp"
 #include "gpummu/paging/table_walk.hpp"
+#include "instantiation/spaces.hpp"
 #include "support/page_table_fixture.hpp"
 #include "support/random.hpp"
 
