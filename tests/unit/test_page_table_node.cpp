@@ -1,5 +1,6 @@
 // EntryBits, the per-table bit sets (mapped, sparse) that the page table asks "any" and
 // "all" over ranges of entries: against a std::bitset, at every word edge and at random.
+// PageTableNode::reset: a used node of either kind becomes blank.
 #include <doctest/doctest.h>
 
 #include <bitset>
@@ -133,4 +134,66 @@ TEST_CASE("random assigns and ranges agree with a bitset")
             REQUIRE(bits.none() == model.bits.none());
         }
     }
+}
+
+namespace {
+// A node with every field changed from blank, bits set over the entries its kind can have.
+PageTableNode used_node(bool big)
+{
+    PageTableNode node;
+    node.page = TablePage{VramAddress{0x12345000}, TableSize::big_page};
+    node.parent = 3;
+    node.next = 9;
+    node.children = big ? no_table_node : 4;
+    node.parent_index = 17;
+    node.live = 5;
+    node.depth = 4;
+    node.flags = PageTableNode::in_use | PageTableNode::retired | (big ? PageTableNode::big : 0);
+    node.no_valid_4k = 0x80000001u;
+    const unsigned last = big ? 31 : EntryBits::capacity - 1;
+    for (unsigned entry : {0u, 7u, last}) {
+        node.mapped.set(entry);
+        node.sparse_backed.set(entry);
+    }
+    return node;
+}
+
+bool blank(const PageTableNode &node)
+{
+    const PageTableNode expected{};
+    return node.page == expected.page && node.parent == expected.parent &&
+           node.next == expected.next && node.children == expected.children &&
+           node.parent_index == expected.parent_index && node.live == expected.live &&
+           node.depth == expected.depth && node.flags == expected.flags &&
+           node.no_valid_4k == expected.no_valid_4k && node.mapped == expected.mapped &&
+           node.sparse_backed == expected.sparse_backed;
+}
+
+constexpr bool reset_at_compile_time()
+{
+    PageTableNode node;
+    node.flags = PageTableNode::big;
+    node.live = 2;
+    node.mapped.set(31);
+    node.reset();
+    return node.flags == 0 && node.live == 0 && node.mapped.none();
+}
+static_assert(reset_at_compile_time());
+}  // namespace
+
+TEST_CASE("a reset node is blank: a big-page table's (bits in its 32 entries) and a "
+          "512-entry table's (bits anywhere)")
+{
+    for (bool big : {true, false}) {
+        CAPTURE(big);
+        PageTableNode node = used_node(big);
+        REQUIRE_FALSE(blank(node));
+        node.reset();
+        CHECK(blank(node));
+    }
+    // A 512-entry table's reset clears its last word too: bits there are not left behind.
+    PageTableNode small = used_node(false);
+    small.mapped.assign(448, 64, true);
+    small.reset();
+    CHECK(small.mapped.none());
 }
