@@ -189,7 +189,7 @@ struct PageTableNode : PageTableNodeFields {
     // Makes the node blank (equal to PageTableNode{}). A big-page table has 32 entries, so
     // only the first word of its bitmaps can hold a bit: the rest is not rewritten (a 64 KiB
     // unmap frees sixteen big tables per 4 KiB page, and rewriting the whole 176-byte node
-    // was a fifth of the cost of freeing one).
+    // was a quarter of the instructions of freeing one).
     constexpr void reset() noexcept
     {
         if (has(big)) {
