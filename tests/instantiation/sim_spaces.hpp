@@ -8,8 +8,9 @@
 #include "gpummu/sim/gpu.hpp"
 
 namespace gpummu::testing {
-using SimWindow = Pramin<sim::Gpu::Bar0>;
-using SimTlb = Tlb<sim::Gpu::Bar0, SimWindow>;
+// The window and invalidator GpuMm gives its contexts (so these stay the types it uses).
+using SimWindow = GpuMm<sim::Gpu::Bar0, sim::Gpu::Bar1>::Window;
+using SimTlb = GpuMm<sim::Gpu::Bar0, sim::Gpu::Bar1>::Invalidator;
 }  // namespace gpummu::testing
 
 extern template class gpummu::PageTable<gpummu::MmuV2, gpummu::testing::SimWindow,

@@ -158,15 +158,10 @@ PageTableNode used_node(bool big)
     return node;
 }
 
+// Every field, the bitmaps included, as in a value-initialized node.
 bool blank(const PageTableNode &node)
 {
-    const PageTableNode expected{};
-    return node.page == expected.page && node.parent == expected.parent &&
-           node.next == expected.next && node.children == expected.children &&
-           node.parent_index == expected.parent_index && node.live == expected.live &&
-           node.depth == expected.depth && node.flags == expected.flags &&
-           node.no_valid_4k == expected.no_valid_4k && node.mapped == expected.mapped &&
-           node.sparse_backed == expected.sparse_backed;
+    return node == PageTableNode{};
 }
 
 constexpr bool reset_at_compile_time()

@@ -516,10 +516,6 @@ private:
             free_children_ = nodes_[node].children;
             ++spare_children_;
         }
-        // A big table's bitmaps hold bits in their first word only (32 entries).
-        GPUMMU_ASSERT(!nodes_[node].has(PageTableNode::big) ||
-                      (!nodes_[node].mapped.any(64, EntryBits::capacity - 64) &&
-                       !nodes_[node].sparse_backed.any(64, EntryBits::capacity - 64)));
         nodes_[node].reset();
         nodes_[node].next = free_nodes_;
         free_nodes_ = node;

@@ -180,6 +180,7 @@ struct PageTableNodeFields {
     u32 no_valid_4k = 0;  // big tables: entries whose word is the NV4K state
 
     [[nodiscard]] constexpr bool has(Flag flag) const noexcept { return (flags & flag) != 0; }
+    constexpr bool operator==(const PageTableNodeFields &) const noexcept = default;
 };
 
 struct PageTableNode : PageTableNodeFields {
@@ -193,6 +194,8 @@ struct PageTableNode : PageTableNodeFields {
     constexpr void reset() noexcept
     {
         if (has(big)) {
+            GPUMMU_ASSERT(!mapped.any(64, EntryBits::capacity - 64) &&
+                          !sparse_backed.any(64, EntryBits::capacity - 64));
             static_cast<PageTableNodeFields &>(*this) = PageTableNodeFields{};
             mapped.clear_first_word();
             sparse_backed.clear_first_word();
@@ -200,6 +203,7 @@ struct PageTableNode : PageTableNodeFields {
             *this = PageTableNode{};
         }
     }
+    constexpr bool operator==(const PageTableNode &) const noexcept = default;
 };
 
 struct PageTableChildren {
