@@ -303,44 +303,14 @@ public:
     [[nodiscard]] Result<void> free(std::span<const BuddyBlock> blocks,
                                     bool cleared = false) noexcept
     {
-        AuditOnExit audit{*this};
         const Kind kind = cleared ? clean : dirty;
-        if (blocks.size() == 1) {  // the common case: one look at the block, then release
-            Node node;
-            if (auto located = locate(blocks[0], node); !located) return located;
-            if (node.order == 0) {
-                // A 4 KiB block: its pair is read once, to check and to release it.
-                Slot slot = slot_of(0, node.index);
-                auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
-                if (pair_state(code, slot.side) == allocated) {
-                    release_chunk(slot, code, node.index, kind);
-                    return success();
-                }
-            }
-            if (auto is_allocated = check_allocated(node); !is_allocated) return is_allocated;
-            release(node.order, node.index, kind);
-            return success();
-        }
-        for (const BuddyBlock &block : blocks) {
-            Node node;
-            if (auto located = locate(block, node); !located) return located;
-            if (auto is_allocated = check_allocated(node); !is_allocated) return is_allocated;
-        }
-        // Every block is allocated; a block listed twice is found as we go, and undone.
-        for (std::size_t i = 0; i < blocks.size(); ++i) {
-            Node node;
-            (void)locate(blocks[i], node);
-            if (state(node.order, node.index) != allocated) {
-                for (std::size_t j = 0; j < i; ++j) (void)take_exact(blocks[j]);
-                return failure(Error::double_free);
-            }
-            release(node.order, node.index, kind);
-        }
-        return success();
+        // The common case, one block, is a function of its own so that it stays small
+        // enough to inline where it is called.
+        return blocks.size() == 1 ? free_one(blocks[0], kind) : free_several(blocks, kind);
     }
     [[nodiscard]] Result<void> free(const BuddyBlock &block, bool cleared = false) noexcept
     {
-        return free(std::span<const BuddyBlock>(&block, 1), cleared);
+        return free_one(block, cleared ? clean : dirty);
     }
 
     // Shrinks an allocation in place to `new_size` bytes (rounded up to the chunk): keeps
@@ -1185,6 +1155,56 @@ private:
         *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{code} << slot.shift);
         gained_free(0, kind, slot, child ^ 1u);
         count_free(0, kind);
+    }
+
+    // free() of one block: one look at its state, then the release.
+    [[nodiscard]] Result<void> free_one(const BuddyBlock &block, Kind kind) noexcept
+    {
+        AuditOnExit audit{*this};
+        Node node;
+        if (auto located = locate(block, node); !located) return located;
+        if (node.order == 0) {
+            // A 4 KiB block: its pair is read once, to check and to release it.
+            Slot slot = slot_of(0, node.index);
+            auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
+            if (pair_state(code, slot.side) == allocated) {
+                release_chunk(slot, code, node.index, kind);
+                return success();
+            }
+        } else if (Slot slot = slot_of(node.order, node.index);
+                   ((*slot.word >> slot.shift) & 3u) == allocated) {
+            // A larger block: its state is read once, to check it and to write it none (it
+            // reads none until it is merged or inserted free, as in release()).
+            *slot.word = (*slot.word & ~(u64{3} << slot.shift)) | (u64{none} << slot.shift);
+            merge_upward(node.order, node.index, kind);
+            return success();
+        }
+        // Not allocated as such: check_allocated says why.
+        auto why = check_allocated(node);
+        GPUMMU_ASSERT(!why);
+        return why;
+    }
+    // free() of several blocks: all checked before any is released.
+    [[nodiscard]] GPUMMU_NOINLINE Result<void> free_several(std::span<const BuddyBlock> blocks,
+                                                            Kind kind) noexcept
+    {
+        AuditOnExit audit{*this};
+        for (const BuddyBlock &block : blocks) {
+            Node node;
+            if (auto located = locate(block, node); !located) return located;
+            if (auto is_allocated = check_allocated(node); !is_allocated) return is_allocated;
+        }
+        // Every block is allocated; a block listed twice is found as we go, and undone.
+        for (std::size_t i = 0; i < blocks.size(); ++i) {
+            Node node;
+            (void)locate(blocks[i], node);
+            if (state(node.order, node.index) != allocated) {
+                for (std::size_t j = 0; j < i; ++j) (void)take_exact(blocks[j]);
+                return failure(Error::double_free);
+            }
+            release(node.order, node.index, kind);
+        }
+        return success();
     }
 
     // Frees an allocated node and merges it upward with same-kind buddies in its region.
