@@ -752,7 +752,16 @@ private:
         Slot slot = slot_of(order, index);
         if (order == 0)
             return pair_state(static_cast<unsigned>((*slot.word >> slot.shift) & 7u), slot.side);
+        return field_at(slot);
+    }
+    // The 2-bit state field of a node of order >= 1, read and written where it lives.
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE static u64 field_at(Slot slot) noexcept
+    {
         return (*slot.word >> slot.shift) & 3u;
+    }
+    GPUMMU_ALWAYS_INLINE static void write_field_at(Slot slot, u64 value) noexcept
+    {
+        *slot.word = (*slot.word & ~(u64{3} << slot.shift)) | (value << slot.shift);
     }
 
     // Bits of a level-0 word whose node is free of `kind`: orders >= 1 at bit 2i for node
@@ -782,7 +791,7 @@ private:
             *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{written} << slot.shift);
             return slot;
         }
-        *slot.word = (*slot.word & ~(u64{3} << slot.shift)) | (value << slot.shift);
+        write_field_at(slot, value);
         GPUMMU_ASSERT(order != 1 || value == none || children_code(index) == 0);
         return slot;
     }
@@ -1171,11 +1180,10 @@ private:
                 release_chunk(slot, code, node.index, kind);
                 return success();
             }
-        } else if (Slot slot = slot_of(node.order, node.index);
-                   ((*slot.word >> slot.shift) & 3u) == allocated) {
+        } else if (Slot slot = slot_of(node.order, node.index); field_at(slot) == allocated) {
             // A larger block: its state is read once, to check it and to write it none (it
             // reads none until it is merged or inserted free, as in release()).
-            *slot.word = (*slot.word & ~(u64{3} << slot.shift)) | (u64{none} << slot.shift);
+            write_field_at(slot, none);
             merge_upward(node.order, node.index, kind);
             return success();
         }
