@@ -866,22 +866,42 @@ private:
         }
         if (kind_bits(order, *slot.word, kind) == 0) mark_empty(order, kind, slot.word_index);
     }
-    GPUMMU_ALWAYS_INLINE void count_free(unsigned order, Kind kind) noexcept
+    // Counting is in two parts: the free blocks per order and kind (counts_, nonempty_),
+    // and the free and cleared chunk totals. A merge or a split moves free chunks between
+    // orders without changing the totals, so those paths count blocks per order and change
+    // the totals once, by what was freed or taken.
+    GPUMMU_ALWAYS_INLINE void count_block(unsigned order, Kind kind) noexcept
     {
         if (counts_[order][kind]++ == 0) nonempty_[kind] |= u64{1} << order;
-        free_chunks_ += u64{1} << order;
-        if (kind == clean) cleared_chunks_ += u64{1} << order;
+    }
+    GPUMMU_ALWAYS_INLINE void uncount_block(unsigned order, Kind kind) noexcept
+    {
+        if (--counts_[order][kind] == 0) nonempty_[kind] &= ~(u64{1} << order);
+    }
+    GPUMMU_ALWAYS_INLINE void add_free_chunks(Kind kind, u64 chunks) noexcept
+    {
+        free_chunks_ += chunks;
+        if (kind == clean) cleared_chunks_ += chunks;
+    }
+    GPUMMU_ALWAYS_INLINE void subtract_free_chunks(Kind kind, u64 chunks) noexcept
+    {
+        free_chunks_ -= chunks;
+        if (kind == clean) cleared_chunks_ -= chunks;
+    }
+    GPUMMU_ALWAYS_INLINE void count_free(unsigned order, Kind kind) noexcept
+    {
+        count_block(order, kind);
+        add_free_chunks(kind, u64{1} << order);
     }
     GPUMMU_ALWAYS_INLINE void count_taken(unsigned order, Kind kind) noexcept
     {
-        if (--counts_[order][kind] == 0) nonempty_[kind] &= ~(u64{1} << order);
-        free_chunks_ -= u64{1} << order;
-        if (kind == clean) cleared_chunks_ -= u64{1} << order;
+        uncount_block(order, kind);
+        subtract_free_chunks(kind, u64{1} << order);
     }
 
     // Word `index` of level 0 gained its first node of `kind`: set the summary bits up to
     // the first level whose word was already non-empty.
-    void mark_nonempty(unsigned order, Kind kind, std::size_t index) noexcept
+    GPUMMU_ALWAYS_INLINE void mark_nonempty(unsigned order, Kind kind, std::size_t index) noexcept
     {
         for (unsigned level = 1; level < layout_.level_count[order]; ++level) {
             u64 &word = words_[layout_.level_offset[order][kind][level] + index / 64];
@@ -892,7 +912,7 @@ private:
         }
     }
     // Word `index` of level 0 lost its last node of `kind`.
-    void mark_empty(unsigned order, Kind kind, std::size_t index) noexcept
+    GPUMMU_ALWAYS_INLINE void mark_empty(unsigned order, Kind kind, std::size_t index) noexcept
     {
         for (unsigned level = 1; level < layout_.level_count[order]; ++level) {
             u64 &word = words_[layout_.level_offset[order][kind][level] + index / 64];
@@ -1146,12 +1166,18 @@ private:
             remove_free(target, source.index, kind, allocated);
             return;
         }
-        remove_free(source.order, source.index, kind, none);
-        for (unsigned order = source.order; order > target + 1; --order)
-            insert_free(order - 1, (start >> (order - 1)) ^ 1u, kind);
+        // The chunks taken are the target's; the other halves stay free (counted per order).
+        clear_free(source.order, source.index, kind, none);
+        uncount_block(source.order, kind);
+        subtract_free_chunks(kind, u64{1} << target);
+        for (unsigned order = source.order; order > target + 1; --order) {
+            set_free(order - 1, (start >> (order - 1)) ^ 1u, kind);
+            count_block(order - 1, kind);
+        }
         u64 child = start >> target;
         if (target != 0) {
-            insert_free(target, child ^ 1u, kind);
+            set_free(target, child ^ 1u, kind);
+            count_block(target, kind);
             set_state(target, child, allocated);
             return;
         }
@@ -1163,7 +1189,7 @@ private:
             slot.side == 0 ? pair_code(allocated, sibling) : pair_code(sibling, allocated);
         *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{code} << slot.shift);
         gained_free(0, kind, slot, child ^ 1u);
-        count_free(0, kind);
+        count_block(0, kind);
     }
 
     // free() of one block: one look at its state, then the release.
@@ -1184,7 +1210,7 @@ private:
             // A larger block: its state is read once, to check it and to write it none (it
             // reads none until it is merged or inserted free, as in release()).
             write_field_at(slot, none);
-            merge_upward(node.order, node.index, kind);
+            merge_upward(node.order, node.index, kind, u64{1} << node.order);
             return success();
         }
         // Not allocated as such: check_allocated says why.
@@ -1226,7 +1252,7 @@ private:
         }
         // The node reads allocated until it is merged or inserted free.
         set_state(order, index, none);
-        merge_upward(order, index, kind);
+        merge_upward(order, index, kind, u64{1} << order);
     }
     // Frees allocated order-0 node `index`, whose pair code (read from `slot`) is `code`.
     // One read of the pair decides: the buddy merges (the pair goes back to code 0) or the
@@ -1248,8 +1274,8 @@ private:
             return;
         }
         lost_free(0, kind, slot);
-        count_taken(0, kind);
-        merge_upward(1, index >> 1, kind);
+        uncount_block(0, kind);
+        merge_upward(1, index >> 1, kind, 1);
     }
     // The chunks [first, end) of the region that holds `chunk`.
     struct RegionBounds {
@@ -1271,20 +1297,26 @@ private:
         return at + 1 < layout_.order_count && parent_first >= region.first &&
                parent_first + (u64{2} << at) <= region.end;
     }
-    // Node (order, index) is free of `kind` now (its own state not yet written): merges it
-    // with same-kind free buddies upward and inserts the result.
-    GPUMMU_ALWAYS_INLINE void merge_upward(unsigned order, u64 index, Kind kind) noexcept
+    // Node (order, index) is free of `kind` now (its own state not yet written) and
+    // `freed_chunks` chunks became free with it: merges it with same-kind free buddies
+    // upward and inserts the result. The free and cleared chunk totals change once, by the
+    // freed chunks (a merged buddy's chunks stay free).
+    GPUMMU_ALWAYS_INLINE void merge_upward(unsigned order, u64 index, Kind kind,
+                                           u64 freed_chunks) noexcept
     {
         const u64 wanted = kind == clean ? free_clean : free_dirty;
         const RegionBounds region = region_bounds(index << order);
         while (mergeable(order, index, region)) {
             u64 buddy = index ^ 1u;
             if (state(order, buddy) != wanted) break;
-            remove_free(order, buddy, kind, none);
+            clear_free(order, buddy, kind, none);
+            uncount_block(order, kind);
             index >>= 1;
             ++order;
         }
-        insert_free(order, index, kind);
+        set_free(order, index, kind);
+        count_block(order, kind);
+        add_free_chunks(kind, freed_chunks);
     }
 
     // Index of the region that holds [first, end) entirely, or -1.
