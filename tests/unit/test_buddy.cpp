@@ -89,6 +89,27 @@ TEST_CASE("metadata for 16 GiB of 4 KiB chunks is fixed and computable up front"
     CHECK(fixture.buddy.metadata_bytes() >= bytes);
 }
 
+TEST_CASE("merge limit: the largest aligned block around a chunk that stays in its region")
+{
+    // Against the definition for every region and chunk of a 64-chunk space, with and
+    // without the top order capping it, and at the top of the largest space.
+    for (u64 first = 0; first < 64; ++first)
+        for (u64 end = first + 1; end <= 64; ++end)
+            for (u64 chunk = first; chunk < end; ++chunk) {
+                unsigned expected = 0;
+                for (unsigned order = 1; order <= 6; ++order) {
+                    u64 start = chunk >> order << order;
+                    if (start >= first && start + (u64{1} << order) <= end) expected = order;
+                }
+                REQUIRE(detail::merge_limit_of(chunk, first, end, 35) == expected);
+                REQUIRE(detail::merge_limit_of(chunk, first, end, 3) == std::min(expected, 3u));
+            }
+    constexpr u64 top = BuddyAllocator::max_chunks;
+    CHECK(detail::merge_limit_of(top - 1, 0, top, 35) == 35);
+    CHECK(detail::merge_limit_of(top - 1, top - 2, top, 35) == 1);
+    CHECK(detail::merge_limit_of(top - 2, top - 3, top - 1, 35) == 0);
+}
+
 TEST_CASE("regions that touch are one region: blocks and runs cross where they meet")
 {
     // [4 KiB, 12 KiB) and [12 KiB, 20 KiB) meet inside the 8 KiB block [8 KiB, 16 KiB),

@@ -176,6 +176,27 @@ constexpr bool buddy_pair_codes_round_trip() noexcept
            buddy_pair_code(buddy_free_clean, buddy_free_dirty) == 7;
 }
 static_assert(buddy_pair_codes_round_trip(), "the 8 pair codes decode to what encoded them");
+
+// The largest order L <= top whose aligned block of 2^L chunks around `chunk` lies inside
+// [first, end) (first <= chunk < end). The block of order L starts at or after `first` iff
+// chunk and first - 1 differ in a bit >= L (first == 0 wraps to all ones: always), and it
+// ends at or before `end` iff chunk and end differ in a bit >= L: so L is the lower of the
+// two highest differing bits.
+constexpr unsigned merge_limit_of(u64 chunk, u64 first, u64 end, unsigned top) noexcept
+{
+    auto by_start = static_cast<unsigned>(std::bit_width(chunk ^ (first - 1))) - 1u;
+    auto by_end = static_cast<unsigned>(std::bit_width(chunk ^ end)) - 1u;
+    return std::min({top, by_start, by_end});
+}
+// (tests/unit/test_buddy.cpp checks it against the definition for every region and chunk
+// of a small space.)
+static_assert(merge_limit_of(5, 0, 16, 35) == 4);   // the whole region is one block
+static_assert(merge_limit_of(5, 4, 16, 35) == 2);   // [4, 8) fits, [0, 8) does not
+static_assert(merge_limit_of(5, 5, 16, 35) == 0);   // its buddy, chunk 4, is outside
+static_assert(merge_limit_of(14, 0, 15, 35) == 0);  // [14, 16) ends past the region
+static_assert(merge_limit_of(13, 0, 15, 35) == 1);  // [12, 14) fits, [12, 16) ends past it
+static_assert(merge_limit_of(5, 0, u64{1} << 35, 35) == 35);
+static_assert(merge_limit_of((u64{1} << 35) - 1, 1, u64{1} << 35, 35) == 34);
 }  // namespace detail
 
 class BuddyAllocator {
@@ -1197,20 +1218,22 @@ private:
     {
         AuditOnExit audit{*this};
         Node node;
-        if (auto located = locate(block, node); !located) return located;
+        std::size_t region;
+        if (auto located = locate(block, node, region); !located) return located;
+        const unsigned limit = merge_limit(node.index << node.order, region);
         if (node.order == 0) {
             // A 4 KiB block: its pair is read once, to check and to release it.
             Slot slot = slot_of(0, node.index);
             auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
             if (pair_state(code, slot.side) == allocated) {
-                release_chunk(slot, code, node.index, kind);
+                release_chunk(slot, code, node.index, kind, limit);
                 return success();
             }
         } else if (Slot slot = slot_of(node.order, node.index); field_at(slot) == allocated) {
             // A larger block: its state is read once, to check it and to write it none (it
             // reads none until it is merged or inserted free, as in release()).
             write_field_at(slot, none);
-            merge_upward(node.order, node.index, kind, u64{1} << node.order);
+            merge_upward(node.order, node.index, kind, u64{1} << node.order, limit);
             return success();
         }
         // Not allocated as such: check_allocated says why.
@@ -1246,22 +1269,23 @@ private:
     {
         if (order == 0) {
             Slot slot = slot_of(0, index);
-            release_chunk(slot, static_cast<unsigned>((*slot.word >> slot.shift) & 7u), index,
-                          kind);
+            release_chunk(slot, static_cast<unsigned>((*slot.word >> slot.shift) & 7u), index, kind,
+                          merge_limit(index));
             return;
         }
         // The node reads allocated until it is merged or inserted free.
         set_state(order, index, none);
-        merge_upward(order, index, kind, u64{1} << order);
+        merge_upward(order, index, kind, u64{1} << order, merge_limit(index << order));
     }
-    // Frees allocated order-0 node `index`, whose pair code (read from `slot`) is `code`.
-    // One read of the pair decides: the buddy merges (the pair goes back to code 0) or the
-    // node becomes free beside it.
-    GPUMMU_ALWAYS_INLINE void release_chunk(Slot slot, unsigned code, u64 index, Kind kind) noexcept
+    // Frees allocated order-0 node `index`, whose pair code (read from `slot`) is `code`;
+    // `limit` is the chunk's merge_limit. One read of the pair decides: the buddy merges
+    // (the pair goes back to code 0) or the node becomes free beside it.
+    GPUMMU_ALWAYS_INLINE void release_chunk(Slot slot, unsigned code, u64 index, Kind kind,
+                                            unsigned limit) noexcept
     {
         const u64 wanted = kind == clean ? free_clean : free_dirty;
         u64 buddy = pair_state(code, slot.side ^ 1u);
-        bool merge = buddy == wanted && mergeable(0, index, region_bounds(index));
+        bool merge = buddy == wanted && limit > 0;
         // The pair's code with this side `wanted` and the other `buddy`: the lookup key is
         // 4 * left + right, its side chosen by arithmetic (in random frees the side is a coin
         // toss, and a branch on it mispredicted about once in four frees).
@@ -1275,7 +1299,7 @@ private:
         }
         lost_free(0, kind, slot);
         uncount_block(0, kind);
-        merge_upward(1, index >> 1, kind, 1);
+        merge_upward(1, index >> 1, kind, 1, limit);
     }
     // The chunks [first, end) of the region that holds `chunk`.
     struct RegionBounds {
@@ -1288,25 +1312,30 @@ private:
             static_cast<std::size_t>(layout_.region_count == 1 ? 0 : region_of(chunk, chunk + 1));
         return RegionBounds{layout_.region_first[region], layout_.region_end[region]};
     }
-    // May node `node` of order `at` merge with its buddy? Only when their parent lies inside
-    // the node's region (blocks never merge across a gap between regions).
-    [[nodiscard]] GPUMMU_ALWAYS_INLINE bool mergeable(unsigned at, u64 node,
-                                                      RegionBounds region) const noexcept
+    // The highest order a free block holding `chunk` may reach by merging: blocks never
+    // merge across a gap between regions, so a node of order `at` merges with its buddy
+    // only if at < merge_limit (their parent lies inside the chunk's region).
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE unsigned merge_limit(u64 chunk) const noexcept
     {
-        u64 parent_first = (node >> 1) << (at + 1);
-        return at + 1 < layout_.order_count && parent_first >= region.first &&
-               parent_first + (u64{2} << at) <= region.end;
+        RegionBounds region = region_bounds(chunk);
+        return detail::merge_limit_of(chunk, region.first, region.end, layout_.order_count - 1);
+    }
+    // The same with the chunk's region known (locate() found it).
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE unsigned merge_limit(u64 chunk,
+                                                            std::size_t region) const noexcept
+    {
+        return detail::merge_limit_of(chunk, layout_.region_first[region],
+                                      layout_.region_end[region], layout_.order_count - 1);
     }
     // Node (order, index) is free of `kind` now (its own state not yet written) and
     // `freed_chunks` chunks became free with it: merges it with same-kind free buddies
-    // upward and inserts the result. The free and cleared chunk totals change once, by the
-    // freed chunks (a merged buddy's chunks stay free).
-    GPUMMU_ALWAYS_INLINE void merge_upward(unsigned order, u64 index, Kind kind,
-                                           u64 freed_chunks) noexcept
+    // upward, up to order `limit` (merge_limit of its chunks), and inserts the result. The free and
+    // cleared chunk totals change once, by the freed chunks (a merged buddy's chunks stay free).
+    GPUMMU_ALWAYS_INLINE void merge_upward(unsigned order, u64 index, Kind kind, u64 freed_chunks,
+                                           unsigned limit) noexcept
     {
         const u64 wanted = kind == clean ? free_clean : free_dirty;
-        const RegionBounds region = region_bounds(index << order);
-        while (mergeable(order, index, region)) {
+        while (order < limit) {
             u64 buddy = index ^ 1u;
             if (state(order, buddy) != wanted) break;
             clear_free(order, buddy, kind, none);
@@ -1322,6 +1351,8 @@ private:
     // Index of the region that holds [first, end) entirely, or -1.
     [[nodiscard]] long region_of(u64 first, u64 end) const noexcept
     {
+        if (layout_.region_count == 1)
+            return layout_.region_first[0] <= first && end <= layout_.region_end[0] ? 0 : -1;
         std::size_t low = 0, high = layout_.region_count;
         while (low < high) {
             std::size_t middle = (low + high) / 2;
@@ -1345,13 +1376,22 @@ private:
 
     [[nodiscard]] Result<void> locate(const BuddyBlock &block, Node &node) const noexcept
     {
+        std::size_t region;
+        return locate(block, node, region);
+    }
+    // The same, also saying which region holds the block.
+    [[nodiscard]] Result<void> locate(const BuddyBlock &block, Node &node,
+                                      std::size_t &region) const noexcept
+    {
         if (block.size < chunk_bytes() || !is_power_of_two(block.size))
             return failure(Error::invalid_argument);
         if (!block.address.is_aligned_to(block.size)) return failure(Error::misaligned);
         unsigned order = static_cast<unsigned>(std::countr_zero(block.size)) - layout_.chunk_shift;
         if (order >= layout_.order_count) return failure(Error::out_of_range);
         u64 first = block.address.value() >> layout_.chunk_shift;
-        if (region_of(first, first + (u64{1} << order)) < 0) return failure(Error::out_of_range);
+        long found = region_of(first, first + (u64{1} << order));
+        if (found < 0) return failure(Error::out_of_range);
+        region = static_cast<std::size_t>(found);
         node = Node{order, first >> order};
         return success();
     }
