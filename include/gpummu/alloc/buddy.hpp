@@ -1329,8 +1329,9 @@ private:
     }
     // Node (order, index) is free of `kind` now (its own state not yet written) and
     // `freed_chunks` chunks became free with it: merges it with same-kind free buddies
-    // upward, up to order `limit` (merge_limit of its chunks), and inserts the result. The free and
-    // cleared chunk totals change once, by the freed chunks (a merged buddy's chunks stay free).
+    // upward, up to order `limit` (merge_limit of its chunks), and inserts the result.
+    // The free and cleared chunk totals change once, by the freed chunks (a merged
+    // buddy's chunks stay free).
     GPUMMU_ALWAYS_INLINE void merge_upward(unsigned order, u64 index, Kind kind, u64 freed_chunks,
                                            unsigned limit) noexcept
     {
