@@ -1301,31 +1301,21 @@ private:
         uncount_block(0, kind);
         merge_upward(1, index >> 1, kind, 1, limit);
     }
-    // The chunks [first, end) of the region that holds `chunk`.
-    struct RegionBounds {
-        u64 first;
-        u64 end;
-    };
-    [[nodiscard]] GPUMMU_ALWAYS_INLINE RegionBounds region_bounds(u64 chunk) const noexcept
-    {
-        auto region =
-            static_cast<std::size_t>(layout_.region_count == 1 ? 0 : region_of(chunk, chunk + 1));
-        return RegionBounds{layout_.region_first[region], layout_.region_end[region]};
-    }
     // The highest order a free block holding `chunk` may reach by merging: blocks never
     // merge across a gap between regions, so a node of order `at` merges with its buddy
-    // only if at < merge_limit (their parent lies inside the chunk's region).
-    [[nodiscard]] GPUMMU_ALWAYS_INLINE unsigned merge_limit(u64 chunk) const noexcept
-    {
-        RegionBounds region = region_bounds(chunk);
-        return detail::merge_limit_of(chunk, region.first, region.end, layout_.order_count - 1);
-    }
-    // The same with the chunk's region known (locate() found it).
+    // only if at < merge_limit (their parent lies inside the chunk's region, which is
+    // `region` when the caller knows it: locate() found it).
     [[nodiscard]] GPUMMU_ALWAYS_INLINE unsigned merge_limit(u64 chunk,
                                                             std::size_t region) const noexcept
     {
         return detail::merge_limit_of(chunk, layout_.region_first[region],
                                       layout_.region_end[region], layout_.order_count - 1);
+    }
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE unsigned merge_limit(u64 chunk) const noexcept
+    {
+        long region = region_of(chunk, chunk + 1);
+        GPUMMU_ASSERT(region >= 0);  // a chunk being freed lies in a region
+        return merge_limit(chunk, static_cast<std::size_t>(region));
     }
     // Node (order, index) is free of `kind` now (its own state not yet written) and
     // `freed_chunks` chunks became free with it: merges it with same-kind free buddies
