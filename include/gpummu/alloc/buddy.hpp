@@ -58,12 +58,12 @@
 //     buddy do not merge by themselves, so cleared memory stays known as cleared until a
 //     request needs them together (then the allocated block is dirty). Blocks and
 //     contiguous runs never cross a gap between regions (regions that touch are one).
+//   - The counters, non-empty masks and summaries agree with the node states.
 //
 // Limits
 //   At most max_chunks (2^35) chunks from the first region's start to the last region's
 //   end (128 TiB of 4 KiB chunks, 2 PiB of 64 KiB chunks); a larger space is refused with
 //   space_too_large. At most 16 regions.
-//   - The counters, non-empty masks and summaries agree with the node states.
 //
 // What it does not do
 //   - No locking: the owner serialises calls. No clearing of memory: "cleared" is the
@@ -176,6 +176,52 @@ constexpr bool buddy_pair_codes_round_trip() noexcept
            buddy_pair_code(buddy_free_clean, buddy_free_dirty) == 7;
 }
 static_assert(buddy_pair_codes_round_trip(), "the 8 pair codes decode to what encoded them");
+
+// Freeing side `side` of a pair with code `code`, as cleared or dirty memory, in 4 bits.
+// Bit 3 (buddy_side_allocated): the side is allocated; only then may it be freed, and the
+// low bits hold the pair's code afterwards: 0 when the buddy is free of the same kind (the
+// pair merges away into its order-1 parent; no pair that stays has code 0), else the code
+// with the side free beside its buddy.
+inline constexpr unsigned buddy_side_allocated = 8;
+constexpr unsigned buddy_release_entry(unsigned code, unsigned side, bool cleared) noexcept
+{
+    if (buddy_pair_state(code, side) != buddy_allocated) return 0;
+    const u64 freed = cleared ? buddy_free_clean : buddy_free_dirty;
+    const u64 buddy = buddy_pair_state(code, side ^ 1u);
+    if (buddy == freed) return buddy_side_allocated;
+    return buddy_side_allocated |
+           (side == 0 ? buddy_pair_code(freed, buddy) : buddy_pair_code(buddy, freed));
+}
+// Every entry, decoded: a side that is not allocated is refused; a merge happens exactly
+// when the buddy is free of the freed kind; otherwise the new code reads the freed side as
+// free of that kind and the buddy unchanged.
+constexpr bool buddy_release_entries_decode() noexcept
+{
+    for (unsigned code = 0; code < 8; ++code)
+        for (unsigned side = 0; side < 2; ++side)
+            for (bool cleared : {false, true}) {
+                unsigned entry = buddy_release_entry(code, side, cleared);
+                bool allocated = buddy_pair_state(code, side) == buddy_allocated;
+                if (((entry & buddy_side_allocated) != 0) != allocated) return false;
+                if (!allocated) continue;
+                const u64 freed = cleared ? buddy_free_clean : buddy_free_dirty;
+                const u64 buddy = buddy_pair_state(code, side ^ 1u);
+                unsigned written = entry & 7u;
+                if ((written == 0) != (buddy == freed)) return false;
+                if (written != 0 && (buddy_pair_state(written, side) != freed ||
+                                     buddy_pair_state(written, side ^ 1u) != buddy))
+                    return false;
+            }
+    return true;
+}
+static_assert(buddy_release_entries_decode(), "a pair's release entries decode to the free");
+static_assert(buddy_release_entry(4, 0, false) == (buddy_side_allocated | 1u) &&     // A A: FD A
+                  buddy_release_entry(2, 0, false) == buddy_side_allocated &&        // A FD: merge
+                  buddy_release_entry(2, 0, true) == (buddy_side_allocated | 7u) &&  // FC FD
+                  buddy_release_entry(5, 1, true) == buddy_side_allocated &&         // FC A: merge
+                  buddy_release_entry(5, 0, true) == 0 &&  // a free side is refused
+                  buddy_release_entry(0, 1, false) == 0,   // so is a side covered by a block
+              "freeing one side of a pair: merged, written beside its buddy, or refused");
 
 // The largest order L <= top whose aligned block of 2^L chunks around `chunk` lies inside
 // [first, end) (first <= chunk < end). The block of order L starts at or after `first` iff
@@ -710,7 +756,9 @@ private:
     // pair is being split, or the other chunk lies outside every region) stores the other
     // as allocated: a chunk outside every region reads as allocated, which no caller asks
     // about (they check the region first). When an order-1 node becomes a block its pair
-    // is written back to code 0, so a pair that was merged away reads none again.
+    // is written back to code 0, so a pair that was merged away reads none again. A 4 KiB
+    // free reads its pair once; one lookup (release_table) says whether the side may be
+    // freed and what the pair's code becomes, 0 when it merges.
     // The same two functions as packed tables (a shift and a mask on the hot paths):
     // 2 bits per (code, side), 3 bits per (left, right).
     static constexpr u64 pair_state_table = [] {
@@ -740,6 +788,22 @@ private:
     static constexpr unsigned pair_code_at(u64 key) noexcept
     {
         return static_cast<unsigned>((pair_code_table >> (3 * key)) & 7u);
+    }
+    // Freeing one side of a pair as one lookup (detail::buddy_release_entry, packed per
+    // kind, 4 bits by (code, side)): a 4 KiB free reads its pair once and decides with it.
+    static constexpr unsigned side_allocated = detail::buddy_side_allocated;
+    static constexpr std::array<u64, 2> release_table = [] {
+        std::array<u64, 2> table{};
+        for (Kind kind : {dirty, clean})
+            for (unsigned code = 0; code < 8; ++code)
+                for (unsigned side = 0; side < 2; ++side)
+                    table[kind] |= u64{detail::buddy_release_entry(code, side, kind == clean)}
+                                   << (8 * code + 4 * side);
+        return table;
+    }();
+    static constexpr unsigned release_entry(unsigned code, unsigned side, Kind kind) noexcept
+    {
+        return static_cast<unsigned>((release_table[kind] >> (8 * code + 4 * side)) & 15u);
     }
     static constexpr u64 lane_bits = 0x1249249249249249ull;  // bit 0 of each 3-bit lane
     static_assert(std::popcount(lane_bits) == pairs_per_word && lane_bits >> 63 == 0);
@@ -799,6 +863,21 @@ private:
             return left | right << 1;
         }
         return kind == clean ? (word & (word >> 1)) & even_bits : ((word >> 1) & ~word) & even_bits;
+    }
+
+    // As many bits as kind_bits() has (a pair holds at most one free side of each kind, the
+    // two free buddies of one kind merge), for the summaries' empty / one-node checks; order
+    // 0 with one bit per pair, fewer operations than placing each side's bit.
+    GPUMMU_ALWAYS_INLINE static u64 kind_count_bits(unsigned order, u64 word, Kind kind) noexcept
+    {
+        if (order == 0) {
+            // Left free of kind K: b0 and b2 == K; right: b1 and (b0 xor b2) == K.
+            u64 kind_bit = word >> 2;
+            u64 free = kind == clean ? (word & kind_bit) | ((word >> 1) & (word ^ kind_bit))
+                                     : (word & ~kind_bit) | ((word >> 1) & ~(word ^ kind_bit));
+            return free & lane_bits;
+        }
+        return kind_bits(order, word, kind);
     }
 
     // Writes a node state; returns where it lives (its word as it is afterwards).
@@ -867,7 +946,7 @@ private:
         }
         if (lone != not_found) [[unlikely]]
             record_lone(order, kind);
-        u64 bits = kind_bits(order, *slot.word, kind);
+        u64 bits = kind_count_bits(order, *slot.word, kind);
         // The word had no node of this kind before iff this is its only one now.
         if ((bits & (bits - 1)) == 0) mark_nonempty(order, kind, slot.word_index);
     }
@@ -885,7 +964,7 @@ private:
             lone = not_found;  // it was the only one, so it is this node
             return;
         }
-        if (kind_bits(order, *slot.word, kind) == 0) mark_empty(order, kind, slot.word_index);
+        if (kind_count_bits(order, *slot.word, kind) == 0) mark_empty(order, kind, slot.word_index);
     }
     // Counting is in two parts: the free blocks per order and kind (counts_, nonempty_),
     // and the free and cleared chunk totals. A merge or a split moves free chunks between
@@ -1220,20 +1299,20 @@ private:
         Node node;
         std::size_t region;
         if (auto located = locate(block, node, region); !located) return located;
-        const unsigned limit = merge_limit(node.index << node.order, region);
         if (node.order == 0) {
             // A 4 KiB block: its pair is read once, to check and to release it.
             Slot slot = slot_of(0, node.index);
             auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
-            if (pair_state(code, slot.side) == allocated) {
-                release_chunk(slot, code, node.index, kind, limit);
+            if (unsigned entry = release_entry(code, slot.side, kind); entry & side_allocated) {
+                release_chunk(slot, entry & 7u, node.index, kind, region);
                 return success();
             }
         } else if (Slot slot = slot_of(node.order, node.index); field_at(slot) == allocated) {
             // A larger block: its state is read once, to check it and to write it none (it
             // reads none until it is merged or inserted free, as in release()).
             write_field_at(slot, none);
-            merge_upward(node.order, node.index, kind, u64{1} << node.order, limit);
+            merge_upward(node.order, node.index, kind, u64{1} << node.order,
+                         merge_limit(node.index << node.order, region));
             return success();
         }
         // Not allocated as such: check_allocated says why.
@@ -1269,34 +1348,34 @@ private:
     {
         if (order == 0) {
             Slot slot = slot_of(0, index);
-            release_chunk(slot, static_cast<unsigned>((*slot.word >> slot.shift) & 7u), index, kind,
-                          merge_limit(index));
+            auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
+            long region = region_of(index, index + 1);
+            GPUMMU_ASSERT(region >= 0);  // a chunk being freed lies in a region
+            release_chunk(slot, release_entry(code, slot.side, kind) & 7u, index, kind,
+                          static_cast<std::size_t>(region));
             return;
         }
         // The node reads allocated until it is merged or inserted free.
         set_state(order, index, none);
         merge_upward(order, index, kind, u64{1} << order, merge_limit(index << order));
     }
-    // Frees allocated order-0 node `index`, whose pair code (read from `slot`) is `code`;
-    // `limit` is the chunk's merge_limit. One read of the pair decides: the buddy merges
-    // (the pair goes back to code 0) or the node becomes free beside it.
-    GPUMMU_ALWAYS_INLINE void release_chunk(Slot slot, unsigned code, u64 index, Kind kind,
-                                            unsigned limit) noexcept
+    // Frees allocated order-0 node `index` (its pair in `slot`) in region `region`:
+    // `written` is the pair's code afterwards from release_entry(). Code 0: the buddy
+    // merges; else the node becomes free beside it.
+    GPUMMU_ALWAYS_INLINE void release_chunk(Slot slot, unsigned written, u64 index, Kind kind,
+                                            std::size_t region) noexcept
     {
-        const u64 wanted = kind == clean ? free_clean : free_dirty;
-        u64 buddy = pair_state(code, slot.side ^ 1u);
-        bool merge = buddy == wanted && limit > 0;
-        // The pair's code with this side `wanted` and the other `buddy`: the lookup key is
-        // 4 * left + right, its side chosen by arithmetic (in random frees the side is a coin
-        // toss, and a branch on it mispredicted about once in four frees).
-        const u64 key = 4 * wanted + buddy + slot.side * (3 * buddy - 3 * wanted);
-        const unsigned written = merge ? 0u : pair_code_at(key);
+        // A buddy outside the chunk's region reads allocated, so the merge into order 1
+        // needs no check of the region; only a merge computes how far it may go.
+        const bool merge = written == 0;
         *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{written} << slot.shift);
         if (!merge) {
             gained_free(0, kind, slot, index);
             count_free(0, kind);
             return;
         }
+        const unsigned limit = merge_limit(index, region);
+        GPUMMU_ASSERT(limit > 0);
         lost_free(0, kind, slot);
         uncount_block(0, kind);
         merge_upward(1, index >> 1, kind, 1, limit);
@@ -1340,10 +1419,15 @@ private:
     }
 
     // Index of the region that holds [first, end) entirely, or -1.
-    [[nodiscard]] long region_of(u64 first, u64 end) const noexcept
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE long region_of(u64 first, u64 end) const noexcept
     {
         if (layout_.region_count == 1)
             return layout_.region_first[0] <= first && end <= layout_.region_end[0] ? 0 : -1;
+        return search_regions(first, end);
+    }
+    // The same with several regions: a binary search for the first region ending after `first`.
+    [[nodiscard]] GPUMMU_NOINLINE long search_regions(u64 first, u64 end) const noexcept
+    {
         std::size_t low = 0, high = layout_.region_count;
         while (low < high) {
             std::size_t middle = (low + high) / 2;
@@ -1371,8 +1455,8 @@ private:
         return locate(block, node, region);
     }
     // The same, also saying which region holds the block.
-    [[nodiscard]] Result<void> locate(const BuddyBlock &block, Node &node,
-                                      std::size_t &region) const noexcept
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE Result<void> locate(const BuddyBlock &block, Node &node,
+                                                           std::size_t &region) const noexcept
     {
         if (block.size < chunk_bytes() || !is_power_of_two(block.size))
             return failure(Error::invalid_argument);
