@@ -782,12 +782,7 @@ private:
     static constexpr unsigned pair_code(u64 left, u64 right) noexcept
     {
         GPUMMU_ASSERT(left < free_dirty || left != right);  // same-kind free buddies merge
-        return pair_code_at(4 * left + right);
-    }
-    // The same by key 4 * left + right (< 16).
-    static constexpr unsigned pair_code_at(u64 key) noexcept
-    {
-        return static_cast<unsigned>((pair_code_table >> (3 * key)) & 7u);
+        return static_cast<unsigned>((pair_code_table >> (3 * (4 * left + right))) & 7u);
     }
     // Freeing one side of a pair as one lookup (detail::buddy_release_entry, packed per
     // kind, 4 bits by (code, side)): a 4 KiB free reads its pair once and decides with it.
