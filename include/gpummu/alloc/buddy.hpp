@@ -830,8 +830,7 @@ private:
     [[nodiscard]] GPUMMU_ALWAYS_INLINE u64 state(unsigned order, u64 index) const noexcept
     {
         Slot slot = slot_of(order, index);
-        if (order == 0)
-            return pair_state(static_cast<unsigned>((*slot.word >> slot.shift) & 7u), slot.side);
+        if (order == 0) return pair_state(code_at(slot), slot.side);
         return field_at(slot);
     }
     // The 2-bit state field of a node of order >= 1, read and written where it lives.
@@ -843,34 +842,49 @@ private:
     {
         *slot.word = (*slot.word & ~(u64{3} << slot.shift)) | (value << slot.shift);
     }
+    // The 3-bit code of an order-0 pair, likewise.
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE static unsigned code_at(Slot slot) noexcept
+    {
+        return static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
+    }
+    GPUMMU_ALWAYS_INLINE static void write_code_at(Slot slot, unsigned code) noexcept
+    {
+        *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{code} << slot.shift);
+    }
 
+    // The sides of an order-0 word's pairs that are free of `kind`, each at bit 3p of pair
+    // p: left free of kind K is b0 and b2 == K; right is b1 and (b0 xor b2) == K.
+    struct FreeSides {
+        u64 left;
+        u64 right;
+    };
+    GPUMMU_ALWAYS_INLINE static FreeSides free_sides(u64 word, Kind kind) noexcept
+    {
+        u64 kind_bit = word >> 2;
+        u64 left = kind == clean ? word & kind_bit : word & ~kind_bit;
+        u64 right =
+            kind == clean ? (word >> 1) & (word ^ kind_bit) : (word >> 1) & ~(word ^ kind_bit);
+        return FreeSides{left & lane_bits, right & lane_bits};
+    }
     // Bits of a level-0 word whose node is free of `kind`: orders >= 1 at bit 2i for node
     // i of the word; order 0 at bit 3p (left) and 3p + 1 (right) for pair p.
     static constexpr u64 even_bits = 0x5555555555555555ull;
     GPUMMU_ALWAYS_INLINE static u64 kind_bits(unsigned order, u64 word, Kind kind) noexcept
     {
         if (order == 0) {
-            u64 left_free = word & lane_bits, right_free = (word >> 1) & lane_bits;
-            u64 kind_bit = (word >> 2) & lane_bits;
-            u64 left = kind == clean ? left_free & kind_bit : left_free & ~kind_bit;
-            u64 right = kind == clean ? right_free & (left_free ^ kind_bit)
-                                      : right_free & ~(left_free ^ kind_bit);
-            return left | right << 1;
+            FreeSides sides = free_sides(word, kind);
+            return sides.left | sides.right << 1;
         }
         return kind == clean ? (word & (word >> 1)) & even_bits : ((word >> 1) & ~word) & even_bits;
     }
-
     // As many bits as kind_bits() has (a pair holds at most one free side of each kind, the
     // two free buddies of one kind merge), for the summaries' empty / one-node checks; order
     // 0 with one bit per pair, fewer operations than placing each side's bit.
     GPUMMU_ALWAYS_INLINE static u64 kind_count_bits(unsigned order, u64 word, Kind kind) noexcept
     {
         if (order == 0) {
-            // Left free of kind K: b0 and b2 == K; right: b1 and (b0 xor b2) == K.
-            u64 kind_bit = word >> 2;
-            u64 free = kind == clean ? (word & kind_bit) | ((word >> 1) & (word ^ kind_bit))
-                                     : (word & ~kind_bit) | ((word >> 1) & ~(word ^ kind_bit));
-            return free & lane_bits;
+            FreeSides sides = free_sides(word, kind);
+            return sides.left | sides.right;
         }
         return kind_bits(order, word, kind);
     }
@@ -880,10 +894,10 @@ private:
     {
         Slot slot = slot_of(order, index);
         if (order == 0) {
-            auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
+            unsigned code = code_at(slot);
             u64 other = pair_state(code, slot.side ^ 1u);
             unsigned written = slot.side == 0 ? pair_code(value, other) : pair_code(other, value);
-            *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{written} << slot.shift);
+            write_code_at(slot, written);
             return slot;
         }
         write_field_at(slot, value);
@@ -1282,7 +1296,7 @@ private:
         u64 sibling = kind == clean ? free_clean : free_dirty;
         unsigned code =
             slot.side == 0 ? pair_code(allocated, sibling) : pair_code(sibling, allocated);
-        *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{code} << slot.shift);
+        write_code_at(slot, code);
         gained_free(0, kind, slot, child ^ 1u);
         count_block(0, kind);
     }
@@ -1297,7 +1311,7 @@ private:
         if (node.order == 0) {
             // A 4 KiB block: its pair is read once, to check and to release it.
             Slot slot = slot_of(0, node.index);
-            auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
+            unsigned code = code_at(slot);
             if (unsigned entry = release_entry(code, slot.side, kind); entry & side_allocated) {
                 release_chunk(slot, entry & 7u, node.index, kind, region);
                 return success();
@@ -1343,11 +1357,9 @@ private:
     {
         if (order == 0) {
             Slot slot = slot_of(0, index);
-            auto code = static_cast<unsigned>((*slot.word >> slot.shift) & 7u);
-            long region = region_of(index, index + 1);
-            GPUMMU_ASSERT(region >= 0);  // a chunk being freed lies in a region
+            unsigned code = code_at(slot);
             release_chunk(slot, release_entry(code, slot.side, kind) & 7u, index, kind,
-                          static_cast<std::size_t>(region));
+                          region_holding(index));
             return;
         }
         // The node reads allocated until it is merged or inserted free.
@@ -1363,7 +1375,7 @@ private:
         // A buddy outside the chunk's region reads allocated, so the merge into order 1
         // needs no check of the region; only a merge computes how far it may go.
         const bool merge = written == 0;
-        *slot.word = (*slot.word & ~(u64{7} << slot.shift)) | (u64{written} << slot.shift);
+        write_code_at(slot, written);
         if (!merge) {
             gained_free(0, kind, slot, index);
             count_free(0, kind);
@@ -1387,9 +1399,7 @@ private:
     }
     [[nodiscard]] GPUMMU_ALWAYS_INLINE unsigned merge_limit(u64 chunk) const noexcept
     {
-        long region = region_of(chunk, chunk + 1);
-        GPUMMU_ASSERT(region >= 0);  // a chunk being freed lies in a region
-        return merge_limit(chunk, static_cast<std::size_t>(region));
+        return merge_limit(chunk, region_holding(chunk));
     }
     // Node (order, index) is free of `kind` now (its own state not yet written) and
     // `freed_chunks` chunks became free with it: merges it with same-kind free buddies
@@ -1435,6 +1445,13 @@ private:
             end <= layout_.region_end[low])
             return static_cast<long>(low);
         return -1;
+    }
+    // The region of a chunk that lies in one (a chunk being freed, or of a free block).
+    [[nodiscard]] GPUMMU_ALWAYS_INLINE std::size_t region_holding(u64 chunk) const noexcept
+    {
+        long region = region_of(chunk, chunk + 1);
+        GPUMMU_ASSERT(region >= 0);
+        return static_cast<std::size_t>(region);
     }
 
     [[nodiscard]] BuddyBlock block_of(unsigned order, u64 index,
@@ -1833,7 +1850,7 @@ private:
             if (first == not_found) return false;
             (void)free_at(first, node);
         }
-        auto region = static_cast<std::size_t>(region_of(first, first + 1));
+        std::size_t region = region_holding(first);
         u64 limit = std::min(request.window_end, layout_.region_end[region]);
         u64 wanted = (first + align - 1) / align * align + length;
         u64 end = (node.index + 1) << node.order;
@@ -1856,7 +1873,7 @@ private:
             if (end == not_found) return false;
             (void)free_at(end - 1, node);
         }
-        auto region = static_cast<std::size_t>(region_of(end - 1, end));
+        std::size_t region = region_holding(end - 1);
         u64 floor = std::max(request.window_first, layout_.region_first[region]);
         u64 wanted = end >= length ? align_down(end - length, align) : 0;
         u64 first = node.index << node.order;
